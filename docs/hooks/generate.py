@@ -1,0 +1,66 @@
+"""MkDocs hook: pages generated at build time, so nothing is typed twice.
+
+- ``reference/data_dictionary.md`` from the bundled codebook (every form, variable, code list and source).
+- ``notebooks/*.ipynb`` from the repository's ``notebooks/`` folder, rendered by mkdocs-jupyter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def data_dictionary() -> str:
+    from kvarus_research import load_codebook
+
+    cb = load_codebook()
+    out = [
+        "# Data dictionary",
+        "",
+        f"Generated from the bundled codebook **{cb.name}** (version {cb.version}) at every docs build: the same "
+        "file drives validation, labels and the synthetic registry. `documented` variables are seen in the "
+        "register's public material; `assumed` ones are defined for the synthetic registry and are replaced when "
+        "you load the real `rapport.xlsx`.",
+        "",
+        "Values that mean *missing* in every variable: " + ", ".join(f"`{m}`" for m in cb.missing_labels) + ".",
+        "",
+    ]
+    for form in cb.forms:
+        out += [f"## {form.name}", "", f"Table `{form.table}`, kind `{form.kind}`, source `{form.source}`.", ""]
+        out += ["| variable | label (nb) | label (en) | type | codes / range | missing | required | source |",
+                "|---|---|---|---|---|---|---|---|"]
+        for v in cb.form_variables(form.name):
+            if v.codes:
+                codes = "; ".join(f"{c} = {v.code_label(c, 'nb')}" for c in v.codes)
+            elif v.range:
+                codes = f"{v.range[0]:g} – {v.range[1]:g}"
+            else:
+                codes = ""
+            if v.outcome is not None:
+                o = v.outcome
+                codes += f" (outcome: {o.direction} is better"
+                codes += f", reliability {o.reliability:g}" if o.reliability is not None else ""
+                codes += f", cut-off {o.cutoff:g}" if o.cutoff is not None else ""
+                codes += ")"
+            role = f" (role `{v.role}`)" if v.role else ""
+            out.append(
+                f"| `{v.name}`{role} | {_cell(v.label_in('nb'))} | {_cell(v.label_in('en'))} | {v.type} | "
+                f"{_cell(codes)} | {', '.join(str(m) for m in v.missing_codes)} | {'yes' if v.required else ''} | "
+                f"{v.source} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+def on_files(files, config):  # noqa: ANN001, ANN201 - MkDocs hook signature
+    files.append(File.generated(config, "reference/data_dictionary.md", content=data_dictionary()))
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        files.append(File.generated(config, f"notebooks/{nb.name}", abs_src_path=str(nb)))
+    return files
