@@ -1,0 +1,110 @@
+"""The CONSORT-style flow diagram of a cohort, drawn with matplotlib.
+
+A column of boxes holds the courses remaining after each step; beside each arrow an exclusion box gives the number
+excluded and the reason. Counts pass through disclosure control (:func:`kvarus_research.privacy.protect`, n < 5
+shown as "<5") unless ``protect=False``, in which case the figure says so.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+import pandas as pd
+
+COUNT_COLUMNS = ["n_before", "n_after", "n_excluded"]
+TITLE = "Selection of treatment courses"
+
+
+def displayed_counts(flow: pd.DataFrame, *, protect: bool = True, rules: Any = "norway") -> pd.DataFrame:
+    """The flow's counts as the text drawn on the diagram (after disclosure control unless ``protect=False``).
+
+    Examples
+    --------
+    >>> flow = pd.DataFrame({"step": ["a"], "label": ["x"], "reason": ["y"],
+    ...     "n_before": [20], "n_after": [17], "n_excluded": [3]})
+    >>> displayed_counts(flow)[["n_before", "n_after", "n_excluded"]].values.tolist()
+    [['20', '17', '<5']]
+    >>> displayed_counts(flow, protect=False)[["n_before", "n_after", "n_excluded"]].values.tolist()
+    [['20', '17', '3']]
+    """
+    out = flow.copy()
+
+    def fmt(v: Any) -> str:
+        return f"{int(v):,}".replace(",", " ") if not isinstance(v, str) else v
+
+    if not protect:
+        for col in COUNT_COLUMNS:
+            out[col] = flow[col].map(fmt)
+        return out
+    from kvarus_research.privacy import protect as _protect
+
+    shown = _protect(flow[["step", *COUNT_COLUMNS]].reset_index(drop=True), counts=COUNT_COLUMNS, rules=rules)
+    display = shown.display()
+    for col in COUNT_COLUMNS:
+        out[col] = display[col].map(fmt).to_numpy()
+    return out
+
+
+def _box(ax: Any, x: float, y: float, text: str, *, gid: str, side: bool = False) -> Any:
+    style = {"boxstyle": "round,pad=0.5", "fc": "#f3f6fa" if not side else "#fbf3f3", "ec": "#4a5a6a"}
+    t = ax.text(x, y, text, ha="left" if side else "center", va="center", fontsize=9, bbox=style)
+    t.set_gid(gid)
+    return t
+
+
+def plot_flow(flow: pd.DataFrame, ax: Any = None, *, protect: bool = True, rules: Any = "norway") -> Any:
+    """Draw a cohort flow table (``Cohort.flow``) as a CONSORT-style diagram.
+
+    Parameters
+    ----------
+    flow : DataFrame
+        ``step, label, reason, n_before, n_after, n_excluded`` as from :attr:`Cohort.flow`.
+    ax : matplotlib Axes, optional
+        Drawn into a new figure when absent.
+    protect : bool
+        Apply disclosure control to the counts (default). ``False`` draws exact counts and stamps the figure
+        "disclosure control OFF".
+    rules : str or rules object
+        Disclosure-control rules passed to :func:`kvarus_research.privacy.protect`.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Each box's text artist carries a ``gid`` ``"<row>:<column>"`` (``"0:n_before"`` for the top box, then
+        ``"i:n_excluded"`` and ``"i:n_after"`` per step; step i's ``n_before`` is the box above it) so tests and
+        reports can read the numbers back.
+
+    Examples
+    --------
+    >>> flow = pd.DataFrame({"step": ["opt_outs", "ended"], "label": ["Patients not opted out", "Course ended"],
+    ...     "reason": ["patient opted out", "still in treatment"], "n_before": [120, 110],
+    ...     "n_after": [110, 80], "n_excluded": [10, 30]})
+    >>> ax = plot_flow(flow, protect=False)
+    >>> sorted(t.get_gid() for t in ax.texts if t.get_gid())
+    ['0:n_after', '0:n_before', '0:n_excluded', '1:n_after', '1:n_excluded']
+    """
+    import matplotlib.pyplot as plt
+
+    shown = displayed_counts(flow, protect=protect, rules=rules)
+    n = len(flow)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 1.5 + 1.6 * n))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(-0.6, 2 * n + 0.6)
+    ax.axis("off")
+    ax.set_title(TITLE, fontsize=11, loc="left")
+    arrow = {"arrowstyle": "-|>", "color": "#4a5a6a", "lw": 1.2}
+    y_top = 2 * n
+    _box(ax, 3.2, y_top, f"Courses in the registry\nn = {shown['n_before'].iloc[0]}", gid="0:n_before")
+    for i, row in enumerate(shown.itertuples(index=False)):
+        y_from, y_to = y_top - 2 * i, y_top - 2 * (i + 1)
+        ax.annotate("", xy=(3.2, y_to + 0.45), xytext=(3.2, y_from - 0.45), arrowprops=arrow)
+        ax.annotate("", xy=(5.5, y_from - 1), xytext=(3.2, y_from - 1), arrowprops=arrow)
+        reason = textwrap.fill(f"Excluded: {row.reason}", 38)
+        _box(ax, 5.7, y_from - 1, f"{reason}\nn = {row.n_excluded}", gid=f"{i}:n_excluded", side=True)
+        label = textwrap.fill(str(row.label), 40)
+        _box(ax, 3.2, y_to, f"{label}\nn = {row.n_after}", gid=f"{i}:n_after")
+    if not protect:
+        ax.text(10, -0.5, "disclosure control OFF: exact counts", ha="right", fontsize=8, color="#a00000")
+    return ax

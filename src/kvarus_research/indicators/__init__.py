@@ -1,0 +1,79 @@
+"""Quality indicators (kvalitetsindikatorer), the network-work process indicator and patient progress.
+
+An indicator is a per-row numerator flag and denominator flag over a stated unit of analysis (course or patient)
+and a stated registration; :mod:`~kvarus_research.indicators.framework` aggregates it per unit (small units
+pooled), region, nation and year with Wilson or exact confidence intervals. The four Kvarus indicators
+(treatment plan, crisis plan, experienced benefit, ended by mutual agreement) live in
+:mod:`~kvarus_research.indicators.kvarus`; coverage and completeness in
+:mod:`~kvarus_research.indicators.coverage`.
+
+Examples
+--------
+>>> import kvarus_research as kr
+>>> res = kr.indicators.kvarus_indicators(kr.synthetic.generate(n_courses=300, seed=1))
+>>> res["plan_beh"].definition.details["unit of analysis"]
+'course'
+"""
+
+from kvarus_research.indicators.coverage import CoverageResult, completeness, coverage
+from kvarus_research.indicators.framework import (
+    Indicator,
+    Target,
+    aggregate,
+    count_exclusions,
+    exact_ci,
+    proportion_ci,
+    wilson_ci,
+)
+from kvarus_research.indicators.kvarus import (
+    BENEFIT,
+    CRISIS_PLAN,
+    DEFAULT_TARGETS,
+    KVARUS_INDICATORS,
+    MUTUAL_AGREEMENT,
+    TREATMENT_PLAN,
+    feedback_indicator,
+    first_measurement,
+    first_measurement_flags,
+    kvarus_indicators,
+    load_targets,
+    mutual_agreement_flags,
+)
+from kvarus_research.indicators.network import NetworkWorkResult, network_work
+from kvarus_research.indicators.plots import funnel_limits, funnel_plot, indicator_bars, p_chart
+from kvarus_research.indicators.progress import ProgressResult, patient_progress
+from kvarus_research.indicators.result import IndicatorResult
+
+__all__ = [
+    "BENEFIT",
+    "CRISIS_PLAN",
+    "DEFAULT_TARGETS",
+    "KVARUS_INDICATORS",
+    "MUTUAL_AGREEMENT",
+    "TREATMENT_PLAN",
+    "CoverageResult",
+    "Indicator",
+    "IndicatorResult",
+    "NetworkWorkResult",
+    "ProgressResult",
+    "Target",
+    "aggregate",
+    "completeness",
+    "count_exclusions",
+    "coverage",
+    "exact_ci",
+    "feedback_indicator",
+    "first_measurement",
+    "first_measurement_flags",
+    "funnel_limits",
+    "funnel_plot",
+    "indicator_bars",
+    "kvarus_indicators",
+    "load_targets",
+    "mutual_agreement_flags",
+    "network_work",
+    "p_chart",
+    "patient_progress",
+    "proportion_ci",
+    "wilson_ci",
+]

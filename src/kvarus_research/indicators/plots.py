@@ -1,0 +1,208 @@
+"""Indicator plots: bars per unit with target bands, funnel plot, p-chart (SPC).
+
+Every function draws what it is given: pass the *protected* table (suppressed cells missing) and suppressed bars
+are drawn blank and labelled "N<5".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from kvarus_research.indicators.framework import Target
+
+BAND_COLOURS = {"high": "#2ca25f", "moderate": "#fec44f", "low": "#de2d26"}
+SUPPRESSED_LABEL = "N<5"
+
+
+def _axes(ax: Any, n_rows: int = 6) -> Any:
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, max(2.5, 0.38 * n_rows + 1.4)))
+    return ax
+
+
+def target_bands(ax: Any, target: Target | None, *, scale: float = 100.0, vertical: bool = True) -> None:
+    """Shade the low / moderate / high ranges of ``target`` (red / yellow / green) on ``ax``."""
+    if target is None:
+        return
+    span = ax.axvspan if vertical else ax.axhspan
+    for lo, hi, level in ((0, target.moderate, "low"), (target.moderate, target.high, "moderate"),
+                          (target.high, 1.0, "high")):  # fmt: skip
+        if hi > lo:
+            span(lo * scale, hi * scale, color=BAND_COLOURS[level], alpha=0.15, zorder=0, lw=0)
+
+
+def _bar_label(row: pd.Series) -> str:
+    if row["level"] == "pooled":
+        k = row["n_units"]
+        return f"{row['group']}, {int(k)} unit{'s' if k != 1 else ''}" if pd.notna(k) else str(row["group"])
+    return str(row["group"])
+
+
+def indicator_bars(
+    table: pd.DataFrame,
+    *,
+    ax: Any = None,
+    target: Target | None = None,
+    title: str = "",
+    levels: tuple[str, ...] = ("unit", "pooled", "national"),
+) -> Any:
+    """Horizontal bars (percent) per unit, the pooled small units and the nation, with Wilson CIs.
+
+    Each bar is labelled "x av n"; bars whose counts are suppressed (missing) have zero length and the label
+    "N<5". The background shows the target bands (green high, yellow moderate, red low).
+
+    Parameters
+    ----------
+    table : DataFrame
+        Rows of :attr:`IndicatorResult.table` for one year (protected).
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> t = pd.DataFrame({"level": ["unit", "national"], "group": ["A", "Norway"], "n_units": [1, 2],
+    ...     "numerator": [8, 9], "denominator": [10, 14], "proportion": [0.8, 9 / 14],
+    ...     "ci_low": [0.49, 0.39], "ci_high": [0.94, 0.84]})
+    >>> ax = indicator_bars(t, target=Target(0.8, 0.6))
+    >>> [round(bar.get_width(), 1) for bar in ax.containers[0]]
+    [80.0, 64.3]
+    """
+    rows = table[table["level"].isin(levels)].copy()
+    suppressed = rows["denominator"].isna() | rows["numerator"].isna() | rows["proportion"].isna()
+    rows["_supp"] = suppressed.to_numpy()
+    rows["_nat"] = (rows["level"] == "national").to_numpy()
+    rows["_pool"] = (rows["level"] == "pooled").to_numpy()
+    rows["_p"] = rows["proportion"].astype(float).fillna(-1.0)
+    # bottom-to-top drawing order: suppressed, pooled, units by proportion, nation on top
+    rows = rows.sort_values(["_nat", "_supp", "_pool", "_p"], ascending=[True, False, False, True], kind="stable")
+    ax = _axes(ax, len(rows))
+    target_bands(ax, target)
+    y = np.arange(len(rows))
+    width = np.where(rows["_supp"], 0.0, rows["_p"].clip(lower=0) * 100)
+    colours = np.where(rows["_nat"], "#08306b", np.where(rows["_pool"], "#9ecae1", "#4292c6"))
+    ax.barh(y, width, color=colours, height=0.7, zorder=2)
+    ok = ~rows["_supp"].to_numpy()
+    lo = (rows["_p"] - rows["ci_low"].astype(float)).to_numpy() * 100
+    hi = (rows["ci_high"].astype(float) - rows["_p"]).to_numpy() * 100
+    if ok.any():
+        ax.errorbar(width[ok], y[ok], xerr=[lo[ok], hi[ok]], fmt="none", ecolor="black", lw=0.8, capsize=2,
+                    zorder=3)  # fmt: skip
+    for yi, (_, row) in zip(y, rows.iterrows()):
+        if row["_supp"]:
+            text = SUPPRESSED_LABEL
+        else:
+            text = f"{int(row['numerator'])} av {int(row['denominator'])}"
+        ax.text(101, yi, text, va="center", ha="left", fontsize=8)
+    ax.set_yticks(y, [_bar_label(r) for _, r in rows.iterrows()], fontsize=8)
+    ax.set_xlim(0, 118)
+    ax.set_xticks([0, 20, 40, 60, 80, 100])
+    ax.set_xlabel("Percent (95 % CI)")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def funnel_limits(p0: float, n: Any, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Funnel-plot control limits around a national rate ``p0``: p0 ± z·√(p0(1 − p0)/n), clipped to [0, 1].
+
+    Examples
+    --------
+    >>> low, high = funnel_limits(0.5, [100], 0.95)
+    >>> round(float(low[0]), 4), round(float(high[0]), 4)
+    (0.402, 0.598)
+    """
+    n = np.asarray(n, dtype=float)
+    z = stats.norm.ppf(1 - (1 - level) / 2)
+    half = z * np.sqrt(p0 * (1 - p0) / n)
+    return np.clip(p0 - half, 0, 1), np.clip(p0 + half, 0, 1)
+
+
+def funnel_plot(table: pd.DataFrame, *, ax: Any = None, title: str = "") -> Any:
+    """Funnel plot: each unit's proportion against its denominator, with 95 % and 99.8 % limits around the
+    national rate (the ``national`` row). Suppressed units are not drawn; their number is given in the legend.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> t = pd.DataFrame({"level": ["unit", "unit", "national"], "group": ["A", "B", "Norway"],
+    ...     "numerator": [30, 10, 40], "denominator": [40, 20, 60], "proportion": [0.75, 0.5, 40 / 60]})
+    >>> ax = funnel_plot(t)
+    >>> ax.collections[0].get_offsets().tolist()
+    [[40.0, 75.0], [20.0, 50.0]]
+    """
+    national = table[table["level"] == "national"]
+    if national.empty or pd.isna(national["proportion"].iloc[0]):
+        from kvarus_research.errors import AnalysisError
+
+        raise AnalysisError("funnel plot: the table has no (unsuppressed) national row to compare against")
+    p0 = float(national["proportion"].iloc[0])
+    units = table[table["level"].isin(("unit", "pooled"))]
+    shown = units.dropna(subset=["denominator", "proportion"])
+    n_supp = len(units) - len(shown)
+    ax = _axes(ax)
+    n = shown["denominator"].astype(float).to_numpy()
+    p = shown["proportion"].astype(float).to_numpy()
+    ax.scatter(n, p * 100, color="#2171b5", zorder=3, s=18, label="unit")
+    grid = np.linspace(max(1.0, n.min() * 0.8 if len(n) else 1.0), max(10.0, n.max() * 1.1 if len(n) else 10.0), 200)
+    for level, style in ((0.95, "--"), (0.998, ":")):
+        low, high = funnel_limits(p0, grid, level)
+        ax.plot(grid, low * 100, style, color="grey", lw=1, label=f"{level * 100:g} % limits")
+        ax.plot(grid, high * 100, style, color="grey", lw=1)
+    ax.axhline(p0 * 100, color="black", lw=1, label=f"national {p0:.1%}")
+    low, high = funnel_limits(p0, n, 0.998)
+    for ni, pi, name, lo_, hi_ in zip(n, p, shown["group"], low, high):
+        if pi < lo_ or pi > hi_:
+            ax.annotate(str(name), (ni, pi * 100), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if n_supp:
+        ax.plot([], [], " ", label=f"{n_supp} unit(s) suppressed ({SUPPRESSED_LABEL})")
+    ax.set_xlabel("Denominator (n)")
+    ax.set_ylabel("Percent")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def p_chart(table: pd.DataFrame, *, ax: Any = None, title: str = "") -> Any:
+    """p-chart (SPC): proportion per period with centre line and 3-sigma limits; signals in red; suppressed
+    periods left as gaps labelled "N<5".
+
+    Parameters
+    ----------
+    table : DataFrame
+        From :meth:`IndicatorResult.spc_table` (optionally protected).
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> t = pd.DataFrame({"period": ["2021", "2022"], "numerator": [40, 60], "denominator": [100, 100],
+    ...     "proportion": [0.4, 0.6], "centre": 0.5, "lcl": 0.35, "ucl": 0.65, "signal": False})
+    >>> p_chart(t).lines[0].get_ydata().tolist()
+    [40.0, 60.0]
+    """
+    ax = _axes(ax)
+    x = np.arange(len(table))
+    p = table["proportion"].astype(float).to_numpy() * 100
+    ax.plot(x, p, "o-", color="#2171b5", ms=4, zorder=3, label="proportion")
+    ax.step(x, table["ucl"].astype(float) * 100, where="mid", color="grey", ls="--", lw=1, label="3σ limits")
+    ax.step(x, table["lcl"].astype(float) * 100, where="mid", color="grey", ls="--", lw=1)
+    ax.axhline(float(table["centre"].iloc[0]) * 100, color="black", lw=1, label="centre line")
+    sig = table["signal"].fillna(False).to_numpy(dtype=bool) & ~np.isnan(p)
+    if sig.any():
+        ax.scatter(x[sig], p[sig], color="red", zorder=4, s=30, label="signal")
+    for xi in x[np.isnan(p)]:
+        ax.text(xi, 2, SUPPRESSED_LABEL, ha="center", fontsize=7)
+    step = max(1, len(x) // 12)
+    ax.set_xticks(x[::step], table["period"].iloc[::step], rotation=45, fontsize=7)
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("Percent")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax

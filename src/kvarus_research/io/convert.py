@@ -1,0 +1,189 @@
+"""Typing the text fields of an MRS dump by the codebook, reporting every value that does not fit.
+
+Each column becomes the pandas dtype of its codebook type (:func:`kvarus_research.codebook.schema.pandas_dtype`).
+Empty fields, the codebook's ``missing_labels`` (``---``, ``Velg verdi`` ...) and each variable's
+``missing_codes`` become missing (NA) without a finding: that is how MRS writes "no answer". Values that cannot be
+read as their type (text in a number, an impossible date, an unknown boolean) become NA *with* a finding.
+
+Parsing uses pyarrow compute kernels on whole columns (fast path) and falls back to a per-value check only to
+locate the values that fail.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kvarus_research.codebook.model import Variable
+
+NUMBER_RE = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+DMY_RE = r"^(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})(?:[ T](?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?)?$"
+ISO_RE = r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?:[ T](?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?)?$"
+TRUE_TEXT = ("1", "true", "sann", "ja", "yes")
+FALSE_TEXT = ("0", "false", "usann", "nei", "no")
+BOOL_MISSING = ("-1",)
+
+
+class Converted:
+    """One converted column: the typed values and the rows (positions) whose text did not fit the type."""
+
+    __slots__ = ("values", "bad", "rule", "expected")
+
+    def __init__(self, values: pd.api.extensions.ExtensionArray | np.ndarray, bad: np.ndarray, rule: str,
+                 expected: str) -> None:
+        self.values, self.bad, self.rule, self.expected = values, bad, rule, expected
+
+
+def clean_text(arr: pa.ChunkedArray | pa.Array, missing_labels: tuple[str, ...]) -> pa.Array:
+    """Trim whitespace and turn empty fields and missing labels into nulls."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], type=pa.string())
+    trimmed = pc.utf8_trim_whitespace(arr)
+    missing = pc.is_in(trimmed, value_set=pa.array(["", *missing_labels], type=pa.string()))
+    return pc.if_else(missing, pa.scalar(None, type=pa.string()), trimmed)
+
+
+def _is_bad(clean: pa.Array, parsed_valid: np.ndarray) -> np.ndarray:
+    """Positions with text that did not parse."""
+    has_text = np.asarray(clean.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    return has_text & ~parsed_valid
+
+
+def to_text(clean: pa.Array) -> pd.api.extensions.ExtensionArray:
+    """Text as a pandas ``string`` array (pyarrow storage)."""
+    return pd.array(pd.arrays.ArrowStringArray(clean.cast(pa.large_string())), dtype=pd.StringDtype("pyarrow"))
+
+
+def parse_numbers(clean: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers with a decimal point or comma; returns floats (NaN when missing or bad) and the bad mask.
+
+    Examples
+    --------
+    >>> v, bad = parse_numbers(pa.array(["3", "2,5", "x", None]))
+    >>> v.tolist()[:2], bad.tolist()
+    ([3.0, 2.5], [False, False, True, False])
+    """
+    s = pc.replace_substring(clean, ",", ".")
+    try:
+        values = pc.cast(s, pa.float64()).to_numpy(zero_copy_only=False)
+        if not np.isfinite(values[~np.isnan(values)]).all():
+            raise pa.ArrowInvalid("non-finite")
+    except pa.ArrowInvalid:
+        ok = pc.fill_null(pc.match_substring_regex(s, NUMBER_RE), False)
+        values = pc.cast(pc.if_else(ok, s, pa.scalar(None, type=pa.string())), pa.float64())
+        values = values.to_numpy(zero_copy_only=False)
+    values = np.array(values, dtype=np.float64)  # a writable copy
+    return values, _is_bad(clean, ~np.isnan(values))
+
+
+def _int_array(values: np.ndarray) -> pd.arrays.IntegerArray:
+    mask = np.isnan(values)
+    return pd.arrays.IntegerArray(np.where(mask, 0, values).astype(np.int64), mask)
+
+
+def convert_number(clean: pa.Array, v: Variable) -> Converted:
+    """An integer, enum or float column; missing codes become NA; enum labels are mapped to their codes."""
+    values, bad = parse_numbers(clean)
+    if v.type == "enum" and bad.any():
+        labels = {str(lab).strip().lower(): c for c, d in v.codes.items() for lab in d.values()}
+        texts = clean.to_pylist()
+        for i in np.flatnonzero(bad):
+            code = labels.get(str(texts[i]).lower())
+            if code is not None:
+                values[i], bad[i] = float(code), False
+    if v.missing_codes:
+        values[np.isin(values, np.asarray(v.missing_codes, dtype=np.float64))] = np.nan
+    if v.type == "float":
+        return Converted(pd.arrays.FloatingArray(np.nan_to_num(values), np.isnan(values)), bad, "not_a_number",
+                         "a number (decimal comma allowed)")
+    frac = ~np.isnan(values) & (values != np.round(values))
+    if frac.any():
+        values[frac] = np.nan
+        return Converted(_int_array(values), bad | frac, "not_a_number", "a whole number")
+    return Converted(_int_array(values), bad, "not_a_number", "a whole number" if v.type == "integer" else "a code")
+
+
+def _components(clean: pa.Array, pattern: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    st = pc.extract_regex(clean, pattern)
+    ok = np.asarray(st.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    parts = {}
+    for f in ("y", "m", "d", "H", "M", "S"):
+        col = pc.fill_null(pc.struct_field(st, f), "0")
+        col = pc.if_else(pc.equal(col, ""), "0", col)
+        parts[f] = np.asarray(pc.cast(col, pa.int64()).to_numpy(zero_copy_only=False))
+    return ok, parts
+
+
+def parse_dates(clean: pa.Array, *, keep_time: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``dd.mm.YYYY`` or ``dd.mm.YYYY HH:MM:SS`` (also ISO ``YYYY-MM-DD``); impossible dates are bad.
+
+    Returns datetime64[ns] values (NaT when missing or bad) and the bad mask.
+
+    Examples
+    --------
+    >>> d, bad = parse_dates(pa.array(["01.03.2021", "31.02.2021", "2021-03-02 10:00:00", None]),
+    ...                      keep_time=False)
+    >>> [str(x)[:10] for x in d], bad.tolist()
+    (['2021-03-01', 'NaT', '2021-03-02', 'NaT'], [False, True, False, False])
+    """
+    ok1, p1 = _components(clean, DMY_RE)
+    ok2, p2 = _components(clean, ISO_RE)
+    ok = ok1 | ok2
+    y, m, d, hh, mm, ss = (np.where(ok1, p1[k], p2[k]) for k in ("y", "m", "d", "H", "M", "S"))
+    y, m, d = np.where(ok, y, 1970), np.where(ok, m, 1), np.where(ok, d, 1)
+    month_start = (y - 1970) * 12 + (m - 1)
+    valid = ok & (m >= 1) & (m <= 12) & (d >= 1) & (y >= 1800) & (y <= 2200)
+    month_start = np.where(valid, month_start, 0)
+    first = month_start.astype("datetime64[M]").astype("datetime64[D]")
+    days_in_month = ((month_start + 1).astype("datetime64[M]").astype("datetime64[D]") - first).astype(np.int64)
+    valid &= d <= days_in_month
+    valid &= (hh < 24) & (mm < 60) & (ss < 60)
+    out = (first + (np.where(valid, d, 1) - 1).astype("timedelta64[D]")).astype("datetime64[ns]")
+    if keep_time:
+        out = out + (hh * 3600 + mm * 60 + ss).astype("timedelta64[s]").astype("timedelta64[ns]")
+    out = np.where(valid, out, np.datetime64("NaT", "ns"))
+    return out, _is_bad(clean, valid)
+
+
+def parse_booleans(clean: pa.Array) -> tuple[pd.arrays.BooleanArray, np.ndarray]:
+    """``1``/``0``/``-1`` (−1 = missing) or ``True``/``False`` (also Ja/Nei); returns the values and the bad mask.
+
+    Examples
+    --------
+    >>> b, bad = parse_booleans(pa.array(["1", "False", "-1", "kanskje", None]))
+    >>> b.tolist(), bad.tolist()
+    ([True, False, <NA>, <NA>, <NA>], [False, False, False, True, False])
+    """
+    low = pc.utf8_lower(clean)
+    is_true = np.asarray(pc.fill_null(pc.is_in(low, value_set=pa.array(TRUE_TEXT)), False).to_numpy(zero_copy_only=False))
+    is_false = np.asarray(pc.fill_null(pc.is_in(low, value_set=pa.array(FALSE_TEXT)), False).to_numpy(zero_copy_only=False))
+    is_missing = np.asarray(
+        pc.fill_null(pc.is_in(low, value_set=pa.array(BOOL_MISSING)), False).to_numpy(zero_copy_only=False)
+    )
+    known = is_true | is_false
+    return pd.arrays.BooleanArray(is_true, ~known), _is_bad(clean, known | is_missing)
+
+
+def convert_column(arr: pa.ChunkedArray | pa.Array, v: Variable | None, missing_labels: tuple[str, ...]) -> Converted:
+    """Convert one text column by its codebook variable (``None``: keep as text).
+
+    Examples
+    --------
+    >>> import kvarus_research as kr
+    >>> cb = kr.load_codebook()
+    >>> c = convert_column(pa.array(["2", "Velg verdi", "0", "sju"]), cb.variable("plan_beh"), cb.missing_labels)
+    >>> c.values.tolist(), c.bad.tolist(), c.rule
+    ([2, <NA>, <NA>, <NA>], [False, False, False, True], 'not_a_number')
+    """
+    clean = clean_text(arr, missing_labels)
+    if v is None or v.type in ("id", "text"):
+        return Converted(to_text(clean), np.zeros(len(clean), dtype=bool), "", "text")
+    if v.type in ("integer", "enum", "float"):
+        return convert_number(clean, v)
+    if v.type in ("date", "datetime"):
+        values, bad = parse_dates(clean, keep_time=v.type == "datetime")
+        return Converted(values, bad, "invalid_date", "a date dd.mm.YYYY (or dd.mm.YYYY HH:MM:SS)")
+    values, bad = parse_booleans(clean)
+    return Converted(values, bad, "invalid_boolean", "a boolean (-1/0/1 or False/True)")

@@ -1,0 +1,343 @@
+"""Parsing one MRS data-dump file (CSV or an xlsx sheet) into a table of text, keeping every row's line number.
+
+MRS data dumps (domain.md §3) are ``;``-separated UTF-8 files with a byte-order mark, an extra empty unnamed
+column at the end of every row, decimal commas and ``dd.mm.YYYY`` dates. This module only splits the file into
+fields: every value stays text (typing is :mod:`kvarus_research.io.convert`'s job) and every data row keeps its
+line number as in the file (header = line 1, first data row = line 2), so a finding can always point at the line
+a person would open. Rows with the wrong number of fields (a truncated last line, an unquoted ``;`` in a text)
+are kept aside as :attr:`RawTable.bad_rows`, never dropped silently.
+
+A file that cannot be read at all (empty, not UTF-8, wrong delimiter, duplicate column names) raises
+:class:`FileProblem`, an :class:`~kvarus_research.errors.ExtractError` that also carries the file, line, column
+and rule.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+from kvarus_research.errors import ExtractError
+
+BOM = b"\xef\xbb\xbf"
+
+
+class FileProblem(ExtractError):
+    """A file of an extract cannot be read at all.
+
+    Attributes
+    ----------
+    file : str
+        File name.
+    line : int or None
+        Line in the file (header = 1) when the problem has one.
+    column : str or None
+        Column name when the problem has one.
+    rule : str
+        Short name of the rule: ``empty_file``, ``encoding``, ``wrong_delimiter``, ``duplicate_column``,
+        ``missing_required_column``, ``unreadable``, ``missing_form``.
+    """
+
+    def __init__(self, message: str, *, file: str, rule: str, line: int | None = None, column: str | None = None):
+        super().__init__(message)
+        self.file, self.rule, self.line, self.column = file, rule, line, column
+
+
+@dataclass
+class RawTable:
+    """One file (or sheet) split into text fields.
+
+    Attributes
+    ----------
+    file : str
+        Name shown in findings (file name, plus ``[sheet]`` for xlsx sheets).
+    columns : list of str
+        Column names from the header (the trailing empty column removed).
+    table : pyarrow.Table
+        All values as text, one column per name in ``columns``; empty fields are empty strings.
+    lines : ndarray of int
+        Line number in the file of each row of ``table``.
+    bad_rows : list of (line, fields found)
+        Rows whose number of fields does not match the header; they count as read and rejected.
+    expected_fields : int
+        Number of fields a row should have.
+    encoding : str
+        ``"utf-8"`` or ``"cp1252"`` (only when the caller allowed it).
+    notes : list of (rule, column, message)
+        File-level warnings (e.g. read as cp1252, a non-empty unnamed column).
+    """
+
+    file: str
+    columns: list[str]
+    table: pa.Table
+    lines: np.ndarray
+    bad_rows: list[tuple[int, int]] = field(default_factory=list)
+    expected_fields: int = 0
+    encoding: str = "utf-8"
+    notes: list[tuple[str, str | None, str]] = field(default_factory=list)
+
+    @property
+    def n_read(self) -> int:
+        """Data rows read from the file (good rows plus rows with the wrong number of fields)."""
+        return self.table.num_rows + len(self.bad_rows)
+
+
+def _utf8_error(data: bytes) -> int | None:
+    """Byte offset of the first invalid UTF-8 sequence, or None when ``data`` is valid UTF-8."""
+    arr = pa.Array.from_buffers(
+        pa.large_binary(), 1, [None, pa.py_buffer(np.array([0, len(data)], dtype=np.int64)), pa.py_buffer(data)]
+    )
+    try:
+        arr.cast(pa.large_string())
+        return None
+    except pa.ArrowInvalid:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return exc.start
+        return None  # pragma: no cover - arrow and Python disagree only on exotic input
+
+
+def _header(first_line: str, name: str) -> tuple[list[str], bool]:
+    """Column names from the header line and whether it ended with the trailing empty column."""
+    try:
+        names = next(csv.reader([first_line], delimiter=";"), [])
+    except csv.Error as exc:
+        raise FileProblem(f"{name} line 1: the header cannot be split into columns ({exc})", file=name, line=1,
+                          rule="unreadable") from exc
+    names = [n.strip() for n in names]
+    trailing = len(names) > 1 and names[-1] == ""
+    if trailing:
+        names = names[:-1]
+    if not names or all(n == "" for n in names):
+        raise FileProblem(f"{name} line 1: the header names no columns; expected ';'-separated column names",
+                          file=name, line=1, rule="empty_file")
+    if len(names) == 1:
+        for delim, label in ((",", "','"), ("\t", "a tab"), ("|", "'|'")):
+            if delim in names[0]:
+                raise FileProblem(
+                    f"{name} line 1: the columns are separated by {label}, expected ';' (MRS data dumps use ';')",
+                    file=name, line=1, rule="wrong_delimiter",
+                )
+    seen: set[str] = set()
+    for n in names:
+        if n and n in seen:
+            raise FileProblem(f"{name} line 1: column {n!r} appears more than once; duplicate column names are "
+                              "refused (which one holds the data is unknown)", file=name, line=1, column=n,
+                              rule="duplicate_column")
+        seen.add(n)
+    names = [n if n else f"unnamed_{i + 1}" for i, n in enumerate(names)]
+    return names, trailing
+
+
+def _line_count(data: bytes) -> tuple[int, bool]:
+    """Number of lines and whether any line (other than a final one) is blank."""
+    n = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    blank = b"\n\n" in data or b"\n\r\n" in data or data.startswith((b"\n", b"\r\n"))
+    return n, blank
+
+
+def parse_csv(data: bytes, name: str, *, allow_cp1252: bool = False) -> RawTable:
+    """Split the bytes of one MRS CSV data dump into text fields.
+
+    Parameters
+    ----------
+    data : bytes
+        The whole file.
+    name : str
+        File name, used in findings and messages.
+    allow_cp1252 : bool
+        Read a file that is not valid UTF-8 as Windows-1252 (with a warning note) instead of refusing it.
+
+    Returns
+    -------
+    RawTable
+
+    Raises
+    ------
+    FileProblem
+        Empty file, not UTF-8 (and ``allow_cp1252`` is false), wrong delimiter, duplicate column names.
+
+    Examples
+    --------
+    >>> raw = parse_csv("\\ufeffPasientGUID;dager_rus_30;\\na;3;\\nb;2,5;\\n".encode(), "f.csv")
+    >>> raw.columns, raw.lines.tolist(), raw.table.column("dager_rus_30").to_pylist()
+    (['PasientGUID', 'dager_rus_30'], [2, 3], ['3', '2,5'])
+    """
+    if data.startswith(BOM):
+        data = data[len(BOM) :]
+    if not data.strip():
+        raise FileProblem(f"{name}: the file is empty (no header line)", file=name, rule="empty_file")
+    encoding = "utf-8"
+    notes: list[tuple[str, str | None, str]] = []
+    bad = _utf8_error(data)
+    if bad is not None:
+        line = data.count(b"\n", 0, bad) + 1
+        if not allow_cp1252:
+            raise FileProblem(
+                f"{name} line {line}: the file is not UTF-8 (byte 0x{data[bad]:02x} at offset {bad}); MRS dumps "
+                "are UTF-8. If it was saved by Excel as Windows-1252, read it with allow_cp1252=True",
+                file=name, line=line, rule="encoding",
+            )
+        try:
+            data = data.decode("cp1252").encode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FileProblem(f"{name}: the file is neither UTF-8 nor Windows-1252 (byte offset {exc.start})",
+                              file=name, line=line, rule="encoding") from exc
+        encoding = "cp1252"
+        notes.append(("encoding_cp1252", None, "file is not UTF-8; read as Windows-1252 as allowed"))
+    if b"\x00" in data:
+        line = data.count(b"\n", 0, data.index(b"\x00")) + 1
+        raise FileProblem(f"{name} line {line}: the file contains NUL bytes: not a text file",
+                          file=name, line=line, rule="unreadable")
+    end = data.find(b"\n")
+    first = (data if end < 0 else data[:end]).decode("utf-8").rstrip("\r")
+    names, trailing = _header(first, name)
+    n_fields = len(names) + (1 if trailing else 0)
+    raw = _fast_parse(data, names, n_fields, name) if end >= 0 else None
+    if raw is None:
+        raw = _slow_parse(data.decode("utf-8"), names, n_fields, trailing, name)
+    raw.encoding, raw.notes = encoding, notes + raw.notes
+    return raw
+
+
+def _fast_parse(data: bytes, names: list[str], n_fields: int, name: str) -> RawTable | None:
+    """pyarrow's parser when every record sits on one line with the right number of fields; else None."""
+    n_lines, blank = _line_count(data)
+    if blank:
+        return None
+    cols = [f"c{i}" for i in range(n_fields)]
+    try:
+        table = pcsv.read_csv(
+            io.BytesIO(data),
+            read_options=pcsv.ReadOptions(skip_rows=1, column_names=cols, block_size=1 << 24),
+            parse_options=pcsv.ParseOptions(delimiter=";", newlines_in_values=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(cols, pa.string()), strings_can_be_null=False, quoted_strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowException):
+        return None
+    if table.num_rows != n_lines - 1:
+        return None
+    raw = RawTable(file=name, columns=names, table=table.select(cols[: len(names)]).rename_columns(names),
+                   lines=np.arange(2, table.num_rows + 2, dtype=np.int64), expected_fields=n_fields)
+    if n_fields > len(names):
+        _check_trailing(raw, table.column(cols[-1]).to_pylist())
+    return raw
+
+
+def _check_trailing(raw: RawTable, values: list[Any]) -> None:
+    filled = sum(1 for v in values if v not in ("", None))
+    if filled:
+        raw.notes.append(("unnamed_column_not_empty", None,
+                          f"the unnamed last column holds values in {filled} row(s); they were ignored"))
+
+
+def _slow_parse(text: str, names: list[str], n_fields: int, trailing: bool, name: str) -> RawTable:
+    """Python's csv module, line by line: handles quoted newlines, blank lines and rows of the wrong length."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=";")
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    bad: list[tuple[int, int]] = []
+    extra: list[str] = []
+    prev = 0
+    try:
+        for i, rec in enumerate(reader):
+            start = prev + 1
+            prev = reader.line_num
+            if i == 0 or not rec or (len(rec) == 1 and rec[0].strip() == ""):
+                continue
+            if len(rec) == n_fields or (trailing and len(rec) == n_fields - 1):
+                rows.append(rec[: len(names)])
+                extra.append(rec[-1] if trailing and len(rec) == n_fields else "")
+                lines.append(start)
+            else:
+                bad.append((start, len(rec)))
+    except csv.Error as exc:
+        raise FileProblem(f"{name} line {prev + 1}: cannot be split into fields ({exc})", file=name, line=prev + 1,
+                          rule="unreadable") from exc
+    columns = list(zip(*rows)) if rows else [()] * len(names)
+    table = pa.table({n: pa.array(list(c), type=pa.string()) for n, c in zip(names, columns)})
+    raw = RawTable(file=name, columns=names, table=table, lines=np.asarray(lines, dtype=np.int64), bad_rows=bad,
+                   expected_fields=n_fields)
+    if trailing:
+        _check_trailing(raw, extra)
+    return raw
+
+
+def _cell_text(value: Any) -> str:
+    """An xlsx cell as the text an MRS CSV dump would hold."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time(0):
+            return value.strftime("%d.%m.%Y")
+        return value.strftime("%d.%m.%Y %H:%M:%S")
+    if isinstance(value, dt.date):
+        return value.strftime("%d.%m.%Y")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def parse_sheet(rows: Any, name: str) -> RawTable:
+    """Split the rows of one xlsx sheet (``openpyxl`` ``iter_rows(values_only=True)``) like a CSV dump.
+
+    Row numbers are the sheet's (header = row 1); fully blank rows are skipped and not counted.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> raw = parse_sheet([("PasientGUID", "dato_mp_beh"), ("a", dt.datetime(2021, 3, 1)), (None, None),
+    ...                    ("b", "02.03.2021")], "x.xlsx[Målepunkt]")
+    >>> raw.lines.tolist(), raw.table.column("dato_mp_beh").to_pylist()
+    ([2, 4], ['01.03.2021', '02.03.2021'])
+    """
+    it = iter(rows)
+    header = next(it, None)
+    if header is None:
+        raise FileProblem(f"{name}: the sheet is empty (no header row)", file=name, rule="empty_file")
+    head = [_cell_text(v) for v in header]
+    while head and head[-1] == "":
+        head.pop()
+    names, _ = _header(";".join(f'"{h}"' if ";" in h else h for h in head) if head else "", name)
+    data: list[list[str]] = []
+    lines: list[int] = []
+    for i, row in enumerate(it, start=2):
+        cells = [_cell_text(v) for v in row]
+        if all(c == "" for c in cells):
+            continue
+        cells = (cells + [""] * len(names))[: len(names)]
+        data.append(cells)
+        lines.append(i)
+    columns = list(zip(*data)) if data else [()] * len(names)
+    table = pa.table({n: pa.array(list(c), type=pa.string()) for n, c in zip(names, columns)})
+    return RawTable(file=name, columns=names, table=table, lines=np.asarray(lines, dtype=np.int64),
+                    expected_fields=len(names))
+
+
+def read_workbook(path: Path) -> dict[str, RawTable]:
+    """Every sheet of an xlsx data dump, by sheet name."""
+    import openpyxl
+
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many types for a broken file
+        raise FileProblem(f"{path.name}: not a readable xlsx workbook ({type(exc).__name__}: {exc})",
+                          file=path.name, rule="unreadable") from exc
+    try:
+        return {ws.title: parse_sheet(ws.iter_rows(values_only=True), f"{path.name}[{ws.title}]")
+                for ws in wb.worksheets}
+    finally:
+        wb.close()

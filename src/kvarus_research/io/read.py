@@ -1,0 +1,359 @@
+"""Reading an MRS extract folder into a :class:`~kvarus_research.Registry`, and single tables from other formats.
+
+:func:`read_extract` reads a folder of MRS data dumps (format in domain.md §3), validates every row against the
+codebook and the course model, and returns a Registry whose ``validation`` attribute is the
+:class:`~kvarus_research.io.ValidationReport`: every row read is either in the registry or rejected with a
+finding naming its file, line, column and rule.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from kvarus_research.codebook import Codebook, load_codebook
+from kvarus_research.codebook.model import Form
+from kvarus_research.errors import CodebookError, ExtractError
+from kvarus_research.io.course_rules import assign_courses, check_course_order, check_dates, check_duplicates
+from kvarus_research.io.csv import FileProblem, RawTable, parse_csv, read_workbook
+from kvarus_research.io.forms import FormTable, convert_form
+from kvarus_research.io.tables import (
+    build_coverage,
+    build_units,
+    cast_to_codebook,
+    network_table,
+    registration_table,
+)
+from kvarus_research.io.validate import ValidationReport, concat_findings, file_finding
+from kvarus_research.registry import Registry
+from kvarus_research.registry.courses import summarise_courses
+
+DUMP_RE = re.compile(r"^DataDump_(?:Prod|QA)_(?P<form>.+?)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<time>\d{4})\.(?P<ext>csv|xlsx)$",
+                     re.IGNORECASE)
+DATE_DIR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+REGISTRATION_KINDS = ("baseline", "status", "measurement", "ending", "followup")
+
+
+def _ascii(name: str) -> str:
+    table = str.maketrans({"å": "aa", "ø": "o", "æ": "ae", "Å": "aa", "Ø": "o", "Æ": "ae"})
+    return re.sub(r"[^a-z0-9]", "", name.translate(table).lower())
+
+
+def match_form(name: str, codebook: Codebook) -> Form | None:
+    """The codebook form a file or sheet name refers to (by name, table name, or an Excel-truncated prefix).
+
+    Examples
+    --------
+    >>> import kvarus_research as kr
+    >>> cb = kr.load_codebook()
+    >>> match_form("Maalepunkt", cb).name, match_form("basisopplysninger_1", cb).name
+    ('Målepunkt', 'Basisopplysninger')
+    """
+    key = _ascii(name)
+    for f in codebook.forms:
+        if key in (_ascii(f.name), _ascii(f.table)):
+            return f
+    for f in codebook.forms:  # sheet names are cut at 31 characters
+        if len(key) >= 8 and (_ascii(f.name).startswith(key) or _ascii(f.table).startswith(key)):
+            return f
+    return None
+
+
+def resolve_folder(path: str | Path, extract_date: str | pd.Timestamp | None = None) -> Path:
+    """The extract folder: ``path`` itself, or its newest ``YYYY-MM-DD`` sub-folder (or the one asked for).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> for d in ("2024-01-31", "2024-06-30"):
+    ...     (root / d).mkdir()
+    >>> resolve_folder(root).name, resolve_folder(root, extract_date="2024-01-31").name
+    ('2024-06-30', '2024-01-31')
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ExtractError(f"extract folder {path} does not exist")
+    if path.is_file():
+        raise ExtractError(f"{path} is a file; read_extract() needs the folder holding the DataDump files")
+    dated = sorted(p for p in path.iterdir() if p.is_dir() and DATE_DIR_RE.match(p.name))
+    if extract_date is not None and dated:
+        want = pd.Timestamp(extract_date).strftime("%Y-%m-%d")
+        for p in dated:
+            if p.name == want:
+                return p
+        raise ExtractError(f"{path} has no extract folder for {want}; folders: {[p.name for p in dated]}")
+    has_dumps = any(p.suffix.lower() in (".csv", ".xlsx") and p.name.lower() != "rapport.xlsx"
+                    for p in path.iterdir() if p.is_file())
+    if dated and not has_dumps:
+        return dated[-1]
+    return path
+
+
+@dataclass
+class _Source:
+    form: Form
+    file: str
+    raw: RawTable
+
+
+def _collect(folder: Path, codebook: Codebook, allow_cp1252: bool, progress: bool) -> tuple[list[_Source], list]:
+    """Find and parse every data-dump file (and xlsx sheet) of the folder."""
+    notes: list[pd.DataFrame] = []
+    by_form: dict[str, list[tuple[str, Path, str | None]]] = {}
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    workbooks = []
+    for p in files:
+        m = DUMP_RE.match(p.name)
+        if m:
+            form = match_form(m["form"], codebook)
+            if form is None:
+                notes.append(file_finding(p.name, None, "unknown_form", "warning",
+                                          f"form {m['form']!r} is not in the codebook: file not read"))
+                continue
+            by_form.setdefault(form.name, []).append((m["date"] + m["time"], p, None))
+        elif p.suffix.lower() == ".xlsx" and p.name.lower() != "rapport.xlsx":
+            workbooks.append(p)
+    sources: list[_Source] = []
+    for wb in workbooks:
+        sheets = read_workbook(wb)
+        found = set()
+        for title, raw in sheets.items():
+            form = match_form(title, codebook)
+            if form is None:
+                notes.append(file_finding(raw.file, None, "unknown_form", "warning",
+                                          f"sheet {title!r} is not a form of the codebook: not read"))
+                continue
+            found.add(form.name)
+            sources.append(_Source(form, raw.file, raw))
+        for f in codebook.forms:
+            if f.name not in found and f.name not in by_form:
+                notes.append(file_finding(wb.name, None, "missing_form", "warning",
+                                          f"the workbook has no sheet for form {f.name!r}: no {f.name} data"))
+    items = [(k, sorted(v)) for k, v in by_form.items()]
+    for form_name, versions in tqdm(items, desc="reading dumps", disable=not progress):
+        for _, old, _ in versions[:-1]:
+            notes.append(file_finding(old.name, None, "older_dump_ignored", "warning",
+                                      "a newer dump of the same form is in the folder: this one was not read"))
+        p = versions[-1][1]
+        form = codebook.form(form_name)
+        if p.suffix.lower() == ".xlsx":
+            sheets = read_workbook(p)
+            raw = next(iter(sheets.values()))
+            raw.file = p.name
+        else:
+            raw = parse_csv(p.read_bytes(), p.name, allow_cp1252=allow_cp1252)
+        sources.append(_Source(form, p.name, raw))
+    if not sources:
+        raise ExtractError(f"{folder}: no MRS data dump files (DataDump_<Prod|QA>_<form>_<YYYY-MM-DD>_<HHMM>.csv "
+                           "or .xlsx) found")
+    return sources, notes
+
+
+def _extract_date(folder: Path, given: str | pd.Timestamp | None) -> pd.Timestamp | None:
+    if given is not None:
+        return pd.Timestamp(given).normalize()
+    if DATE_DIR_RE.match(folder.name):
+        return pd.Timestamp(folder.name)
+    dates = [m["date"] for p in folder.iterdir() if (m := DUMP_RE.match(p.name))]
+    return pd.Timestamp(max(dates)) if dates else None
+
+
+def _codebook(folder: Path, codebook: Codebook | None) -> tuple[Codebook, str]:
+    if codebook is not None:
+        return codebook, "passed in"
+    rapport = folder / "rapport.xlsx"
+    if rapport.exists():
+        from kvarus_research.codebook.rapport import read_rapport
+
+        try:  # the bundled codebook supplies English labels, roles and outcome metadata the workbook lacks
+            return read_rapport(rapport, base=load_codebook()), str(rapport.name)
+        except CodebookError as exc:
+            raise ExtractError(f"{rapport}: the codebook cannot be read ({exc})") from exc
+    return load_codebook(), "bundled"
+
+
+def read_extract(
+    path: str | Path,
+    codebook: Codebook | None = None,
+    *,
+    extract_date: str | pd.Timestamp | None = None,
+    allow_cp1252: bool = False,
+    progress: bool = False,
+) -> Registry:
+    """Read and validate an MRS extract folder into a Registry.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder of MRS data dumps (``DataDump_Prod_<form>_<YYYY-MM-DD>_<HHMM>.csv`` or ``.xlsx``, or an xlsx
+        workbook with one sheet per form), or a parent folder holding one ``YYYY-MM-DD`` folder per extract.
+        ``enheter.csv`` (units) and ``dekningsgrad.csv`` (coverage) are read when present.
+    codebook : Codebook, optional
+        Default: the folder's ``rapport.xlsx`` when present, else the bundled codebook.
+    extract_date : str or Timestamp, optional
+        Which dated folder to read (default the newest) and the date after which a registration is "in the
+        future". Default: the folder's date, else the date in the file names, else the last registration date.
+    allow_cp1252 : bool
+        Read files that are not UTF-8 as Windows-1252 (with a warning) instead of refusing them.
+    progress : bool
+        Show progress bars.
+
+    Returns
+    -------
+    Registry
+        With ``registry.validation`` (the :class:`ValidationReport`) and ``registry.meta`` (folder, codebook,
+        files read with their row counts).
+
+    Raises
+    ------
+    ExtractError
+        When the extract cannot be read at all: no dump files, an empty file, a file that is not UTF-8 (unless
+        allowed), the wrong delimiter, duplicate column names, a missing required column. The error's ``file``,
+        ``line``, ``column`` and ``rule`` attributes say where (:class:`~kvarus_research.io.csv.FileProblem`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "DataDump_Prod_Målepunkt_2023-01-31_0700.csv").write_bytes(
+    ...     "\\ufeffPasientGUID;UnitId;dato_mp_beh;behandlingsstatus;plan_beh;\\n"
+    ...     "p1;10;01.02.2022;1;2;\\np1;10;01.05.2022;4;9;\\np2;10;31.02.2022;1;2;\\n".encode())
+    >>> reg = read_extract(folder)
+    >>> reg.validation.rows[["read", "accepted", "rejected"]].values.tolist()
+    [[3, 2, 1]]
+    >>> reg.courses["ending_type"].tolist()
+    ['mutual_agreement']
+    >>> reg.validation.table.loc[reg.validation.table["row"].notna(), ["row", "column", "rule"]].values.tolist()
+    [[3, 'plan_beh', 'unknown_code'], [4, 'dato_mp_beh', 'invalid_date']]
+    """
+    folder = resolve_folder(path, extract_date)
+    cb, cb_source = _codebook(folder, codebook)
+    ext_date = _extract_date(folder, extract_date)
+    sources, findings = _collect(folder, cb, allow_cp1252, progress)
+    tables: list[FormTable] = []
+    for s in tqdm(sources, desc="validating forms", disable=not progress):
+        tables.append(convert_form(s.raw, s.form, cb))
+    for t in tables:
+        findings += t.findings
+    reg_tables = [t for t in tables if t.form.kind in REGISTRATION_KINDS]
+    net_tables = [t for t in tables if t.form.kind == "network_work"]
+    if not reg_tables:
+        raise ExtractError(f"{folder}: no registration form (baseline or Målepunkt) among the files read")
+    regs = cast_to_codebook(pd.concat([registration_table(t, cb) for t in reg_tables], ignore_index=True), cb)
+    if ext_date is None:
+        ext_date = pd.Timestamp(regs["date"].max()).normalize() if regs["date"].notna().any() else pd.Timestamp.today()
+    keep = ~regs["_rejected"].to_numpy()
+    bad, found = check_dates(regs.loc[keep], ext_date)
+    keep[np.flatnonzero(keep)[bad]] = False
+    findings += found
+    bad, found = check_duplicates(regs.loc[keep])
+    keep[np.flatnonzero(keep)[bad]] = False
+    findings += found
+    ids, bad, found = assign_courses(regs.loc[keep].reset_index(drop=True))
+    regs["course_id"] = pd.array([pd.NA] * len(regs), dtype="string")
+    regs.loc[keep, "course_id"] = ids.to_numpy()
+    keep[np.flatnonzero(keep)[bad]] = False
+    findings += found
+    bad, found = check_course_order(regs.loc[keep])
+    keep[np.flatnonzero(keep)[bad]] = False
+    findings += found
+    accepted = regs.loc[keep].reset_index(drop=True)
+    network = None
+    if net_tables:
+        net = cast_to_codebook(pd.concat([network_table(t, cb) for t in net_tables], ignore_index=True), cb)
+        nkeep = ~net["_rejected"].to_numpy()
+        bad, found = check_dates(net.loc[nkeep], ext_date)
+        nkeep[np.flatnonzero(nkeep)[bad]] = False
+        findings += found
+        network = net.loc[nkeep].reset_index(drop=True)
+    counts = pd.concat([accepted["_file"], network["_file"]] if network is not None else [accepted["_file"]])
+    counts = counts.value_counts()
+    rows = pd.DataFrame({
+        "file": [t.file for t in tables],
+        "form": [t.form.name for t in tables],
+        "read": [t.n_read for t in tables],
+        "accepted": [int(counts.get(t.file, 0)) for t in tables],
+    })
+    rows["rejected"] = rows["read"] - rows["accepted"]
+    units, unit_findings, unit_files = build_units(folder, accepted, network, allow_cp1252)
+    findings += unit_findings
+    coverage, cov_files = build_coverage(folder, allow_cp1252)
+    report = ValidationReport(concat_findings(findings), rows, source=str(folder))
+    accepted["course_id"] = accepted["course_id"].astype("string")
+    courses = summarise_courses(accepted, ext_date)
+    patients = _patients(accepted)
+    registrations = accepted.drop(columns=[c for c in accepted.columns if c.startswith("_")] + ["sex", "unit_name"],
+                                  errors="ignore")
+    if network is not None:
+        network = network.drop(columns=[c for c in network.columns if c.startswith("_")] + ["sex", "unit_name"],
+                               errors="ignore")
+    meta = {
+        "source": "extract",
+        "folder": str(folder),
+        "codebook": cb_source,
+        "extract_date": ext_date.strftime("%Y-%m-%d"),
+        "files": rows.to_dict(orient="records"),
+        "other_files": unit_files + cov_files,
+    }
+    return Registry(patients=patients, courses=courses, registrations=registrations, units=units,
+                    network_work=network, coverage=coverage, codebook=cb, extract_date=ext_date, meta=meta,
+                    validation=report)
+
+
+def _patients(regs: pd.DataFrame) -> pd.DataFrame:
+    ids = pd.unique(regs["patient_id"])
+    out = pd.DataFrame({"patient_id": pd.array(ids, dtype=regs["patient_id"].dtype)})
+    if "sex" in regs.columns:
+        sex = regs.dropna(subset=["sex"]).sort_values("date").drop_duplicates("patient_id")
+        out["sex"] = out["patient_id"].map(sex.set_index("patient_id")["sex"]).astype("Int64")
+    out["reserved"] = False
+    return out
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read one table from SPSS ``.sav``, Stata ``.dta``, ``.parquet`` or an MRS ``.csv``.
+
+    SPSS and Stata value labels are not applied (codes stay codes, like the codebook); use
+    ``pyreadstat`` directly for the label metadata. A ``.csv`` is read as an MRS dump (``;``, decimal comma
+    left as text: type it with the codebook through :func:`read_extract`).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, pandas as pd
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.parquet"
+    >>> pd.DataFrame({"x": [1, 2]}).to_parquet(p)
+    >>> read_table(p)["x"].tolist()
+    [1, 2]
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ExtractError(f"{path} does not exist")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".sav", ".zsav", ".dta"):
+            import pyreadstat
+
+            reader = pyreadstat.read_dta if suffix == ".dta" else pyreadstat.read_sav
+            df, _ = reader(str(path))
+            return df
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+    except ExtractError:
+        raise
+    except Exception as exc:  # the readers raise their own error types for broken files
+        raise ExtractError(f"{path.name}: cannot be read as {suffix} ({type(exc).__name__}: {exc})") from exc
+    if suffix == ".csv":
+        raw = parse_csv(path.read_bytes(), path.name)
+        if raw.bad_rows:
+            line, n = raw.bad_rows[0]
+            raise FileProblem(f"{path.name} line {line}: {n} fields, expected {raw.expected_fields}",
+                              file=path.name, line=line, rule="wrong_field_count")
+        return raw.table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow")).set_axis(
+            pd.Index(raw.lines, name="line"))
+    raise ExtractError(f"{path.name}: unknown table format {suffix!r}; expected .sav, .dta, .parquet or .csv")

@@ -1,0 +1,193 @@
+"""Building the registry's tables from typed form tables: registrations, network work, units and coverage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kvarus_research.codebook.model import Codebook
+from kvarus_research.codebook.schema import pandas_dtype
+from kvarus_research.io.convert import convert_column
+from kvarus_research.io.csv import parse_csv
+from kvarus_research.io.forms import FormTable
+from kvarus_research.io.validate import file_finding
+from kvarus_research.registry.constants import SETTINGS, STATUS_ENDING, STATUS_FOLLOWUP
+
+#: Canonical names of the structural roles in the registrations table.
+ROLE_COLUMNS = ("course_id", "patient_id", "unit_id", "unit_name", "age", "sex", "date", "status")
+#: Column names accepted in ``dekningsgrad.csv`` for each coverage column.
+COVERAGE_ALIASES = {
+    "unit_id": ("unit_id", "unitid", "enhet", "enhetid"),
+    "year": ("year", "aar", "år", "ar"),
+    "expected_courses": ("expected_courses", "forventede_forlop", "forventet", "expected"),
+    "reserved_courses": ("reserved_courses", "reserverte_forlop", "reservert", "reserved"),
+}
+
+
+def _structural(t: FormTable, cb: Codebook) -> tuple[dict[str, str], dict[str, pd.Series]]:
+    """The file's column for each role, and the role columns themselves (NA when the form lacks one)."""
+    n = len(t.data)
+    names: dict[str, str] = {}
+    cols: dict[str, pd.Series] = {}
+    for role in ROLE_COLUMNS:
+        v = cb.by_role(role, t.form.name)
+        if v is not None and v.name in t.data.columns:
+            names[role] = v.name
+            cols[role] = t.data[v.name]
+        else:
+            dtype = "string" if role in ("course_id", "patient_id", "unit_name") else (
+                "datetime64[ns]" if role == "date" else "Int64")
+            cols[role] = pd.Series(pd.array([None] * n, dtype=dtype) if dtype != "datetime64[ns]"
+                                   else np.full(n, np.datetime64("NaT", "ns")))
+    return names, cols
+
+
+def _kind(t: FormTable, status: pd.Series) -> np.ndarray:
+    if t.form.kind != "status":
+        return np.full(len(t.data), t.form.kind, dtype=object)
+    code = status.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.select([np.isin(code, list(STATUS_ENDING)), np.isin(code, list(STATUS_FOLLOWUP))],
+                     ["ending", "followup"], "measurement").astype(object)
+
+
+def _data_columns(t: FormTable, names: dict[str, str]) -> list[str]:
+    role_cols = set(names.values())
+    return [c for c in t.data.columns if c not in role_cols and not c.startswith("_")]
+
+
+def registration_table(t: FormTable, cb: Codebook) -> pd.DataFrame:
+    """The registrations of one form file, canonical columns first, plus bookkeeping columns ``_file`` ...
+
+    ``registration_id`` is ``"<table>:<line>"``: the registration's place in the extract.
+    """
+    names, cols = _structural(t, cb)
+    lines = t.data["_line"].to_numpy()
+    out = pd.DataFrame({
+        "registration_id": pd.array([f"{t.form.table}:{x}" for x in lines], dtype="string"),
+        "course_id": cols["course_id"].astype("string").to_numpy(),
+        "patient_id": cols["patient_id"].to_numpy(),
+        "unit_id": cols["unit_id"].to_numpy(),
+        "kind": pd.array(_kind(t, cols["status"]), dtype="string"),
+        "date": cols["date"].to_numpy(),
+        "status": cols["status"].astype("Int64").to_numpy(),
+        "age": cols["age"].astype("Int64").to_numpy(),
+        "sex": cols["sex"].astype("Int64").to_numpy(),
+        "unit_name": cols["unit_name"].to_numpy(),
+    })
+    if "date" in names:
+        out["date"] = pd.to_datetime(out["date"]).dt.normalize()
+    for c in _data_columns(t, names):
+        out[c] = t.data[c].to_numpy() if not isinstance(t.data[c].dtype, pd.api.extensions.ExtensionDtype) \
+            else t.data[c].array
+    out["_file"] = t.file
+    out["_form"] = t.form.name
+    out["_line"] = lines
+    out["_rejected"] = t.rejected
+    out["_date_column"] = names.get("date", "date")
+    return out
+
+
+def network_table(t: FormTable, cb: Codebook) -> pd.DataFrame:
+    """Network-work registrations of one file (``case_id`` is ``"<table>:<line>"``)."""
+    names, cols = _structural(t, cb)
+    lines = t.data["_line"].to_numpy()
+    out = pd.DataFrame({
+        "case_id": pd.array([f"{t.form.table}:{x}" for x in lines], dtype="string"),
+        "patient_id": cols["patient_id"].to_numpy(),
+        "unit_id": cols["unit_id"].to_numpy(),
+        "date": pd.to_datetime(cols["date"].to_numpy()),
+        "sex": cols["sex"].astype("Int64").to_numpy(),
+        "unit_name": cols["unit_name"].to_numpy(),
+    })
+    for c in _data_columns(t, names):
+        out[c] = t.data[c].array
+    out["_file"] = t.file
+    out["_line"] = lines
+    out["_rejected"] = t.rejected
+    out["_date_column"] = names.get("date", "date")
+    return out
+
+
+def cast_to_codebook(df: pd.DataFrame, cb: Codebook) -> pd.DataFrame:
+    """Cast codebook variables to their codebook dtype and unknown text columns to ``string``."""
+    for c in df.columns:
+        if c in cb and cb.variable(c).role is None:
+            df[c] = df[c].astype(pandas_dtype(cb.variable(c)))
+    return df
+
+
+def build_units(folder: Path, regs: pd.DataFrame, network: pd.DataFrame | None,
+                allow_cp1252: bool) -> tuple[pd.DataFrame, list[pd.DataFrame], list[dict]]:
+    """Units from ``enheter.csv`` (``UnitId;db_unit_title;region;setting``) when present, else from the data."""
+    frames = [regs[["unit_id", "unit_name"]]] + ([network[["unit_id", "unit_name"]]] if network is not None else [])
+    seen = pd.concat(frames, ignore_index=True).dropna(subset=["unit_id"])
+    seen = seen.sort_values("unit_name", na_position="last", kind="stable").drop_duplicates("unit_id")
+    findings: list[pd.DataFrame] = []
+    path = folder / "enheter.csv"
+    if not path.exists():
+        units = pd.DataFrame({"unit_id": seen["unit_id"].astype("Int64").to_numpy(),
+                              "unit_name": seen["unit_name"].astype("string").to_numpy()})
+        units["region"] = pd.array([pd.NA] * len(units), dtype="string")
+        units["setting"] = pd.array([pd.NA] * len(units), dtype="string")
+        return units.sort_values("unit_id", ignore_index=True), findings, []
+    raw = parse_csv(path.read_bytes(), path.name, allow_cp1252=allow_cp1252)
+    col = {c.lower(): c for c in raw.columns}
+
+    def text(name: str) -> pd.arrays.ArrowStringArray:
+        return convert_column(raw.table.column(col[name]), None, ()).values if name in col else \
+            pd.array([pd.NA] * raw.table.num_rows, dtype="string")
+
+    if "unitid" not in col:
+        findings.append(file_finding(path.name, "UnitId", "missing_required_column", "warning",
+                                     "enheter.csv has no UnitId column: units taken from the data"))
+        return build_units_from(seen), findings, [{"file": path.name, "read": raw.n_read, "used": 0}]
+    ids = convert_column(raw.table.column(col["unitid"]), None, ())
+    unit_id = pd.to_numeric(pd.Series(ids.values, dtype="string"), errors="coerce").astype("Int64")
+    units = pd.DataFrame({"unit_id": unit_id.to_numpy(), "unit_name": text("db_unit_title"),
+                          "region": text("region"), "setting": text("setting")})
+    bad_setting = units["setting"].notna() & ~units["setting"].isin(SETTINGS)
+    if bad_setting.any():
+        findings.append(file_finding(path.name, "setting", "unknown_code", "warning",
+                                     f"{int(bad_setting.sum())} unit(s) have a setting other than {list(SETTINGS)}"))
+    units = units.dropna(subset=["unit_id"]).drop_duplicates("unit_id")
+    unknown = seen.loc[~seen["unit_id"].isin(units["unit_id"])]
+    if len(unknown):
+        findings.append(file_finding(path.name, "UnitId", "unknown_unit", "warning",
+                                     f"{len(unknown)} unit(s) in the data are not in enheter.csv: added without "
+                                     "region or setting"))
+        units = pd.concat([units, build_units_from(unknown)], ignore_index=True)
+    return units.sort_values("unit_id", ignore_index=True), findings, [{"file": path.name, "read": raw.n_read,
+                                                                        "used": len(units) - len(unknown)}]
+
+
+def build_units_from(seen: pd.DataFrame) -> pd.DataFrame:
+    """A units table from (unit_id, unit_name) pairs seen in the data, without region or setting."""
+    units = pd.DataFrame({"unit_id": seen["unit_id"].astype("Int64").to_numpy(),
+                          "unit_name": seen["unit_name"].astype("string").to_numpy()})
+    units["region"] = pd.array([pd.NA] * len(units), dtype="string")
+    units["setting"] = pd.array([pd.NA] * len(units), dtype="string")
+    return units
+
+
+def build_coverage(folder: Path, allow_cp1252: bool) -> tuple[pd.DataFrame | None, list[dict]]:
+    """Coverage (dekningsgrad) per unit and year from ``dekningsgrad.csv``, or None when absent."""
+    path = folder / "dekningsgrad.csv"
+    if not path.exists():
+        return None, []
+    raw = parse_csv(path.read_bytes(), path.name, allow_cp1252=allow_cp1252)
+    lower = {c.lower(): c for c in raw.columns}
+    out = {}
+    for canon, aliases in COVERAGE_ALIASES.items():
+        src = next((lower[a] for a in aliases if a in lower), None)
+        if src is None:
+            continue
+        text = pd.Series(convert_column(raw.table.column(src), None, ()).values, dtype="string")
+        out[canon] = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce").astype("Int64")
+    if "unit_id" not in out or "expected_courses" not in out:
+        from kvarus_research.io.csv import FileProblem
+
+        raise FileProblem(f"{path.name}: needs columns for the unit and the expected number of courses; found "
+                          f"{raw.columns}", file=path.name, rule="missing_required_column", column="unit_id")
+    return pd.DataFrame(out), [{"file": path.name, "read": raw.n_read, "used": raw.table.num_rows}]

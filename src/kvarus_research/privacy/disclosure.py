@@ -1,0 +1,452 @@
+"""Output disclosure control: the one function every exported table and every figure's data goes through.
+
+:func:`protect` applies, in this order: pooling of small units (``unit=``), primary suppression of small counts,
+secondary suppression (so no suppressed cell can be recomputed from the published cells and totals), optional
+rounding (with totals recomputed from the rounded cells in the OpenSAFELY preset), and suppression of the
+proportions, means and rates computed from a suppressed count. Every action is logged with its reason; the log never
+holds the suppressed value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kvarus_research.errors import PrivacyError
+from kvarus_research.privacy.suppression import build_constraints, secondary_suppress
+
+LOG_COLUMNS = ["row", "column", "action", "reason"]
+DISABLED_STAMP = "DISCLOSURE CONTROL DISABLED (protect(enabled=False)): raw counts, not for publication"
+
+
+@dataclass(frozen=True)
+class DisclosureRules:
+    """Rules for :func:`protect`.
+
+    Parameters
+    ----------
+    name : str
+        Shown in the stamp and the log.
+    min_count : int
+        Counts ``0 < n < min_count`` are suppressed (5 = the Norwegian norm "n < 5"; 8 = OpenSAFELY's "≤ 7").
+    suppress_zeros : bool
+        Suppress zeros as well (by default a zero stays visible).
+    unit_min_n : int or None
+        Units whose N (the first count column, summed over the unit's rows) is below this are pooled.
+    rounding : int or None
+        Round published counts to the nearest multiple of this (halves up).
+    totals_from_rounded : bool
+        Recompute total rows from the rounded published cells (suppressed cells are left out), so totals carry no
+        information about suppressed cells and no secondary suppression is needed.
+    secondary : bool
+        Apply secondary suppression (ignored when ``totals_from_rounded``).
+    label : str
+        How a suppressed cell is shown.
+
+    Examples
+    --------
+    >>> DisclosureRules(min_count=10, label="<10").describe()
+    'custom: counts 1-9 suppressed, units with N < 10 pooled, secondary suppression'
+    """
+
+    name: str = "custom"
+    min_count: int = 5
+    suppress_zeros: bool = False
+    unit_min_n: int | None = 10
+    rounding: int | None = None
+    totals_from_rounded: bool = False
+    secondary: bool = True
+    label: str = "<5"
+
+    def describe(self) -> str:
+        """One line saying what the rules do."""
+        parts = [f"counts {'0' if self.suppress_zeros else '1'}-{self.min_count - 1} suppressed"]
+        if self.unit_min_n:
+            parts.append(f"units with N < {self.unit_min_n} pooled")
+        if self.rounding:
+            parts.append(f"rounded to {self.rounding}")
+        if self.totals_from_rounded:
+            parts.append("totals from rounded cells")
+        elif self.secondary:
+            parts.append("secondary suppression")
+        return f"{self.name}: " + ", ".join(parts)
+
+
+PRESETS: dict[str, DisclosureRules] = {
+    "norway": DisclosureRules(name="norway", min_count=5, unit_min_n=10, label="<5"),
+    "opensafely": DisclosureRules(
+        name="opensafely",
+        min_count=8,
+        unit_min_n=None,
+        rounding=5,
+        totals_from_rounded=True,
+        secondary=False,
+        label="[REDACTED]",
+    ),
+}
+
+
+def resolve_rules(rules: str | DisclosureRules) -> DisclosureRules:
+    """A preset name or a :class:`DisclosureRules` → the rules.
+
+    Examples
+    --------
+    >>> resolve_rules("opensafely").min_count
+    8
+    """
+    if isinstance(rules, DisclosureRules):
+        return rules
+    if isinstance(rules, str) and rules in PRESETS:
+        return PRESETS[rules]
+    raise PrivacyError(f"rules={rules!r}: expected one of {sorted(PRESETS)} or a DisclosureRules")
+
+
+@dataclass
+class ProtectedTable:
+    """A table after disclosure control.
+
+    Attributes
+    ----------
+    table : DataFrame
+        Suppressed cells are NA; counts are nullable integers.
+    log : DataFrame
+        One row per action: ``row`` (index label), ``column``, ``action``, ``reason``.
+    rules : DisclosureRules
+    enabled : bool
+    suppressed : DataFrame of bool
+        Which cells of ``table`` were suppressed (shown with ``rules.label``).
+    stamp : str
+        What was applied; says so loudly when protection was switched off.
+    """
+
+    table: pd.DataFrame
+    log: pd.DataFrame
+    rules: DisclosureRules
+    enabled: bool = True
+    suppressed: pd.DataFrame = field(default_factory=pd.DataFrame)
+    stamp: str = ""
+
+    def display(self) -> pd.DataFrame:
+        """The table as shown to readers: suppressed cells replaced by the rules' label (e.g. ``"<5"``)."""
+        out = self.table.astype(object).copy()
+        for col in self.suppressed.columns:
+            mask = self.suppressed[col].to_numpy(dtype=bool)
+            out.loc[mask, col] = self.rules.label
+        return out
+
+    def to_csv(self, path: str | Path, **kwargs: Any) -> Path:
+        """Write :meth:`display` as CSV; an unprotected table gets the stamp as its first line (``# ...``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            if not self.enabled:
+                fh.write(f"# {self.stamp}\n")
+            self.display().to_csv(fh, index=kwargs.pop("index", False), **kwargs)
+        return path
+
+    def __repr__(self) -> str:
+        return f"ProtectedTable({self.stamp})\n{self.display().to_string(max_rows=30)}"
+
+
+def _log(entries: list[dict[str, Any]], row: Any, column: str, action: str, reason: str) -> None:
+    entries.append({"row": row, "column": column, "action": action, "reason": reason})
+
+
+def _check_columns(
+    table: pd.DataFrame,
+    counts: Sequence[str],
+    derived: Mapping[str, Any],
+    unit: str | None,
+    margins: Mapping[str, Hashable],
+) -> dict[str, list[str]]:
+    wanted = {
+        "counts": list(counts),
+        "derived": list(derived),
+        "unit": [unit] if unit else [],
+        "margins": list(margins),
+    }
+    sources = {d: [s] if isinstance(s, str) else list(s) for d, s in derived.items()}
+    wanted["derived sources"] = [s for ss in sources.values() for s in ss]
+    for what, cols in wanted.items():
+        missing = [c for c in cols if c not in table.columns]
+        if missing:
+            raise PrivacyError(
+                f"protect: {what} column(s) {missing} are not in the table (columns: {list(table.columns)})"
+            )
+    bad = [s for ss in sources.values() for s in ss if s not in counts]
+    if bad:
+        raise PrivacyError(
+            f"protect: derived columns must come from count columns; {bad} are not in counts={list(counts)}"
+        )
+    return sources
+
+
+def _pool_units(
+    df: pd.DataFrame,
+    counts: list[str],
+    derived: list[str],
+    unit: str,
+    dims: list[str],
+    margins: Mapping[str, Hashable],
+    rules: DisclosureRules,
+    log: list[dict[str, Any]],
+) -> pd.DataFrame:
+    """Pool units whose N (first count column over their non-total rows) is below ``rules.unit_min_n``."""
+    is_total = np.zeros(len(df), dtype=bool)
+    for col, label in margins.items():
+        is_total |= (df[col] == label).to_numpy()
+    base = df[~is_total]
+    n_per_unit = base.groupby(unit, sort=False, dropna=False)[counts[0]].sum(min_count=1).fillna(0)
+    small = n_per_unit.index[n_per_unit < rules.unit_min_n]
+    if len(small) == 0:
+        return df
+    df = df.assign(_order=np.arange(len(df), dtype=float))
+    take = (~is_total) & df[unit].isin(small).to_numpy()
+    label = f"pooled units ({len(small)})"
+    others = [d for d in dims if d != unit]
+    pooled_rows = df[take]
+    agg = {c: (lambda s: s.sum(min_count=1)) for c in counts}
+    agg["_order"] = "min"
+    if others:
+        pooled = pooled_rows.groupby(others, sort=False, dropna=False).agg(agg).reset_index()
+    else:
+        pooled = pooled_rows.agg(agg).to_frame().T
+    pooled[unit] = label
+    for c in derived:
+        pooled[c] = np.nan
+    for c in df.columns:
+        if c not in pooled.columns:
+            pooled[c] = np.nan
+    out = pd.concat([df[~take].astype({unit: object}), pooled[df.columns]], ignore_index=True)
+    out = out.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
+    reason = f"{len(small)} unit(s) with N < {rules.unit_min_n} pooled into one row"
+    for pos in np.flatnonzero((out[unit] == label).to_numpy()):
+        _log(log, out.index[pos], unit, "pooled", reason)
+        for c in derived:
+            _log(log, out.index[pos], c, "derived_suppressed", "not recomputable for pooled units")
+    return out
+
+
+def protect(
+    table: pd.DataFrame,
+    *,
+    counts: str | Sequence[str],
+    derived: Mapping[str, str | Sequence[str]] | None = None,
+    rules: str | DisclosureRules = "norway",
+    unit: str | None = None,
+    margins: Mapping[str, Hashable] | None = None,
+    enabled: bool = True,
+) -> ProtectedTable:
+    """Apply disclosure control to a table before it leaves the secure environment.
+
+    Parameters
+    ----------
+    table : DataFrame
+        A tidy table: one row per cell group, count columns holding counts of people or courses.
+    counts : str or list of str
+        Columns with counts. The first is the unit's N for pooling.
+    derived : dict, optional
+        Column → the count column(s) it was computed from (proportions, means, rates); suppressed with them.
+    rules : {"norway", "opensafely"} or DisclosureRules
+        ``"norway"``: counts 1-4 suppressed (shown ``<5``), units with N < 10 pooled, secondary suppression.
+        ``"opensafely"``: counts 1-7 redacted, the rest rounded to 5, totals recomputed from rounded cells.
+    unit : str, optional
+        Column naming the unit (behandlingsenhet) for pooling small units into one ``"pooled units (k)"`` row.
+    margins : dict, optional
+        Total rows: column → the label marking its total rows (e.g. ``{"unit": "Total"}`` for a 1-D table with a
+        total row; ``{"unit": "Total", "year": "All"}`` for a 2-D table in long form with row and column totals).
+        Every column that is neither a count, nor derived, nor float is a dimension of the table.
+    enabled : bool
+        ``False`` returns the raw table, stamped as unprotected (never for publication).
+
+    Returns
+    -------
+    ProtectedTable
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"unit": ["A", "B", "C", "Total"], "n": [3, 12, 20, 35]})
+    >>> p = protect(t, counts="n", margins={"unit": "Total"}, rules=DisclosureRules(unit_min_n=None))
+    >>> p.display()["n"].tolist()  # 3 is primary; 12 (the smallest partner) secondary: 35 - 20 = 15 = 3 + 12
+    ['<5', '<5', 20, 35]
+    >>> p.log[["row", "action"]].values.tolist()
+    [[0, 'suppressed'], [1, 'secondary_suppressed']]
+    """
+    counts = [counts] if isinstance(counts, str) else list(counts)
+    derived = dict(derived or {})
+    margins = dict(margins or {})
+    r = resolve_rules(rules)
+    if not enabled:
+        log = pd.DataFrame([{"row": "all", "column": "all", "action": "disabled", "reason": "enabled=False"}])
+        return ProtectedTable(table.copy(), log, r, False, pd.DataFrame(index=table.index), DISABLED_STAMP)
+
+    df = table.copy()
+    restore_index = not isinstance(df.index, pd.RangeIndex)
+    index_names = [n if n is not None else "index" for n in df.index.names]
+    if restore_index:
+        df = df.reset_index()
+    df = df.reset_index(drop=True)
+    sources = _check_columns(df, counts, derived, unit, margins)
+    entries: list[dict[str, Any]] = []
+    dims = [
+        c
+        for c in df.columns
+        if c not in counts and c not in derived and not pd.api.types.is_float_dtype(df[c])
+    ]
+    if unit and r.unit_min_n:
+        df = _pool_units(df, counts, list(derived), unit, dims, margins, r, entries)
+    constraints = build_constraints(df, margins, dims) if margins else []
+    total_pos = {t for t, _ in constraints}
+    suppressed = pd.DataFrame(False, index=df.index, columns=counts + list(derived))
+
+    for col in counts:
+        values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+        if (values[~np.isnan(values)] < 0).any():
+            raise PrivacyError(f"protect: count column {col!r} holds negative values; counts must be >= 0")
+        primary = (values > 0) & (values < r.min_count)
+        if r.suppress_zeros:
+            primary |= values == 0
+        for pos in np.flatnonzero(primary):
+            _log(entries, df.index[pos], col, "suppressed", f"count below {r.min_count} (primary)")
+        sup = primary
+        if r.secondary and not r.totals_from_rounded and constraints:
+            sup = secondary_suppress(values, primary, constraints, r.min_count)
+            for pos in np.flatnonzero(sup & ~primary):
+                _log(
+                    entries,
+                    df.index[pos],
+                    col,
+                    "secondary_suppressed",
+                    "would let a suppressed cell be recomputed from totals",
+                )
+        published = values.copy()
+        published[sup] = np.nan
+        if r.rounding:
+            published = np.floor(published / r.rounding + 0.5) * r.rounding
+            _log(entries, "all", col, "rounded", f"published counts rounded to the nearest {r.rounding}")
+        if r.totals_from_rounded and constraints:
+            published, sup = _totals_from_rounded(
+                published, sup, constraints, total_pos, df.index, col, entries
+            )
+        df[col] = (
+            pd.array(np.where(np.isnan(published), None, published), dtype="Float64").round().astype("Int64")
+        )
+        suppressed[col] = sup
+
+    for dcol, srcs in sources.items():
+        mask = suppressed[srcs].any(axis=1).to_numpy()
+        already = df[dcol].isna().to_numpy()
+        for pos in np.flatnonzero(mask & ~already):
+            _log(entries, df.index[pos], dcol, "derived_suppressed", f"computed from suppressed count {srcs}")
+        df.loc[mask, dcol] = np.nan
+        suppressed[dcol] = mask
+
+    if restore_index:
+        df = df.set_index(index_names)
+        suppressed.index = df.index
+        entries = [
+            {**e, "row": df.index[e["row"]] if isinstance(e["row"], int | np.integer) else e["row"]}
+            for e in entries
+        ]
+    log = pd.DataFrame(entries, columns=LOG_COLUMNS)
+    return ProtectedTable(df, log, r, True, suppressed, f"disclosure control: {r.describe()}")
+
+
+def _totals_from_rounded(
+    published: np.ndarray,
+    sup: np.ndarray,
+    constraints: list,
+    total_pos: set[int],
+    index: pd.Index,
+    col: str,
+    entries: list[dict[str, Any]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Recompute total cells bottom-up as sums of the published (rounded) components, suppressed ones left out."""
+    out, sup = published.copy(), sup.copy()
+    by_total: dict[int, list[int]] = {}
+    for t, comps in constraints:
+        by_total.setdefault(t, comps)
+    done: set[int] = set()
+
+    def value(t: int) -> float:
+        if t in done or t not in by_total:
+            return out[t]
+        comps = by_total[t]
+        vals = [value(c) if c in total_pos else out[c] for c in comps]
+        shown = [v for v in vals if not np.isnan(v)]
+        out[t] = float(np.sum(shown)) if shown else np.nan
+        sup[t] = not shown
+        done.add(t)
+        left_out = len(vals) - len(shown)
+        reason = "total recomputed from rounded published cells"
+        if left_out:
+            reason += f"; {left_out} suppressed cell(s) not included"
+        _log(
+            entries,
+            index[t],
+            col,
+            "recomputed" if shown else "suppressed",
+            reason if shown else "every component suppressed",
+        )
+        return out[t]
+
+    for t in by_total:
+        value(t)
+    return out, sup
+
+
+def protect_crosstab(
+    crosstab: pd.DataFrame,
+    *,
+    rules: str | DisclosureRules = "norway",
+    margins_name: str = "All",
+    enabled: bool = True,
+) -> ProtectedTable:
+    """Protect a wide 2-D count table with row and column totals (as from ``pd.crosstab(..., margins=True)``).
+
+    Examples
+    --------
+    >>> ct = pd.DataFrame({"a": [3, 20, 23], "b": [30, 40, 70], "All": [33, 60, 93]}, index=["x", "y", "All"])
+    >>> protect_crosstab(ct).display().values.tolist()  # 3 and its row, column and diagonal partners
+    [['<5', '<5', 33], ['<5', '<5', 60], [23, 70, 93]]
+    """
+    row_name = crosstab.index.name or "row"
+    col_name = crosstab.columns.name or "column"
+    long = crosstab.rename_axis(index=row_name, columns=col_name).stack().rename("n").reset_index()
+    long[row_name] = long[row_name].astype(object)
+    long[col_name] = long[col_name].astype(object)
+    prot = protect(
+        long,
+        counts="n",
+        rules=rules,
+        margins={row_name: margins_name, col_name: margins_name},
+        enabled=enabled,
+    )
+    if not enabled:
+        return ProtectedTable(
+            crosstab.copy(), prot.log, prot.rules, False, pd.DataFrame(index=crosstab.index), prot.stamp
+        )
+    order = dict(index=crosstab.index, columns=crosstab.columns)
+    wide = prot.table.pivot(index=row_name, columns=col_name, values="n").reindex(**order)
+    sup = (
+        prot.suppressed.assign(**{row_name: long[row_name], col_name: long[col_name]})
+        .pivot(index=row_name, columns=col_name, values="n")
+        .reindex(**order)
+        .astype(bool)
+    )
+    wide.columns.name, sup.columns.name = crosstab.columns.name, crosstab.columns.name
+    wide.index.name, sup.index.name = crosstab.index.name, crosstab.index.name
+    log = prot.log.copy()
+    rows = log["row"].map(
+        lambda r: (long.loc[r, row_name], long.loc[r, col_name]) if isinstance(r, int | np.integer) else r
+    )
+    log["row"], log["column"] = (
+        rows.map(lambda x: x[0] if isinstance(x, tuple) else x),
+        rows.map(lambda x: x[1] if isinstance(x, tuple) else "all"),
+    )
+    return ProtectedTable(wide, log, prot.rules, True, sup, prot.stamp)

@@ -1,0 +1,193 @@
+"""Secondary suppression and the recomputation audit behind :func:`kvarus_research.privacy.protect`.
+
+A table with totals is a set of additive constraints: each total cell equals the sum of its component cells. A
+suppressed cell that is the only suppressed cell of a constraint can be recomputed by subtraction; a group of
+suppressed cells whose sum is published and small discloses a small count too. :func:`secondary_suppress` adds the
+fewest, smallest extra cells it can (preferring cells that close a second constraint at once) until neither
+happens, then audits the result with :func:`attack_intervals` (the attack a reader could run: the minimum and
+maximum of each suppressed cell subject to the published cells, the totals and non-negativity, by linear
+programming) and adds cells until no suppressed cell is pinned to a single value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linprog
+
+#: A constraint: (position of the total cell, positions of its component cells).
+Constraint = tuple[int, list[int]]
+
+
+def build_constraints(
+    table: pd.DataFrame, margins: Mapping[str, Hashable], dims: Sequence[str]
+) -> list[Constraint]:
+    """The additive constraints of a long table with total rows.
+
+    For each margin column ``m`` with total label ``T``: within each group of rows sharing the values of the other
+    dimension columns, the row with ``m == T`` is the sum of the rows with ``m != T``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"unit": ["A", "B", "Total"], "n": [3, 10, 13]})
+    >>> build_constraints(t, {"unit": "Total"}, ["unit"])
+    [(2, [0, 1])]
+    """
+    out: list[Constraint] = []
+    pos = pd.Series(np.arange(len(table)), index=table.index)
+    for col, label in margins.items():
+        others = [d for d in dims if d != col]
+        is_total = (table[col] == label).to_numpy()
+        keys = [table[o].astype(str).to_numpy() for o in others] or [np.zeros(len(table), dtype=int)]
+        groups = pd.Series(pos.to_numpy()).groupby(keys, sort=False)
+        for _, idx in groups:
+            members = idx.to_numpy()
+            totals = members[is_total[members]]
+            comps = members[~is_total[members]]
+            if len(totals) == 1 and len(comps) > 0:
+                out.append((int(totals[0]), [int(c) for c in comps]))
+    return out
+
+
+def attack_intervals(
+    values: np.ndarray, suppressed: np.ndarray, constraints: Sequence[Constraint]
+) -> pd.DataFrame:
+    """Bounds an attacker can compute for each suppressed cell from the published cells and the totals.
+
+    Solves ``min x_i`` and ``max x_i`` by linear programming (``scipy.optimize.linprog``, HiGHS) subject to every
+    constraint, with published cells fixed at their values and suppressed cells ``>= 0``.
+
+    Returns
+    -------
+    DataFrame
+        ``position``, ``lower``, ``upper`` (``inf`` when unbounded), one row per suppressed cell.
+
+    Examples
+    --------
+    >>> v = np.array([3.0, 10.0, 13.0]); s = np.array([True, False, False])
+    >>> attack_intervals(v, s, [(2, [0, 1])]).values.tolist()  # 13 - 10 = 3: recomputable
+    [[0.0, 3.0, 3.0]]
+    """
+    unknown = np.flatnonzero(suppressed)
+    col = {p: j for j, p in enumerate(unknown)}
+    rows, rhs = [], []
+    for total, comps in constraints:
+        a = np.zeros(len(unknown))
+        b = 0.0
+        for c, sign in [(total, -1.0)] + [(c, 1.0) for c in comps]:
+            if c in col:
+                a[col[c]] += sign
+            else:
+                b -= sign * values[c]
+        if a.any() and not np.isnan(b):
+            rows.append(a)
+            rhs.append(b)
+    lower = np.zeros(len(unknown))
+    upper = np.full(len(unknown), np.inf)
+    if rows:
+        a_eq, b_eq = np.array(rows), np.array(rhs)
+        for j in range(len(unknown)):
+            if not a_eq[:, j].any():
+                continue
+            c = np.zeros(len(unknown))
+            c[j] = 1.0
+            lo = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+            hi = linprog(-c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+            lower[j] = lo.fun if lo.status == 0 else 0.0
+            upper[j] = -hi.fun if hi.status == 0 else np.inf
+    return pd.DataFrame({"position": unknown, "lower": lower, "upper": upper})
+
+
+def _pick(
+    cells: list[int],
+    total: int,
+    values: np.ndarray,
+    sup: np.ndarray,
+    member_of: dict[int, list[int]],
+    constraints: Sequence[Constraint],
+) -> int | None:
+    """The best extra cell to suppress among ``cells``: a non-zero component (smallest first, preferring one that
+    also fixes another constraint), then the total, then a zero."""
+    best, best_key = None, None
+    for c in cells:
+        if sup[c] or np.isnan(values[c]):
+            continue
+        fixes = sum(1 for k in member_of[c] if _n_suppressed(constraints[k], sup) == 1)
+        klass = 1 if c == total else (2 if values[c] == 0 else 0)
+        key = (klass, -fixes, values[c], c)
+        if best_key is None or key < best_key:
+            best, best_key = c, key
+    return best
+
+
+def _n_suppressed(constraint: Constraint, sup: np.ndarray) -> int:
+    total, comps = constraint
+    return int(sup[total]) + int(sup[comps].sum())
+
+
+def secondary_suppress(
+    values: np.ndarray, primary: np.ndarray, constraints: Sequence[Constraint], threshold: int
+) -> np.ndarray:
+    """Extend ``primary`` so no suppressed cell can be recomputed and no small suppressed sum is disclosed.
+
+    Parameters
+    ----------
+    values : ndarray of float
+        Cell values (NaN = missing, never chosen).
+    primary : ndarray of bool
+        Cells suppressed by the primary rule.
+    constraints : list of (total, components)
+    threshold : int
+        Sums of suppressed components below this (with a published total) are themselves disclosive.
+
+    Returns
+    -------
+    ndarray of bool
+        All suppressed cells (primary and secondary).
+
+    Examples
+    --------
+    >>> v = np.array([3.0, 0.0, 10.0, 12.0, 25.0]); p = v == 3
+    >>> secondary_suppress(v, p, [(4, [0, 1, 2, 3])], 5).tolist()  # partner: smallest non-zero, 10
+    [True, False, True, False, False]
+    """
+    sup = primary.copy()
+    if not constraints:
+        return sup
+    member_of: dict[int, list[int]] = {}
+    for k, (total, comps) in enumerate(constraints):
+        for c in [total, *comps]:
+            member_of.setdefault(c, []).append(k)
+    shared = any(len(ks) > 1 for ks in member_of.values())
+    while True:
+        changed = True
+        while changed:
+            changed = False
+            for total, comps in constraints:
+                cells = [*comps, total]
+                n_sup = int(sup[cells].sum())
+                if n_sup == 0:
+                    continue
+                small_sum = not sup[total] and 0 <= np.nansum(values[comps][sup[comps]]) < threshold
+                if n_sup == 1 or small_sum:
+                    p = _pick(cells, total, values, sup, member_of, constraints)
+                    if p is not None:
+                        sup[p] = True
+                        changed = True
+        if not shared:
+            return sup
+        iv = attack_intervals(values, sup, constraints)
+        pinned = iv.loc[iv["upper"] - iv["lower"] < 0.5, "position"].to_numpy()
+        added = False
+        for cell in pinned:
+            for k in member_of.get(int(cell), []):
+                total, comps = constraints[k]
+                p = _pick([*comps, total], total, values, sup, member_of, constraints)
+                if p is not None:
+                    sup[p] = True
+                    added = True
+                    break
+        if not added:
+            return sup

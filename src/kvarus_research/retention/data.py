@@ -1,0 +1,263 @@
+"""The time-to-event table: time from course start to its ending, with the ending type as competing events.
+
+A course (behandlingsforløp) ends in one of three ways: by mutual agreement (avsluttet med gjensidig avtale),
+interrupted (avbrutt, brudd) or transferred (overført annen juridisk enhet). Courses still active at the extract
+date are censored there. Which ending types count as *dropout* is an explicit argument, because the definition
+changes dropout rates materially (domain.md §8): the dropout types are merged into one cause called
+``"dropout"``, every other ending type stays its own competing cause.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kvarus_research.codebook import Codebook, load_codebook
+from kvarus_research.errors import AnalysisError
+from kvarus_research.registry.constants import ENDING_STATUS_CODE, ENDING_TYPES
+from kvarus_research.results import Definition
+
+#: Ending types that end a course (``active`` is censoring, ``unknown`` an ending without a status code).
+ENDINGS: tuple[str, ...] = tuple(t for t in ENDING_TYPES if t != "active") + ("unknown",)
+#: Days per time unit.
+TIME_UNITS: dict[str, float] = {"days": 1.0, "weeks": 7.0, "months": 365.25 / 12, "years": 365.25}
+#: Default age groups (years at course start): left-closed bins.
+AGE_BINS: tuple[float, ...] = (0, 25, 35, 45, 55, np.inf)
+#: Group columns researchers ask for, when present.
+GROUP_COLUMNS: tuple[str, ...] = ("unit_name", "region", "setting", "hovedrusmiddel", "age_group")
+DROPOUT = "dropout"
+
+
+@dataclass
+class TimeToEvent:
+    """Courses as time-to-event data (one row per course kept).
+
+    ``table`` has ``course_id``, ``duration`` (in ``time_unit``), ``ending_type`` (or ``active``), ``cause``
+    (``"dropout"`` for the dropout types, else the ending type; ``"censored"`` for active courses), ``event``
+    (1 when the course ended), ``cause_code`` (0 censored, 1.. in the order of ``causes``) and every other
+    column of the input (unit, region, setting, baseline covariates, ``age_group``). ``exclusions`` counts the
+    courses left out with their reason.
+    """
+
+    table: pd.DataFrame
+    exclusions: pd.DataFrame
+    dropout: tuple[str, ...]
+    causes: tuple[str, ...]
+    extract_date: pd.Timestamp
+    time_unit: str
+    codebook: Codebook = field(default_factory=load_codebook)
+    n_input: int = 0
+    opted_out_courses: int | None = None
+
+    @property
+    def definition(self) -> Definition:
+        """Population and the event definition, in words."""
+        excl = "; ".join(f"{r.reason}: {r.n}" for r in self.exclusions.itertuples()) or "none"
+        return Definition(
+            population=f"{len(self.table)} of {self.n_input} courses (excluded: {excl})",
+            method="time from course start to ending; active courses censored at the extract date",
+            details={
+                "dropout": f"ending types {list(self.dropout)} count as dropout",
+                "competing causes": ", ".join(self.causes),
+                "extract date": self.extract_date.strftime("%Y-%m-%d"),
+                "time unit": self.time_unit,
+                **({"opted-out courses removed": self.opted_out_courses} if self.opted_out_courses is not None else {}),
+            },
+        )
+
+    def label(self, column: str) -> str:
+        """Codebook label of a column (``age_group`` and structural columns get readable names)."""
+        own = {"age_group": "Age group", "unit_name": "Unit", "region": "Region", "setting": "Setting",
+               "age_at_start": "Age at course start", "sex": "Sex",
+               "latent_severity": "Baseline severity (synthetic latent, SD units)"}
+        return own.get(column) or self.codebook.label(column, "en")
+
+    def cause_label(self, cause: str) -> str:
+        """Readable name of a cause, from the codebook's ``behandlingsstatus`` labels.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> tte = time_to_event(pd.DataFrame({"start_date": [pd.Timestamp("2021-01-01")],
+        ...     "end_date": [pd.NaT], "ending_type": ["active"]}), extract_date="2021-02-01")
+        >>> tte.cause_label("dropout"), tte.cause_label("transferred")
+        ('Dropout (Interrupted)', 'Transferred to another legal entity')
+        """
+        status = "behandlingsstatus"
+
+        def one(ending: str) -> str:
+            code = ENDING_STATUS_CODE.get(ending)
+            return self.codebook.variable(status).code_label(code, "en") if code and status in self.codebook else ending
+
+        if cause == DROPOUT:
+            return "Dropout (" + ", ".join(one(t) for t in self.dropout) + ")"
+        return one(cause)
+
+
+def _course_frame(data: Any) -> tuple[pd.DataFrame, pd.Timestamp | None, Codebook, int | None]:
+    """The course table, extract date, codebook and opted-out count from a Cohort, Registry or DataFrame."""
+    from kvarus_research.registry import Registry
+
+    if isinstance(data, Registry):
+        reg = data.without_opt_outs()
+        courses = reg.course_view()
+        regs = reg.registrations
+        base = regs.loc[regs["kind"] == "baseline"].sort_values(["course_id", "date"], kind="stable")
+        names = [v.name for v in reg.codebook.data_variables() if v.name in base.columns]
+        names = [n for n in names if n not in courses.columns]
+        if names:
+            first = base.drop_duplicates("course_id").set_index("course_id")[names]
+            courses = courses.join(first, on="course_id")
+        return courses, reg.extract_date, reg.codebook, reg.meta.get("opted_out_courses")
+    if isinstance(data, pd.DataFrame):
+        return data, None, load_codebook(), None
+    registry = getattr(data, "registry", None)
+    courses = getattr(data, "courses", None)
+    if isinstance(courses, pd.DataFrame) and registry is not None:
+        return courses, registry.extract_date, registry.codebook, registry.meta.get("opted_out_courses")
+    raise AnalysisError(
+        f"retention analyses take a Cohort, a Registry or a DataFrame of courses, not {type(data).__name__}"
+    )
+
+
+def _age_groups(age: pd.Series, bins: Sequence[float]) -> pd.Series:
+    labels = []
+    for lo, hi in zip(bins[:-1], bins[1:], strict=True):
+        if lo <= 0:
+            labels.append(f"<{hi:g}")
+        elif np.isinf(hi):
+            labels.append(f"{lo:g}+")
+        else:
+            labels.append(f"{lo:g}–{hi - 1:g}")
+    return pd.cut(pd.to_numeric(age, errors="coerce"), bins=list(bins), right=False, labels=labels)
+
+
+def time_to_event(
+    data: Any,
+    *,
+    dropout: Sequence[str] = ("interrupted",),
+    extract_date: pd.Timestamp | str | None = None,
+    time_unit: str = "days",
+    age_bins: Sequence[float] = AGE_BINS,
+) -> TimeToEvent:
+    """Time from course start to ending, with the ending types as competing events.
+
+    Parameters
+    ----------
+    data : Cohort, Registry or DataFrame
+        Courses with ``start_date``, ``end_date`` and ``ending_type``. A Registry is used without its opted-out
+        patients, joined with its units and the baseline registration's codebook variables.
+    dropout : sequence of str
+        Ending types that count as dropout (merged into the cause ``"dropout"``); the others stay their own
+        competing causes. ``()`` keeps every ending type as its own cause.
+    extract_date : Timestamp or str, optional
+        Where active courses are censored. Taken from the Cohort/Registry; required for a DataFrame.
+    time_unit : {"days", "weeks", "months", "years"}
+    age_bins : sequence of float
+        Edges of ``age_group`` from ``age_at_start`` (left-closed).
+
+    Returns
+    -------
+    TimeToEvent
+        ``.table`` (one row per course kept) and ``.exclusions`` (reason, n).
+
+    Raises
+    ------
+    AnalysisError
+        Unknown dropout types or time unit, missing columns, or no extract date for a DataFrame.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> courses = pd.DataFrame({"course_id": ["a", "b", "c", "d"],
+    ...     "start_date": pd.to_datetime(["2021-01-01", "2021-01-01", "2021-03-01", None]),
+    ...     "end_date": pd.to_datetime(["2021-01-31", None, "2021-02-01", None]),
+    ...     "ending_type": ["interrupted", "active", "mutual_agreement", "active"]})
+    >>> tte = time_to_event(courses, extract_date="2021-12-31")
+    >>> tte.table[["course_id", "duration", "cause"]].values.tolist()
+    [['a', 30.0, 'dropout'], ['b', 364.0, 'censored']]
+    >>> tte.exclusions.values.tolist()
+    [['missing start date', 1], ['end before start', 1]]
+    """
+    dropout = tuple(dropout)
+    bad = [d for d in dropout if d not in ENDINGS]
+    if bad:
+        raise AnalysisError(f"dropout: ending type(s) {bad} unknown; expected some of {list(ENDINGS)}")
+    if time_unit not in TIME_UNITS:
+        raise AnalysisError(f"time_unit {time_unit!r} is not one of {list(TIME_UNITS)}")
+    courses, own_date, codebook, opted_out = _course_frame(data)
+    missing = [c for c in ("start_date", "end_date", "ending_type") if c not in courses.columns]
+    if missing:
+        raise AnalysisError(f"the course table lacks column(s) {missing} needed for time to event")
+    if extract_date is None:
+        extract_date = own_date
+    if extract_date is None:
+        raise AnalysisError("time_to_event on a DataFrame needs extract_date= (where active courses are censored)")
+    extract_date = pd.Timestamp(extract_date)
+    df = courses.copy()
+    start = pd.to_datetime(df["start_date"])
+    end = pd.to_datetime(df["end_date"])
+    etype = df["ending_type"].astype("string")
+    active = (etype == "active").fillna(False).to_numpy()
+    stop = end.where(~active, extract_date)
+    reasons = [
+        ("missing start date", start.isna().to_numpy()),
+        ("missing ending type", etype.isna().to_numpy()),
+        ("ending type not known", (~etype.isin([*ENDINGS, "active"])).fillna(False).to_numpy()),
+        ("ended without end date", (~active) & end.isna().to_numpy()),
+        ("start after extract date", (start > extract_date).fillna(False).to_numpy()),
+        ("end after extract date", (~active) & (end > extract_date).fillna(False).to_numpy()),
+        ("end before start", (stop < start).fillna(False).to_numpy()),
+    ]
+    dropped = np.zeros(len(df), dtype=bool)
+    rows = []
+    for reason, mask in reasons:
+        new = mask & ~dropped
+        if new.any():
+            rows.append((reason, int(new.sum())))
+        dropped |= new
+    exclusions = pd.DataFrame(rows, columns=["reason", "n"])
+    keep = ~dropped
+    out = df.loc[keep].reset_index(drop=True)
+    days = (stop[keep] - start[keep]).dt.days.to_numpy(dtype=float)
+    out["duration"] = days / TIME_UNITS[time_unit]
+    ending = etype[keep].to_numpy(dtype=object)
+    cause = np.where(np.isin(ending, dropout), DROPOUT, ending)
+    cause = np.where(ending == "active", "censored", cause)
+    out["ending_type"] = ending
+    out["cause"] = cause
+    out["event"] = (ending != "active").astype(np.int8)
+    causes = ((DROPOUT,) if dropout else ()) + tuple(t for t in ENDINGS if t not in dropout)
+    # "unknown" (an ending form without a status code) is a cause only when such courses exist.
+    causes = tuple(c for c in causes if c != "unknown" or "unknown" in set(cause))
+    code = {c: i + 1 for i, c in enumerate(causes)}
+    out["cause_code"] = pd.Series(cause).map(code).fillna(0).astype(np.int16).to_numpy()
+    if "age_at_start" in out.columns and "age_group" not in out.columns:
+        out["age_group"] = _age_groups(out["age_at_start"], age_bins)
+    if "hovedrusmiddel" in out.columns and pd.api.types.is_numeric_dtype(out["hovedrusmiddel"]):
+        labels = codebook.value_labels("hovedrusmiddel", "en")
+        out["hovedrusmiddel"] = pd.Categorical(
+            pd.to_numeric(out["hovedrusmiddel"], errors="coerce").map(labels), categories=list(labels.values())
+        )
+    return TimeToEvent(
+        table=out,
+        exclusions=exclusions,
+        dropout=dropout,
+        causes=causes,
+        extract_date=extract_date,
+        time_unit=time_unit,
+        codebook=codebook,
+        n_input=len(df),
+        opted_out_courses=opted_out,
+    )
+
+
+def as_time_to_event(data: Any, **kwargs: Any) -> TimeToEvent:
+    """``data`` itself when it is already a :class:`TimeToEvent`, else :func:`time_to_event` of it."""
+    if isinstance(data, TimeToEvent):
+        return data
+    return time_to_event(data, **kwargs)

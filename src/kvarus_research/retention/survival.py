@@ -1,0 +1,345 @@
+"""Time in treatment: Kaplan–Meier (any ending) and Aalen–Johansen cumulative incidence (each ending type).
+
+Both return a :class:`SurvivalResult` whose ``.table`` is, by default, disclosure-safe: times moved up to a
+fixed grid (``step``, 30 days by default), counts at risk and events rounded to ``round_to`` (5), the tail with
+fewer than ``min_at_risk`` courses at risk cut off, and the curve and its CI *computed from that rounded table*.
+``protect=False`` gives the exact curve at every event time (stamped as unprotected in the definition).
+Medians, restricted means and log-rank tests are computed on the exact data (they are aggregates of whole groups).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from kvarus_research.errors import AnalysisError
+from kvarus_research.results import Definition, Result
+from kvarus_research.retention.data import TimeToEvent, as_time_to_event
+from kvarus_research.retention.estimators import (
+    aalen_johansen_from_counts,
+    coarsened_counts,
+    event_counts,
+    kaplan_meier_from_counts,
+)
+
+ANY = "any ending"
+
+
+class SurvivalResult(Result):
+    """Kaplan–Meier or cumulative-incidence curves by group, with their at-risk counts.
+
+    Attributes
+    ----------
+    table : DataFrame
+        ``group, cause, time, n_at_risk, n_events, cum_events, estimate, ci_lower, ci_upper``.
+    summary : DataFrame
+        Per group (and cause): courses, events, median with CI (Kaplan–Meier), restricted mean time in
+        treatment with CI at ``horizon``, or cumulative incidence at ``horizon`` with CI (Aalen–Johansen).
+    tests : DataFrame
+        Log-rank tests between groups (empty without ``by``).
+    """
+
+    count_columns = ("n_at_risk", "n_events", "cum_events")
+    derived_columns = {"estimate": "n_at_risk", "ci_lower": "n_at_risk", "ci_upper": "n_at_risk"}
+
+    def __init__(
+        self,
+        table: pd.DataFrame,
+        summary: pd.DataFrame,
+        tests: pd.DataFrame,
+        definition: Definition,
+        *,
+        kind: str,
+        by: str | None,
+        by_label: str,
+        time_unit: str,
+        cause_labels: dict[str, str] | None = None,
+    ) -> None:
+        self.table = table
+        self.summary = summary
+        self.tests = tests
+        self.definition = definition
+        self.kind = kind
+        self.by = by
+        self.by_label = by_label
+        self.time_unit = time_unit
+        self.cause_labels = {ANY: "Any ending", **(cause_labels or {})}
+        self.group_columns = ("group",) if by else ()
+
+    def plot(self, ax: Any = None, *, cause: str | None = None, at_risk: bool = True, ci: bool = True) -> Any:
+        """Step curves with CI bands and a number-at-risk table under them (returns the Axes).
+
+        ``cause`` picks one ending type of a cumulative-incidence result (default: all causes, one colour each;
+        with groups, the first cause).
+        """
+        from kvarus_research.retention.plots import plot_curves
+
+        return plot_curves(self, ax=ax, cause=cause, at_risk=at_risk, ci=ci)
+
+
+def _groups(tte: TimeToEvent, by: str | None) -> tuple[list[Any], list[np.ndarray]]:
+    t = tte.table
+    if by is None:
+        return ["all"], [np.arange(len(t))]
+    if by not in t.columns:
+        raise AnalysisError(f"by={by!r}: no such column in the course table; available: {sorted(map(str, t.columns))}")
+    key = t[by]
+    n_missing = int(key.isna().sum())
+    codes, uniques = pd.factorize(key, sort=True)
+    if n_missing and not len(uniques):
+        raise AnalysisError(f"by={by!r}: every course lacks a value")
+    return list(uniques), [np.flatnonzero(codes == i) for i in range(len(uniques))]
+
+
+def _curve_rows(
+    counts: pd.DataFrame, causes: Sequence[str], kind: str, alpha: float, group: Any
+) -> list[pd.DataFrame]:
+    n = counts["n_at_risk"].to_numpy()
+    ds = [counts[f"d_{i + 1}"].to_numpy() for i in range(len(causes))]
+    base = {"group": group, "time": counts["time"].to_numpy(), "n_at_risk": n}
+    if kind == "km":
+        d = np.sum(ds, axis=0)
+        s, _, lo, hi = kaplan_meier_from_counts(n, d, alpha)
+        s = np.clip(s, 0, 1)
+        cum = np.cumsum(d)
+        return [pd.DataFrame({**base, "cause": ANY, "n_events": d, "cum_events": cum, "estimate": s,
+                              "ci_lower": lo, "ci_upper": hi})]
+    out = []
+    for cause, d, (f, _, lo, hi) in zip(causes, ds, aalen_johansen_from_counts(n, ds, alpha), strict=True):
+        out.append(pd.DataFrame({**base, "cause": cause, "n_events": d, "cum_events": np.cumsum(d),
+                                 "estimate": np.clip(f, 0, 1), "ci_lower": lo, "ci_upper": hi}))
+    return out
+
+
+def _rmst(time: np.ndarray, surv: np.ndarray, n: np.ndarray, d: np.ndarray, horizon: float) -> tuple[float, float]:
+    """Restricted mean ∫_0^τ S(u) du of a KM step function and its Greenwood-type standard error.
+
+    Var = sum_{t_j <= τ} A_j^2 d_j / (n_j (n_j - d_j)), A_j = ∫_{t_j}^τ S(u) du (Klein & Moeschberger §4.5).
+    """
+    inside = time <= horizon
+    t, s, nn, dd = time[inside], surv[inside], n[inside], d[inside]
+    knots = np.concatenate([[0.0], t, [horizon]])
+    levels = np.concatenate([[1.0], s])  # S on [knots[i], knots[i+1])
+    pieces = levels * np.diff(knots)
+    rmst = float(pieces.sum())
+    area_after = np.cumsum(pieces[::-1])[::-1][1:]  # A_j: area from t_j to τ
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(nn > dd, dd / (nn * (nn - dd)), 0.0)
+    return rmst, float(np.sqrt(np.sum(area_after**2 * term)))
+
+
+def _median(time: np.ndarray, est: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float, float, float]:
+    """First time the curve (and its lower/upper CI) falls to 0.5 or below (NaN when it never does)."""
+
+    def first(curve: np.ndarray) -> float:
+        below = np.flatnonzero(curve <= 0.5)
+        return float(time[below[0]]) if len(below) else float("nan")
+
+    return first(est), first(lo), first(hi)
+
+
+def _fit(
+    data: Any,
+    kind: str,
+    *,
+    by: str | None,
+    dropout: Sequence[str],
+    extract_date: Any,
+    time_unit: str,
+    alpha: float,
+    horizon: float | None,
+    protect: bool,
+    step: float,
+    round_to: int,
+    min_at_risk: int,
+) -> SurvivalResult:
+    tte = as_time_to_event(data, dropout=dropout, extract_date=extract_date, time_unit=time_unit)
+    t = tte.table
+    if len(t) == 0:
+        raise AnalysisError("no courses left to analyse after exclusions: " + tte.definition.population)
+    causes = list(tte.causes)
+    dur = t["duration"].to_numpy(dtype=float)
+    code = t["cause_code"].to_numpy()
+    horizon = float(horizon if horizon is not None else 365 / TIME_SCALE[tte.time_unit])
+    z = norm.ppf(1 - alpha / 2)
+    values, index = _groups(tte, by)
+    rows, summary = [], []
+    for value, idx in zip(values, index, strict=True):
+        exact = event_counts(dur[idx], code[idx], len(causes))
+        exact = exact.loc[exact[[f"d_{i + 1}" for i in range(len(causes))]].sum(axis=1) > 0].reset_index(drop=True)
+        exact_rows = _curve_rows(exact, causes, kind, alpha, value)
+        if protect:
+            grid = coarsened_counts(dur[idx], code[idx], len(causes), step=step, round_to=round_to,
+                                    min_at_risk=min_at_risk)
+            rows += _curve_rows(grid, causes, kind, alpha, value)
+        else:
+            rows += exact_rows
+        n_events = int((code[idx] > 0).sum())
+        for r in exact_rows:
+            tm, est = r["time"].to_numpy(), r["estimate"].to_numpy()
+            entry: dict[str, Any] = {"group": value, "cause": r["cause"].iloc[0] if len(r) else ANY,
+                                     "n_courses": len(idx), "n_events": int(r["n_events"].sum())}
+            if kind == "km":
+                entry["n_events"] = n_events
+                med = _median(tm, est, r["ci_lower"].to_numpy(), r["ci_upper"].to_numpy())
+                entry.update(median=med[0], median_ci_lower=med[1], median_ci_upper=med[2])
+                m, se = _rmst(tm, est, r["n_at_risk"].to_numpy(), r["n_events"].to_numpy(), horizon)
+                entry.update(horizon=horizon, rmst=m, rmst_ci_lower=m - z * se, rmst_ci_upper=min(m + z * se, horizon))
+            else:
+                at = np.searchsorted(tm, horizon, side="right") - 1
+                pick = (lambda col: float(r[col].iloc[at]) if at >= 0 else 0.0)  # noqa: E731
+                entry.update(horizon=horizon, cumulative_incidence=pick("estimate"), ci_lower=pick("ci_lower"),
+                             ci_upper=pick("ci_upper"))
+            summary.append(entry)
+    table = pd.concat(rows, ignore_index=True)
+    table = table[["group", "cause", "time", "n_at_risk", "n_events", "cum_events", "estimate", "ci_lower",
+                   "ci_upper"]]
+    tests = _logrank(tte, by, causes, kind, alpha) if by else pd.DataFrame()
+    what = "Kaplan–Meier estimate of still being in treatment" if kind == "km" else (
+        "Aalen–Johansen cumulative incidence of each ending type (competing risks)")
+    if protect:
+        disclosure = (f"times moved up to a {step:g}-{tte.time_unit} grid; counts at risk and cumulative events "
+                      f"rounded to {round_to}; tail with fewer than {min_at_risk} at risk cut; curves and CIs "
+                      "computed from the rounded table")
+    else:
+        disclosure = "OFF: exact curve at every event time (not for export)"
+    details = dict(tte.definition.details)
+    details.update({
+        "groups": f"by {tte.label(by)}" if by else "all courses",
+        "CI": f"{100 * (1 - alpha):g} % pointwise, log(-log) scale"
+              + (" (Greenwood)" if kind == "km" else " (delta method, Collett 2015)"),
+        "summary": ("median: first time S <= 0.5, CI from the pointwise CI; restricted mean time in treatment "
+                    f"(RMST) up to {horizon:g} {tte.time_unit}, Greenwood-type SE" if kind == "km" else
+                    f"cumulative incidence at {horizon:g} {tte.time_unit}"),
+        "disclosure control": disclosure,
+    })
+    definition = Definition(population=tte.definition.population, method=what, details=details)
+    return SurvivalResult(table, pd.DataFrame(summary), tests, definition, kind=kind, by=by,
+                          by_label=tte.label(by) if by else "", time_unit=tte.time_unit,
+                          cause_labels={c: tte.cause_label(c) for c in causes})
+
+
+TIME_SCALE = {"days": 1.0, "weeks": 7.0, "months": 365.25 / 12, "years": 365.25}
+
+
+def _logrank(tte: TimeToEvent, by: str, causes: Sequence[str], kind: str, alpha: float) -> pd.DataFrame:
+    """Log-rank test across groups (lifelines); for cumulative incidence one cause-specific test per cause."""
+    from lifelines.statistics import multivariate_logrank_test
+
+    t = tte.table.dropna(subset=[by])
+    if t[by].nunique() < 2:
+        return pd.DataFrame()
+    dur = t["duration"].to_numpy(dtype=float)
+    groups = t[by].astype(str).to_numpy()
+    targets = [(ANY, t["event"].to_numpy())] if kind == "km" else [
+        (c, (t["cause"] == c).to_numpy().astype(int)) for c in causes
+    ]
+    rows = []
+    for cause, ev in targets:
+        res = multivariate_logrank_test(dur, groups, ev, alpha=1 - alpha)
+        rows.append({"cause": cause, "groups": t[by].nunique(), "test": "log-rank" if kind == "km" else
+                     "cause-specific log-rank (other endings censored)", "statistic": float(res.test_statistic),
+                     "df": int(res.degrees_of_freedom), "p_value": float(res.p_value)})
+    return pd.DataFrame(rows)
+
+
+def kaplan_meier(
+    data: Any,
+    *,
+    by: str | None = None,
+    dropout: Sequence[str] = ("interrupted",),
+    extract_date: Any = None,
+    time_unit: str = "days",
+    alpha: float = 0.05,
+    horizon: float | None = None,
+    protect: bool = True,
+    step: float = 30,
+    round_to: int = 5,
+    min_at_risk: int = 10,
+) -> SurvivalResult:
+    """Kaplan–Meier estimate of still being in treatment (time to any ending), optionally by group.
+
+    Parameters
+    ----------
+    data : Cohort, Registry, DataFrame or TimeToEvent
+        See :func:`kvarus_research.retention.time_to_event`.
+    by : str, optional
+        Group column: ``unit_name``, ``region``, ``setting``, ``hovedrusmiddel``, ``age_group`` or any other.
+    dropout, extract_date, time_unit
+        Passed to :func:`time_to_event` when ``data`` is not a TimeToEvent already.
+    alpha : float
+        1 - confidence level.
+    horizon : float, optional
+        Horizon of the restricted mean time in treatment (default one year, in ``time_unit``).
+    protect : bool
+        Disclosure-safe table (grid, rounding, tail cut); ``False`` gives the exact curve.
+    step, round_to, min_at_risk
+        Grid step (in ``time_unit``), rounding base, and the fewest courses at risk shown.
+
+    Returns
+    -------
+    SurvivalResult
+        ``.table`` (the curve), ``.summary`` (median with CI, RMST with CI), ``.tests`` (log-rank).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> c = pd.DataFrame({"start_date": pd.to_datetime(["2021-01-01"] * 4),
+    ...     "end_date": pd.to_datetime(["2021-01-11", "2021-01-11", "2021-01-21", None]),
+    ...     "ending_type": ["interrupted", "active", "mutual_agreement", "active"]})
+    >>> km = kaplan_meier(c, extract_date="2021-01-16", protect=False)
+    >>> km.table["estimate"].round(3).tolist()  # 4 at risk, 1 ends at day 10 -> 0.75 (then censoring only)
+    [0.75]
+    """
+    return _fit(data, "km", by=by, dropout=dropout, extract_date=extract_date, time_unit=time_unit, alpha=alpha,
+                horizon=horizon, protect=protect, step=step, round_to=round_to, min_at_risk=min_at_risk)
+
+
+def cumulative_incidence(
+    data: Any,
+    *,
+    by: str | None = None,
+    dropout: Sequence[str] = ("interrupted",),
+    extract_date: Any = None,
+    time_unit: str = "days",
+    alpha: float = 0.05,
+    horizon: float | None = None,
+    protect: bool = True,
+    step: float = 30,
+    round_to: int = 5,
+    min_at_risk: int = 10,
+) -> SurvivalResult:
+    """Aalen–Johansen cumulative incidence of each ending type (dropout and its competitors), with CIs.
+
+    Not 1 − Kaplan–Meier of one cause: the other endings are competing events, so the incidences of all
+    causes plus the Kaplan–Meier probability of still being in treatment add up to 1 at every time.
+
+    Parameters
+    ----------
+    data, by, dropout, extract_date, time_unit, alpha, protect, step, round_to, min_at_risk
+        As in :func:`kaplan_meier`.
+    horizon : float, optional
+        Time at which ``.summary`` reports each cumulative incidence (default one year).
+
+    Returns
+    -------
+    SurvivalResult
+        ``.table`` (one curve per group and cause), ``.summary`` (incidence at ``horizon``), ``.tests``
+        (cause-specific log-rank tests across groups).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> c = pd.DataFrame({"start_date": pd.to_datetime(["2021-01-01"] * 4),
+    ...     "end_date": pd.to_datetime(["2021-01-11", "2021-01-21", "2021-01-21", None]),
+    ...     "ending_type": ["interrupted", "mutual_agreement", "interrupted", "active"]})
+    >>> ci = cumulative_incidence(c, extract_date="2021-02-01", protect=False)
+    >>> ci.summary.set_index("cause")["cumulative_incidence"].round(3).to_dict()
+    {'dropout': 0.5, 'mutual_agreement': 0.25, 'transferred': 0.0}
+    """
+    return _fit(data, "cif", by=by, dropout=dropout, extract_date=extract_date, time_unit=time_unit, alpha=alpha,
+                horizon=horizon, protect=protect, step=step, round_to=round_to, min_at_risk=min_at_risk)

@@ -1,0 +1,167 @@
+"""Outcome trajectories of the synthetic registry: one latent problem process per course drives every item.
+
+For course *i* with latent baseline severity ``z_i`` and improvement ``g_i`` (random slope, negative for patients
+who worsen), the latent problem level ``t`` days after the course start is
+``eta_i(t) = z_i - g_i * (1 - exp(-t / TAU))``; at the one-year follow-up the improvement reached at ending is
+kept by a factor ``keep_i`` (relapse when < 1). Each item is a noisy function of ``eta`` (continuous items: linear,
+rounded and clipped to the codebook range; yes/no items: logistic; ordinal items: cut points), so items correlate
+with each other and improve together. Code lists come from the codebook.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, ndtri
+
+from kvarus_research.codebook import Codebook
+from kvarus_research.synthetic import params as P
+
+
+def eta_at(z: np.ndarray, g: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """Latent problem level ``z - g * (1 - exp(-days / TAU))``.
+
+    Examples
+    --------
+    >>> float(eta_at(np.array([1.0]), np.array([0.5]), np.array([0.0]))[0])
+    1.0
+    """
+    return z - g * (1.0 - np.exp(-np.asarray(days, dtype=float) / P.TAU_DAYS))
+
+
+def code_with_label(codebook: Codebook, name: str, english: str) -> int:
+    """The code of ``name`` whose English label is ``english`` (how code lists are read, never retyped)."""
+    var = codebook.variable(name)
+    for code in var.valid_codes:
+        if var.code_label(code, "en").lower() == english.lower():
+            return int(code)
+    raise ValueError(f"variable {name!r} has no code labelled {english!r}")
+
+
+def continuous_values(
+    codebook: Codebook, name: str, eta: np.ndarray, noise: np.ndarray, extra: np.ndarray | float = 0.0
+) -> np.ndarray:
+    """Item value ``mean + scale * (loading * eta + sqrt(1 - loading^2) * noise) + extra``, rounded and clipped."""
+    spec = P.CONTINUOUS[name]
+    lo, hi = codebook.variable(name).range or (-np.inf, np.inf)
+    a = spec["loading"]
+    raw = spec["mean"] + spec["scale"] * (a * eta + np.sqrt(1 - a * a) * noise) + extra
+    return np.clip(np.round(raw, spec["decimals"]), lo, hi)
+
+
+def binary_values(codebook: Codebook, name: str, eta: np.ndarray, opioid: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Yes/no item codes: ``P(yes) = expit(intercept + eta_coef * eta + opioid_coef * opioid)``."""
+    spec = P.BINARY[name]
+    yes = code_with_label(codebook, name, "Yes")
+    no = code_with_label(codebook, name, "No")
+    p = expit(spec["intercept"] + spec["eta_coef"] * eta + spec["opioid_coef"] * opioid)
+    return np.where(u < p, yes, no)
+
+
+def ordinal_codes(codebook: Codebook, name: str, score: np.ndarray, shares: tuple[float, ...]) -> np.ndarray:
+    """Cut a score (standard normal at the reference level) into the variable's valid codes, in codebook order.
+
+    The cut points are the normal quantiles of the cumulative ``shares``; when the codebook has a different number
+    of codes than ``shares``, the codes get equal shares.
+    """
+    codes = np.array(codebook.variable(name).valid_codes)
+    if len(shares) != len(codes):
+        shares = tuple([1.0 / len(codes)] * len(codes))
+    cuts = ndtri(np.cumsum(shares)[:-1] / np.sum(shares))
+    return codes[np.searchsorted(cuts, score)]
+
+
+def item_values(
+    codebook: Codebook,
+    rng: np.random.Generator,
+    eta: np.ndarray,
+    progress: np.ndarray,
+    opioid: np.ndarray,
+    alcohol: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Every outcome item for a batch of (virtual) registrations.
+
+    Parameters
+    ----------
+    eta : latent problem level per row; ``progress`` : improvement so far (``g * (1 - exp(-t / TAU))``) per row;
+    ``opioid`` / ``alcohol`` : main substance indicators per row.
+
+    Returns
+    -------
+    dict of variable name -> values (floats for continuous items, integer codes for categorical ones).
+    """
+    n = len(eta)
+    out: dict[str, np.ndarray] = {}
+    for name in P.CONTINUOUS:
+        if name in codebook:
+            extra = P.ALCOHOL_MAIN_EXTRA_DAYS * alcohol if name == "dager_alkohol_30" else 0.0
+            out[name] = continuous_values(codebook, name, eta, rng.standard_normal(n), extra)
+    for name in P.BINARY:
+        if name in codebook:
+            out[name] = binary_values(codebook, name, eta, opioid, rng.random(n))
+    for name, spec in P.ORDINAL.items():
+        if name in codebook:
+            score = spec["eta_coef"] * eta + rng.standard_normal(n)
+            out[name] = ordinal_codes(codebook, name, score, spec["shares"])
+    if "tilfredshet" in codebook:
+        out["tilfredshet"] = ordinal_codes(
+            codebook, "tilfredshet", progress + rng.standard_normal(n), P.SATISFACTION_SHARES
+        )
+    return out
+
+
+def unit_feedback(
+    codebook: Codebook, rng: np.random.Generator, p_plan: np.ndarray, p_crisis: np.ndarray, p_benefit: np.ndarray
+) -> dict[str, np.ndarray]:
+    """``plan_beh`` / ``plan_krise`` (Ja with the unit's probability, else Nei 80 % / Vet ikke 20 %) and
+    ``eval_utbytte`` (the two highest codes with the unit's probability, split 60/40; else the lower codes
+    15/30/55 %), per row."""
+    n = len(p_plan)
+    out: dict[str, np.ndarray] = {}
+    for name, p in (("plan_beh", p_plan), ("plan_krise", p_crisis)):
+        if name not in codebook:
+            continue
+        yes = code_with_label(codebook, name, "Yes")
+        no = code_with_label(codebook, name, "No")
+        other = [c for c in codebook.variable(name).valid_codes if c not in (yes, no)]
+        dk = other[0] if other else no
+        u = rng.random(n)
+        out[name] = np.where(u < p, yes, np.where(u < p + (1 - p) * 0.8, no, dk))
+    if "eval_utbytte" in codebook:
+        codes = np.array(sorted(codebook.variable("eval_utbytte").valid_codes))
+        high = codes[-2:]
+        low = codes[:-2]
+        u = rng.random(n)
+        hi_pick = np.where(rng.random(n) < 0.6, high[0], high[-1])
+        low_p = np.array([0.15, 0.30, 0.55][-len(low) :]) if len(low) <= 3 else np.full(len(low), 1 / len(low))
+        low_pick = low[np.searchsorted(np.cumsum(low_p / low_p.sum())[:-1], rng.random(n), side="right")]
+        out["eval_utbytte"] = np.where(u < p_benefit, hi_pick, low_pick)
+    return out
+
+
+def followup_response(
+    improvement_z: np.ndarray, ending_type: np.ndarray, u_registered: np.ndarray, u_reached: np.ndarray,
+    u_declined: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Who is registered at follow-up and with which outcome (reached / not reached / declined).
+
+    ``logit P(reached | registered) = intercept + improvement_z * z + mutual_agreement * [mutual] +
+    interrupted * [interrupted]`` (:data:`params.FOLLOWUP_RESPONSE`): patients who did better respond more.
+
+    Returns
+    -------
+    registered : bool array; outcome : array of "reached", "not_reached", "declined" (or "" when not registered).
+    """
+    c: dict[str, Any] = P.FOLLOWUP_RESPONSE
+    lin = (
+        c["intercept"]
+        + c["improvement_z"] * improvement_z
+        + c["mutual_agreement"] * (ending_type == "mutual_agreement")
+        + c["interrupted"] * (ending_type == "interrupted")
+    )
+    registered = u_registered < P.FOLLOWUP_REGISTERED
+    reached = u_reached < expit(lin)
+    declined = u_declined < P.FOLLOWUP_DECLINED_SHARE
+    outcome = np.where(reached, "reached", np.where(declined, "declined", "not_reached"))
+    return registered, np.where(registered, outcome, "")

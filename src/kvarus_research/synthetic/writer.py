@@ -1,0 +1,246 @@
+"""``write_extract()``: a registry as an MRS extract folder (DataDump CSV files, rapport.xlsx, supplements).
+
+Layout (domain.md §3)::
+
+    <path>/<YYYY-MM-DD>/DataDump_Prod_<form>_<YYYY-MM-DD>_<HHMM>.csv   one file per codebook form
+    <path>/<YYYY-MM-DD>/rapport.xlsx                                    the codebook in MRS format
+    <path>/<YYYY-MM-DD>/enheter.csv                                     supplement: UnitId;db_unit_title;region;setting
+    <path>/<YYYY-MM-DD>/dekningsgrad.csv                                supplement: UnitId;year;expected_courses;reserved_courses
+
+Every CSV file: UTF-8 with BOM, ``;`` separated, CRLF line ends, a header of codebook variable names, an empty
+unnamed column at the end of every line, decimal comma, dates ``dd.mm.YYYY``, booleans ``1``/``0`` with ``-1``
+for missing, a missing enum value as the variable's first missing code (``0`` = "velg verdi"), other missing
+values empty. Text values containing ``;``, ``"`` or a line break are quoted. Opted-out patients are not written
+(a real extract never contains them); only their course counts appear in ``dekningsgrad.csv``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from tqdm.auto import tqdm
+
+from kvarus_research.codebook import Codebook, Variable
+from kvarus_research.codebook.rapport import write_rapport
+from kvarus_research.registry import Registry
+from kvarus_research.synthetic.ids import tenor_national_ids
+
+BOM = b"\xef\xbb\xbf"
+EOL = "\r\n"
+CHUNK_ROWS = 500_000
+#: registry column holding the value of each codebook role
+ROLE_SOURCE: dict[str, str] = {
+    "patient_id": "patient_id",
+    "course_id": "course_id",
+    "unit_id": "unit_id",
+    "unit_name": "unit_name",
+    "age": "age",
+    "sex": "sex",
+    "date": "date",
+    "status": "status",
+}
+#: registration kinds each form kind holds
+FORM_ROWS: dict[str, tuple[str, ...]] = {
+    "baseline": ("baseline",),
+    "status": ("measurement", "ending", "followup"),
+    "measurement": ("measurement",),
+    "ending": ("ending",),
+    "followup": ("followup",),
+}
+NATIONAL_ID_COLUMN = "Fodselsnummer"
+
+
+def _strings(values: Any) -> pa.Array:
+    return pa.array(values, type=pa.string(), from_pandas=True)
+
+
+def _format(var: Variable, column: pd.Series) -> pa.Array:
+    """One column as MRS text: the codebook type decides the format."""
+    if var.type in ("date", "datetime"):
+        fmt = "%d.%m.%Y" if var.type == "date" else "%d.%m.%Y %H:%M:%S"
+        ts = pa.array(pd.to_datetime(column).to_numpy(dtype="datetime64[s]"), type=pa.timestamp("s"),
+                      mask=column.isna().to_numpy())
+        return pc.strftime(ts, format=fmt)
+    if var.type == "boolean":
+        b = column.astype("boolean")
+        codes = np.where(b.isna().to_numpy(), -1, b.fillna(False).to_numpy(dtype=bool).astype(np.int64))
+        return pc.cast(pa.array(codes), pa.string())
+    if var.type in ("enum", "integer"):
+        arr = pa.array(pd.to_numeric(column).astype("Int64"), type=pa.int64(), from_pandas=True)
+        if var.type == "enum" and var.missing_codes:
+            arr = pc.fill_null(arr, int(var.missing_codes[0]))
+        return pc.cast(arr, pa.string())
+    if var.type == "float":
+        arr = pa.array(pd.to_numeric(column).astype("Float64"), type=pa.float64(), from_pandas=True)
+        return pc.replace_substring(pc.cast(arr, pa.string()), ".", ",")
+    return _strings(column.astype(object).where(column.notna(), None).to_numpy())
+
+
+def _write_csv(path: Path, names: list[str], n_rows: int, chunk: Callable[[int, int], list[pa.Array]]) -> None:
+    """Header with BOM, then the rows chunk by chunk through pyarrow; every line ends with an empty column."""
+    with path.open("wb") as fh:
+        fh.write(BOM + (";".join(names) + ";" + EOL).encode("utf-8"))
+        for lo in range(0, n_rows, CHUNK_ROWS):
+            hi = min(lo + CHUNK_ROWS, n_rows)
+            arrays = chunk(lo, hi)
+            arrays.append(pa.nulls(hi - lo, type=pa.string()))
+            table = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+            special = any(
+                pc.any(pc.match_substring_regex(a, r'[;"\r\n]')).as_py() for a in arrays[:-1] if len(a)
+            )
+            opts = pacsv.WriteOptions(include_header=False, delimiter=";", eol=EOL,
+                                      quoting_style="needed" if special else "none")
+            pacsv.write_csv(table, fh, opts)
+
+
+def _national_ids(registry: Registry, patient_ids: pd.Series, seed: int) -> pd.Series:
+    """A Tenor-range synthetic national id per patient (stable for the same registry)."""
+    rng = np.random.default_rng([seed, 8080])
+    pats = registry.patients
+    ids = pd.Series(dtype=object)
+    if "birth_date" in pats.columns and len(pats):
+        male = pats["sex"].astype("Int64").fillna(1).to_numpy() == 1
+        ids = pd.Series(tenor_national_ids(rng, pats["birth_date"].to_numpy(dtype="datetime64[D]"), male),
+                        index=pats["patient_id"].to_numpy())
+    others = pd.Index(pd.unique(patient_ids)).difference(ids.index)
+    if len(others):  # e.g. network-work patients: birth dates drawn here, ages 18-80 at 2000-01-01
+        births = np.datetime64("1920-01-01") + rng.integers(0, 62 * 365, len(others)).astype("timedelta64[D]")
+        ids = pd.concat([ids, pd.Series(tenor_national_ids(rng, births, rng.random(len(others)) < 0.5),
+                                        index=others)])
+    return patient_ids.map(ids)
+
+
+def _form_frame(registry: Registry, kind: str) -> pd.DataFrame | None:
+    if kind == "network_work":
+        return registry.network_work
+    kinds = FORM_ROWS.get(kind)
+    if kinds is None:
+        return None
+    regs = registry.registrations
+    return regs.loc[regs["kind"].isin(kinds)]
+
+
+def write_extract(
+    registry: Registry,
+    path: str | Path,
+    *,
+    raw: bool = False,
+    extract_time: str | datetime | pd.Timestamp | None = None,
+    environment: str = "Prod",
+    progress: bool = False,
+) -> Path:
+    """Write a registry as an MRS-format extract folder (see the module docstring for the exact format).
+
+    Parameters
+    ----------
+    registry : Registry
+        Usually from :func:`kvarus_research.synthetic.generate`. Opted-out patients are left out.
+    path : str or Path
+        Parent folder; the extract goes to ``path/<YYYY-MM-DD>/``.
+    raw : bool
+        Add a ``Fodselsnummer`` column after ``PasientGUID`` with synthetic national identity numbers
+        (checksum-valid, Tenor test range: month + 80, never a real person's), one per patient, for testing
+        pseudonymisation.
+    extract_time : str, datetime or Timestamp, optional
+        Date and time in the folder and file names; defaults to the registry's extract date at 00:00 (never the
+        clock, so the same registry gives byte-identical files).
+    environment : str
+        ``"Prod"`` or ``"QA"`` in the file names.
+    progress : bool
+        Show a progress bar over the files.
+
+    Returns
+    -------
+    Path
+        The extract folder ``path/<YYYY-MM-DD>``.
+
+    Examples
+    --------
+    >>> import tempfile, kvarus_research as kr
+    >>> reg = kr.synthetic.generate(n_courses=50, seed=1)
+    >>> folder = write_extract(reg, tempfile.mkdtemp())
+    >>> sorted(p.name for p in folder.iterdir())[:2]
+    ['DataDump_Prod_Basisopplysninger_2026-06-30_0000.csv', 'DataDump_Prod_Målepunkt_2026-06-30_0000.csv']
+    >>> (folder / "enheter.csv").read_bytes()[:3] == b"\\xef\\xbb\\xbf"
+    True
+    """
+    when = pd.Timestamp(extract_time) if extract_time is not None else pd.Timestamp(registry.extract_date)
+    stamp, hhmm = when.strftime("%Y-%m-%d"), when.strftime("%H%M")
+    folder = Path(path) / stamp
+    folder.mkdir(parents=True, exist_ok=True)
+    cb: Codebook = registry.codebook
+    reg = registry.without_opt_outs()
+    unit_names = reg.units.drop_duplicates("unit_id").set_index("unit_id")["unit_name"]
+    seed = int(registry.meta.get("seed", 0)) if isinstance(registry.meta.get("seed", 0), int | np.integer) else 0
+    forms = [f for f in cb.forms if _form_frame(reg, f.kind) is not None]
+    for form in tqdm(forms, desc="writing extract", disable=not progress):
+        frame = _form_frame(reg, form.kind)
+        variables = cb.form_variables(form.name)
+        sources: list[tuple[Variable, str | None]] = []
+        for v in variables:
+            src = ROLE_SOURCE.get(v.role, v.name) if v.role else v.name
+            sources.append((v, src if src in frame.columns or src == "unit_name" else None))
+        names = [v.name for v, _ in sources]
+        nid = None
+        if raw:
+            nid = _national_ids(reg, frame["patient_id"], seed)
+            at = names.index(cb.by_role("patient_id").name) + 1 if cb.by_role("patient_id") else 0
+            names.insert(at, NATIONAL_ID_COLUMN)
+
+        def chunk(lo: int, hi: int, frame: pd.DataFrame = frame, sources: list = sources,
+                  nid: pd.Series | None = nid, names: list[str] = names) -> list[pa.Array]:
+            part = frame.iloc[lo:hi]
+            arrays = []
+            for v, src in sources:
+                if src == "unit_name":
+                    col = part["unit_id"].map(unit_names)
+                elif src is None:
+                    col = pd.Series(pd.NA, index=part.index, dtype=object)
+                else:
+                    col = part[src]
+                arrays.append(_format(v, col))
+            if nid is not None:
+                arrays.insert(names.index(NATIONAL_ID_COLUMN), _strings(nid.iloc[lo:hi].to_numpy()))
+            return arrays
+
+        _write_csv(folder / f"DataDump_{environment}_{form.name}_{stamp}_{hhmm}.csv", names, len(frame), chunk)
+    write_rapport(cb, folder / "rapport.xlsx")
+    _write_supplements(registry, folder)
+    return folder
+
+
+def _write_supplements(registry: Registry, folder: Path) -> None:
+    units = registry.units
+    text = lambda s: _strings(s.astype(object).where(s.notna(), None).to_numpy())  # noqa: E731
+    _write_csv(
+        folder / "enheter.csv",
+        ["UnitId", "db_unit_title", "region", "setting"],
+        len(units),
+        lambda lo, hi: [
+            pc.cast(pa.array(units["unit_id"].iloc[lo:hi].to_numpy()), pa.string()),
+            *(text(units[c].iloc[lo:hi]) if c in units.columns else pa.nulls(hi - lo, pa.string())
+              for c in ("unit_name", "region", "setting")),
+        ],
+    )
+    cov = registry.coverage
+    if cov is None:
+        return
+    cols = ["unit_id", "year", "expected_courses", "reserved_courses"]
+    _write_csv(
+        folder / "dekningsgrad.csv",
+        ["UnitId", "year", "expected_courses", "reserved_courses"],
+        len(cov),
+        lambda lo, hi: [
+            pc.cast(pa.array(cov[c].iloc[lo:hi].astype("Int64"), type=pa.int64(), from_pandas=True), pa.string())
+            if c in cov.columns else pa.nulls(hi - lo, pa.string())
+            for c in cols
+        ],
+    )

@@ -1,0 +1,76 @@
+"""The flow diagram: a PNG written to tests/_artifacts/ and the numbers drawn on it read back from the text
+artists, compared with cohort.flow (exact when protection is off, "<5" for small counts when on)."""
+
+from __future__ import annotations
+
+import re
+
+import matplotlib.pyplot as plt
+import pytest
+
+import kvarus_research as kr
+from kvarus_research import Cohort
+from kvarus_research.cohort.examples import flow_registry
+
+
+def _drawn(ax) -> dict[str, str]:
+    """gid -> the count text after "n = " in that box."""
+    out = {}
+    for t in ax.texts:
+        if t.get_gid():
+            m = re.search(r"n = (.+)$", t.get_text())
+            out[t.get_gid()] = m.group(1).replace(" ", "")
+    return out
+
+
+def _expected(flow) -> dict[str, str]:
+    exp = {"0:n_before": str(flow["n_before"].iloc[0])}
+    for i, row in flow.iterrows():
+        exp[f"{i}:n_after"] = str(row["n_after"])
+        exp[f"{i}:n_excluded"] = str(row["n_excluded"])
+    return exp
+
+
+@pytest.fixture(scope="module")
+def synthetic_cohort():
+    reg = kr.synthetic.generate(n_courses=3000, seed=11)
+    return Cohort(reg).started_between("2021-01-01", None).age_between(18, 70).ended().has_baseline()
+
+
+def test_flow_png_numbers_equal_flow(synthetic_cohort, artifacts):
+    c = synthetic_cohort
+    ax = c.plot_flow(protect=False)
+    path = artifacts / "cohort_flow_exact.png"
+    ax.figure.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(ax.figure)
+    assert path.stat().st_size > 10_000
+    drawn = _drawn(ax)
+    assert drawn == _expected(c.flow)
+    # consistency of the flow itself: each step starts where the previous ended
+    f = c.flow
+    assert (f["n_before"].iloc[1:].to_numpy() == f["n_after"].iloc[:-1].to_numpy()).all()
+    assert (f["n_before"] - f["n_after"] == f["n_excluded"]).all()
+    assert any("disclosure control OFF" in t.get_text() for t in ax.texts)
+
+
+def test_small_counts_are_shown_as_below_five(artifacts):
+    # hand-made flow (see test_cohort_builder): 8 -> 7 (1 opted out) -> 5 (2) -> 3 (2)
+    c = Cohort(flow_registry()).started_between("2021-01-01", "2022-12-31").age_between(18, 65)
+    ax = c.plot_flow()
+    ax.figure.savefig(artifacts / "cohort_flow_protected.png", dpi=80, bbox_inches="tight")
+    plt.close(ax.figure)
+    drawn = _drawn(ax)
+    expected = {k: (v if int(v) >= 5 or int(v) == 0 else "<5") for k, v in _expected(c.flow).items()}
+    assert expected == {"0:n_before": "8", "0:n_after": "7", "0:n_excluded": "<5", "1:n_after": "5",
+                        "1:n_excluded": "<5", "2:n_after": "<5", "2:n_excluded": "<5"}  # fmt: skip
+    assert drawn == expected
+    labels = " ".join(t.get_text().replace("\n", " ") for t in ax.texts)
+    assert "Excluded: patient opted out (reservasjon)" in labels
+    assert "Age 18–65 at course start" in labels
+
+
+def test_plot_into_given_axes():
+    fig, ax = plt.subplots()
+    out = Cohort(flow_registry()).ended().plot_flow(ax=ax, protect=False)
+    assert out is ax and ax.get_title(loc="left") == "Selection of treatment courses"
+    plt.close(fig)

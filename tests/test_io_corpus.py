@@ -1,0 +1,335 @@
+"""A corpus of malformed MRS extracts, each built here by hand, with the exact finding expected.
+
+Every extract is a folder with one or two DataDump files written with the full header of their codebook form
+(so a clean file gives no finding at all). Line numbers are as in the file: header = line 1, first data row =
+line 2. Every test also checks the row accounting: rows read = accepted + rejected, per file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pytest
+
+import kvarus_research as kr
+from kvarus_research.io import FileProblem, read_extract
+
+CB = kr.load_codebook()
+DATE = "2023-01-31"
+MP = f"DataDump_Prod_Målepunkt_{DATE}_0700.csv"
+BASIS = f"DataDump_Prod_Basisopplysninger_{DATE}_0700.csv"
+NETT = f"DataDump_Prod_Nettverksarbeid_{DATE}_0700.csv"
+FORM_OF = {MP: "Målepunkt", BASIS: "Basisopplysninger", NETT: "Nettverksarbeid"}
+DEFAULTS = {"UnitId": "10", "db_unit_title": "TSB poliklinikk Bergen", "PatientAge": "34", "PatientGender": "1"}
+
+
+def header(form: str) -> list[str]:
+    return [v.name for v in CB.form_variables(form)]
+
+
+def dump_text(form: str, rows: list[dict[str, str]], cols: list[str] | None = None) -> str:
+    """An MRS dump: header, rows with the trailing empty column, CRLF line ends (no BOM: added on write)."""
+    cols = cols or header(form)
+    lines = [";".join(cols) + ";"]
+    for r in rows:
+        lines.append(";".join(str({**DEFAULTS, **r}.get(c, "")) for c in cols) + ";")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def write(folder: Path, files: dict[str, str | bytes]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        data = content if isinstance(content, bytes) else b"\xef\xbb\xbf" + content.encode("utf-8")
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def mp(pid: str, course: str, date: str, status: int | str, **kw: str) -> dict[str, str]:
+    return {"PasientGUID": pid, "ForlopsID": course, "dato_mp_beh": date, "behandlingsstatus": str(status), **kw}
+
+
+def basis(pid: str, course: str, date: str, **kw: str) -> dict[str, str]:
+    return {"PasientGUID": pid, "ForlopsID": course, "dato_basis": date, **kw}
+
+
+def row_findings(reg: kr.Registry) -> list[tuple]:
+    t = reg.validation.table
+    t = t[t["row"].notna()]
+    return [(f.file, int(f.row), None if pd.isna(f.column) else f.column, f.rule, f.severity)
+            for f in t.itertuples()]
+
+
+def accounting(reg: kr.Registry) -> dict[str, tuple[int, int, int]]:
+    """(read, accepted, rejected) per file, after checking read = accepted + rejected."""
+    rows = reg.validation.rows
+    assert (rows["read"] == rows["accepted"] + rows["rejected"]).all()
+    n_regs = len(reg.registrations) + (0 if reg.network_work is None else len(reg.network_work))
+    assert rows["accepted"].sum() == n_regs  # every accepted row is in the registry
+    return {r.file: (r.read, r.accepted, r.rejected) for r in rows.itertuples()}
+
+
+# A clean course: p1 baseline 10.01.2021, MP 10.03.2021, ending (4) 10.06.2021, follow-up (5) 15.06.2022.
+CLEAN_MP = [mp("p1", "c1", "10.03.2021", 1), mp("p1", "c1", "10.06.2021", 4), mp("p1", "c1", "15.06.2022", 5)]
+CLEAN_BASIS = [basis("p1", "c1", "10.01.2021")]
+
+
+def test_clean_extract_has_no_finding_and_hand_computed_course(tmp_path: Path) -> None:
+    # p2: inpatient course without baseline, MP 01.02.2021 (1) and ending 01.03.2021 (3 = interrupted):
+    # follow-up due 01.03.2021 + 365 + 90 days = 30.05.2022 < extract date 31.01.2023 -> not_registered.
+    rows = CLEAN_MP + [mp("p2", "c2", "01.02.2021", 1), mp("p2", "c2", "01.03.2021", 3)]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows), BASIS: dump_text("Basisopplysninger",
+                                                                                             CLEAN_BASIS)}))
+    assert reg.validation.is_clean
+    assert accounting(reg) == {BASIS: (1, 1, 0), MP: (5, 5, 0)}
+    c = reg.courses.set_index("course_id")
+    assert c.loc["c1", "ending_type"] == "mutual_agreement" and c.loc["c1", "followup_status"] == "reached"
+    assert c.loc["c1", "start_date"] == pd.Timestamp("2021-01-10")
+    assert c.loc["c2", "ending_type"] == "interrupted" and c.loc["c2", "followup_status"] == "not_registered"
+    assert reg.extract_date == pd.Timestamp(DATE)
+    assert reg.registrations["kind"].tolist().count("followup") == 1
+    assert reg.registrations.loc[reg.registrations["kind"] == "baseline", "registration_id"].tolist() == [
+        "basisopplysninger_1:2"
+    ]
+    reg.validate()  # the course-model invariants hold
+
+
+@pytest.mark.parametrize(
+    ("rows", "line", "column", "rule", "severity"),
+    [
+        # 1 unknown code: plan_beh has codes 1-3 (0 = velg verdi is missing) -> 7 is unknown; row kept.
+        ([mp("p1", "c1", "10.03.2021", 1, plan_beh="7")], 2, "plan_beh", "unknown_code", "warning"),
+        # 2 text in a numeric field; row kept, value missing.
+        ([mp("p1", "c1", "10.03.2021", 1, dager_rus_30="mange")], 2, "dager_rus_30", "not_a_number", "warning"),
+        # 3 impossible date: 31 February -> required date unreadable -> row rejected.
+        ([mp("p1", "c1", "31.02.2021", 1)], 2, "dato_mp_beh", "invalid_date", "error"),
+        # 4 date in the future: after the extract date 31.01.2023.
+        ([mp("p1", "c1", "01.02.2023", 1)], 2, "dato_mp_beh", "date_in_future", "error"),
+        # 5 date before 2019.
+        ([mp("p1", "c1", "31.12.2018", 1)], 2, "dato_mp_beh", "date_before_2019", "error"),
+        # 6 value out of range: dager_rus_30 is 0-30.
+        ([mp("p1", "c1", "10.03.2021", 1, dager_rus_30="31")], 2, "dager_rus_30", "out_of_range", "warning"),
+        # 7 required value missing: behandlingsstatus "0" is its missing code (velg verdi).
+        ([mp("p1", "c1", "10.03.2021", 0)], 2, "behandlingsstatus", "required", "error"),
+        # 8 unknown status code 9: status is required, so the row is rejected.
+        ([mp("p1", "c1", "10.03.2021", 9)], 2, "behandlingsstatus", "unknown_code", "error"),
+        # 9 a decimal where a whole number is expected.
+        ([mp("p1", "c1", "10.03.2021", 1, dager_rus_30="2,5")], 2, "dager_rus_30", "not_a_number", "warning"),
+    ],
+)
+def test_single_value_problems(tmp_path: Path, rows: list, line: int, column: str, rule: str,
+                               severity: str) -> None:
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}))
+    assert row_findings(reg) == [(MP, line, column, rule, severity)]
+    rejected = 1 if severity == "error" else 0
+    assert accounting(reg) == {MP: (1, 1 - rejected, rejected)}
+    if severity == "warning":
+        assert reg.registrations[column].isna().all()  # the bad value became missing
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    text = dump_text("Målepunkt", CLEAN_MP)
+    cut = text[: text.rindex("15.06.2022") + 4]  # the last line ends in the middle of its date
+    reg = read_extract(write(tmp_path, {MP: cut}))
+    assert row_findings(reg) == [(MP, 4, None, "wrong_field_count", "error")]
+    assert accounting(reg) == {MP: (3, 2, 1)}
+
+
+def test_wrong_delimiter(tmp_path: Path) -> None:
+    text = dump_text("Målepunkt", CLEAN_MP).replace(";", ",")
+    with pytest.raises(FileProblem) as exc:
+        read_extract(write(tmp_path, {MP: text}))
+    assert (exc.value.file, exc.value.line, exc.value.rule) == (MP, 1, "wrong_delimiter")
+    assert "expected ';'" in str(exc.value)
+
+
+def test_wrong_encoding_refused_then_allowed(tmp_path: Path) -> None:
+    rows = [{**r, "db_unit_title": "Døgnenhet Førde"} for r in CLEAN_MP]
+    data = b"\xef\xbb\xbf" + dump_text("Målepunkt", rows).encode("cp1252")
+    write(tmp_path, {MP: data})
+    with pytest.raises(FileProblem) as exc:
+        read_extract(tmp_path)
+    # the first non-UTF-8 byte (ø = 0xf8 in cp1252) is on line 2, the first data row
+    assert (exc.value.file, exc.value.line, exc.value.rule) == (MP, 2, "encoding")
+    reg = read_extract(tmp_path, allow_cp1252=True)
+    assert reg.units["unit_name"].tolist() == ["Døgnenhet Førde"]
+    t = reg.validation.table
+    assert t[["file", "rule", "severity"]].values.tolist() == [[MP, "encoding_cp1252", "warning"]]
+    assert accounting(reg) == {MP: (3, 3, 0)}
+
+
+def test_missing_required_column(tmp_path: Path) -> None:
+    cols = [c for c in header("Målepunkt") if c != "dato_mp_beh"]
+    with pytest.raises(FileProblem) as exc:
+        read_extract(write(tmp_path, {MP: dump_text("Målepunkt", CLEAN_MP, cols)}))
+    assert (exc.value.file, exc.value.column, exc.value.rule) == (MP, "dato_mp_beh", "missing_required_column")
+
+
+def test_duplicate_header(tmp_path: Path) -> None:
+    cols = header("Målepunkt") + ["plan_beh"]
+    with pytest.raises(FileProblem) as exc:
+        read_extract(write(tmp_path, {MP: dump_text("Målepunkt", CLEAN_MP, cols)}))
+    assert (exc.value.file, exc.value.line, exc.value.column, exc.value.rule) == (MP, 1, "plan_beh",
+                                                                                   "duplicate_column")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    with pytest.raises(FileProblem) as exc:
+        read_extract(write(tmp_path, {MP: b""}))
+    assert (exc.value.file, exc.value.rule) == (MP, "empty_file")
+
+
+def test_header_only_file_is_read_with_zero_rows(tmp_path: Path) -> None:
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", CLEAN_MP), BASIS: dump_text(
+        "Basisopplysninger", [])}))
+    assert accounting(reg) == {BASIS: (0, 0, 0), MP: (3, 3, 0)}
+
+
+def test_duplicate_registration(tmp_path: Path) -> None:
+    rows = CLEAN_MP[:1] + [mp("p1", "c1", "10.03.2021", 1, plan_beh="2")] + CLEAN_MP[1:]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}))
+    assert row_findings(reg) == [(MP, 3, "<patient, form, date>", "duplicate_registration", "error")]
+    assert "line 2" in reg.validation.table["message"].iloc[0]
+    assert accounting(reg) == {MP: (4, 3, 1)}
+
+
+def test_orphan_registration_without_course_id(tmp_path: Path) -> None:
+    rows = CLEAN_MP + [mp("p2", "", "01.02.2021", 1)]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}))
+    assert row_findings(reg) == [(MP, 5, "ForlopsID", "orphan_registration", "error")]
+    assert accounting(reg) == {MP: (4, 3, 1)}
+
+
+def test_course_id_of_another_patient_is_an_orphan(tmp_path: Path) -> None:
+    rows = CLEAN_MP + [mp("p2", "c1", "01.02.2021", 1)]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}))
+    assert row_findings(reg) == [(MP, 5, "ForlopsID", "orphan_registration", "error")]
+
+
+def test_two_endings(tmp_path: Path) -> None:
+    rows = CLEAN_MP[:2] + [mp("p1", "c1", "20.06.2021", 3)]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}))
+    assert row_findings(reg) == [(MP, 4, "dato_mp_beh", "two_endings", "error")]
+    assert accounting(reg) == {MP: (3, 2, 1)}
+    assert reg.courses["ending_type"].tolist() == ["mutual_agreement"]  # the first ending is kept
+
+
+def test_followup_without_ending(tmp_path: Path) -> None:
+    rows = [CLEAN_MP[0], CLEAN_MP[2]]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}))
+    assert row_findings(reg) == [(MP, 3, "dato_mp_beh", "followup_without_ending", "error")]
+    assert accounting(reg) == {MP: (2, 1, 1)}
+
+
+def test_followup_without_ending_when_courses_are_derived(tmp_path: Path) -> None:
+    cols = [c for c in header("Målepunkt") if c != "ForlopsID"]
+    rows = [CLEAN_MP[0], CLEAN_MP[2]]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows, cols)}))
+    assert row_findings(reg) == [(MP, 3, "behandlingsstatus", "followup_without_ending", "error")]
+    assert reg.courses["course_id"].tolist() == ["p1-1"]
+
+
+def test_ending_before_start(tmp_path: Path) -> None:
+    rows = [mp("p1", "c1", "10.03.2021", 1), mp("p1", "c1", "01.03.2021", 4)]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows), BASIS: dump_text(
+        "Basisopplysninger", [basis("p1", "c1", "05.03.2021")])}))
+    assert row_findings(reg) == [(MP, 3, "dato_mp_beh", "ending_before_start", "error")]
+    assert accounting(reg) == {BASIS: (1, 1, 0), MP: (2, 1, 1)}
+
+
+def test_measurement_after_ending_is_outside_course(tmp_path: Path) -> None:
+    rows = CLEAN_MP[:2] + [mp("p1", "c1", "01.07.2021", 1)]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}))
+    assert row_findings(reg) == [(MP, 4, "dato_mp_beh", "outside_course", "error")]
+
+
+def test_xlsx_with_a_missing_sheet(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Målepunkt"
+    cols = header("Målepunkt")
+    ws.append(cols)
+    for r in CLEAN_MP:
+        ws.append([{**DEFAULTS, **r}.get(c) or None for c in cols])
+    ws.cell(row=3, column=cols.index("dato_mp_beh") + 1).value = pd.Timestamp("2021-06-10").to_pydatetime()
+    tmp_path.mkdir(exist_ok=True)
+    wb.save(tmp_path / "extract.xlsx")
+    reg = read_extract(tmp_path)
+    t = reg.validation.table
+    missing = t[t["rule"] == "missing_form"]
+    assert missing["file"].tolist() == ["extract.xlsx"] * 2 and missing["row"].isna().all()
+    assert missing["severity"].tolist() == ["warning"] * 2 and len(t) == 2
+    assert sorted(m.split("'")[1] for m in missing["message"]) == ["Basisopplysninger", "Nettverksarbeid"]
+    assert accounting(reg) == {"extract.xlsx[Målepunkt]": (3, 3, 0)}
+    assert reg.courses["end_date"].tolist() == [pd.Timestamp("2021-06-10")]
+
+
+def test_unknown_column_kept_as_text(tmp_path: Path) -> None:
+    cols = header("Målepunkt") + ["kommentar"]
+    rows = [{**r, "kommentar": "ok"} for r in CLEAN_MP]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows, cols)}))
+    t = reg.validation.table
+    assert t[["file", "row", "column", "rule", "severity"]].astype(object).values.tolist() == [
+        [MP, pd.NA, "kommentar", "unknown_column", "warning"]
+    ]
+    assert reg.registrations["kommentar"].tolist() == ["ok"] * 3
+
+
+def test_missing_patient_id_never_shows_an_identifier(tmp_path: Path) -> None:
+    rows = CLEAN_MP + [mp("", "c9", "01.02.2021", 1), mp("p-secret", "c1", "01.02.2021", "x")]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}))
+    assert row_findings(reg) == [
+        (MP, 5, "PasientGUID", "required", "error"),
+        (MP, 6, "behandlingsstatus", "not_a_number", "error"),
+    ]
+    text = reg.validation.table.to_csv() + reg.validation.summary()
+    assert "p-secret" not in text and "p1" not in text
+    assert accounting(reg) == {MP: (5, 3, 2)}
+
+
+def test_quoted_newline_keeps_line_numbers(tmp_path: Path) -> None:
+    # a unit title with a line break inside quotes: the record spans lines 2-3, so the next row is line 4
+    text = dump_text("Målepunkt", CLEAN_MP).replace("TSB poliklinikk Bergen", '"TSB\r\npoliklinikk"', 1)
+    text = text.replace("10.06.2021;4", "10.06.2021;4x")
+    reg = read_extract(write(tmp_path, {MP: text}))
+    # the ending (line 4) is rejected, so the follow-up (line 5) has no ending left: the rejection cascades
+    assert row_findings(reg) == [(MP, 4, "behandlingsstatus", "not_a_number", "error"),
+                                 (MP, 5, "dato_mp_beh", "followup_without_ending", "error")]
+    assert accounting(reg) == {MP: (3, 1, 2)}
+
+
+def test_network_work_invalid_boolean(tmp_path: Path) -> None:
+    row = {"PasientGUID": "n1", "dato_utskriving": "03.03.2022", "nettverksmote": "2", "invitert_familie": "kanskje",
+           "deltok_familie": "-1", "invitert_fastlege": "True", "deltok_fastlege": "0"}
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", CLEAN_MP),
+                                        NETT: dump_text("Nettverksarbeid", [row])}))
+    assert row_findings(reg) == [(NETT, 2, "invitert_familie", "invalid_boolean", "warning")]
+    nw = reg.network_work.iloc[0]
+    assert pd.isna(nw["invitert_familie"]) and pd.isna(nw["deltok_familie"])  # -1 = missing
+    assert bool(nw["invitert_fastlege"]) is True and bool(nw["deltok_fastlege"]) is False
+    assert accounting(reg) == {MP: (3, 3, 0), NETT: (1, 1, 0)}
+
+
+def test_missing_labels_are_missing_without_finding(tmp_path: Path) -> None:
+    rows = [mp("p1", "c1", "10.03.2021", 1, plan_beh="Velg verdi", dager_rus_30="99", bolig="---",
+               psykiske_plager="12,5")]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}))
+    assert reg.validation.is_clean
+    r = reg.registrations.iloc[0]
+    assert pd.isna(r["plan_beh"]) and pd.isna(r["dager_rus_30"]) and pd.isna(r["bolig"])
+    assert r["psykiske_plager"] == 12.5
+
+
+def test_no_dump_files_is_an_extract_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(kr.ExtractError, match="no MRS data dump files"):
+        read_extract(tmp_path)
+
+
+def test_newest_dated_folder_is_read(tmp_path: Path) -> None:
+    write(tmp_path / "2022-06-30", {MP.replace(DATE, "2022-06-30"): dump_text("Målepunkt", CLEAN_MP[:1])})
+    write(tmp_path / DATE, {MP: dump_text("Målepunkt", CLEAN_MP)})
+    assert len(read_extract(tmp_path).registrations) == 3
+    old = read_extract(tmp_path, extract_date="2022-06-30")
+    assert len(old.registrations) == 1 and old.extract_date == pd.Timestamp("2022-06-30")

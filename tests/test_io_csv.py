@@ -1,0 +1,159 @@
+"""The MRS CSV parser and value conversion: hand-made inputs and property-based tests (any bytes in, a Registry or
+the library's own error out)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import kvarus_research as kr
+from kvarus_research.io import read_extract
+from kvarus_research.io.convert import convert_column, parse_booleans, parse_dates, parse_numbers
+from kvarus_research.io.csv import FileProblem, parse_csv
+
+CB = kr.load_codebook()
+MP = "DataDump_Prod_Målepunkt_2023-01-31_0700.csv"
+
+
+def test_bom_trailing_column_and_line_numbers() -> None:
+    data = "\ufeffa;b;\r\n1;x;\r\n2;y;\r\n".encode()
+    raw = parse_csv(data, "f.csv")
+    assert raw.columns == ["a", "b"]
+    assert raw.lines.tolist() == [2, 3]
+    assert raw.table.column("b").to_pylist() == ["x", "y"]
+    assert raw.n_read == 2 and not raw.bad_rows and not raw.notes
+
+
+def test_rows_without_trailing_column_are_accepted() -> None:
+    # the header has the trailing empty column, one row lacks it: still 2 fields of data, not a bad row
+    raw = parse_csv(b"a;b;\n1;x;\n2;y\n", "f.csv")
+    assert raw.lines.tolist() == [2, 3] and raw.table.column("a").to_pylist() == ["1", "2"]
+
+
+def test_blank_lines_are_skipped_but_line_numbers_kept() -> None:
+    raw = parse_csv(b"a;b;\n1;x;\n\n2;y;\n", "f.csv")
+    assert raw.lines.tolist() == [2, 4]
+
+
+def test_extra_fields_are_a_bad_row_with_its_line() -> None:
+    raw = parse_csv(b"a;b;\n1;x;\n2;y;z;w\n3;q;\n", "f.csv")
+    assert raw.bad_rows == [(3, 4)]  # line 3 has 4 fields, 3 expected (with the trailing one)
+    assert raw.lines.tolist() == [2, 4] and raw.n_read == 3
+
+
+def test_values_in_the_unnamed_last_column_are_noted() -> None:
+    raw = parse_csv(b"a;\n1;oops\n2;\n", "f.csv")
+    assert [n[0] for n in raw.notes] == ["unnamed_column_not_empty"]
+
+
+def test_nul_bytes_are_refused() -> None:
+    with pytest.raises(FileProblem) as exc:
+        parse_csv(b"a;b;\n1;\x00;\n", "f.csv")
+    assert (exc.value.rule, exc.value.line) == ("unreadable", 2)
+
+
+def test_undecodable_even_as_cp1252() -> None:
+    with pytest.raises(FileProblem) as exc:
+        parse_csv(b"a;b;\n1;\x81\xff;\n", "f.csv", allow_cp1252=True)  # 0x81 is undefined in cp1252
+    assert exc.value.rule == "encoding"
+
+
+def test_numbers_with_decimal_comma() -> None:
+    values, bad = parse_numbers(pa.array(["1", "2,5", "-0,25", "1e2", "abc", "", None, "3.5"]))
+    # "" is not a number either: emptiness is handled (as missing) before parse_numbers is called
+    assert values[:4].tolist() == [1.0, 2.5, -0.25, 100.0] and values[7] == 3.5
+    assert bad.tolist() == [False, False, False, False, True, True, False, False]
+
+
+def test_dates_and_datetimes() -> None:
+    arr = pa.array(["29.02.2020", "29.02.2021", "1.3.2021", "01.03.2021 13:45:10", "2021-03-01", "01.13.2021",
+                    "01.03.2021 25:00:00", "01/03/2021", None])
+    d, bad = parse_dates(arr, keep_time=True)
+    assert str(d[0])[:10] == "2020-02-29"  # a leap day
+    assert bad.tolist() == [False, True, False, False, False, True, True, True, False]
+    assert str(d[3]) == "2021-03-01T13:45:10.000000000"
+    d2, _ = parse_dates(arr, keep_time=False)
+    assert str(d2[3]) == "2021-03-01T00:00:00.000000000"
+
+
+def test_booleans() -> None:
+    b, bad = parse_booleans(pa.array(["-1", "0", "1", "False", "TRUE", "x", None]))
+    assert b.tolist()[:5] == [None, False, True, False, True] or list(b[:5]) == [
+        b[0], False, True, False, True
+    ]
+    assert bool(np.asarray(b.isna())[0]) and bad.tolist() == [False, False, False, False, False, True, False]
+
+
+def test_enum_labels_are_mapped_to_codes() -> None:
+    c = convert_column(pa.array(["Ja", "nei", "3", "Velg verdi", "Kanskje"]), CB.variable("plan_beh"),
+                       CB.missing_labels)
+    assert c.values.tolist()[:4] == [2, 1, 3, None] or list(c.values[:3]) == [2, 1, 3]
+    assert c.bad.tolist() == [False, False, False, False, True]
+
+
+# -- properties ------------------------------------------------------------------------------------------------
+FIELD = st.one_of(
+    st.sampled_from(["", "1", "2", "0", "-1", "99", "p1", "c1", "01.03.2021", "31.02.2021", "2,5", "Velg verdi",
+                     '"a;b"', '"x\ny"', '"', "True", "æøå"]),
+    st.text(max_size=6),
+)
+COLS = [v.name for v in CB.form_variables("Målepunkt")]
+
+
+@st.composite
+def mrs_like(draw: st.DrawFn) -> bytes:
+    """Bytes that look like an MRS dump: a (mostly) valid header, then rows of plausible and random fields."""
+    cols = draw(st.lists(st.sampled_from(COLS + ["x", ""]), min_size=1, max_size=14))
+    if draw(st.booleans()):
+        cols = COLS
+    rows = draw(st.lists(st.lists(FIELD, min_size=0, max_size=len(cols) + 2), max_size=6))
+    sep = draw(st.sampled_from([";", ",", "\t"]))
+    eol = draw(st.sampled_from(["\n", "\r\n"]))
+    text = sep.join(cols) + ";" + eol + eol.join(sep.join(r) + ";" for r in rows)
+    enc = draw(st.sampled_from(["utf-8", "utf-8-sig", "cp1252", "utf-16"]))
+    data = text.encode(enc, errors="replace")
+    if draw(st.booleans()) and data:
+        cut = draw(st.integers(0, len(data)))
+        data = data[:cut]
+    return data
+
+
+def _read_folder(data: bytes, allow: bool) -> object:
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / MP).write_bytes(data)
+        try:
+            return read_extract(d, allow_cp1252=allow)
+        except kr.ExtractError as exc:
+            assert str(exc).strip()
+            return exc
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=300), allow=st.booleans())
+def test_any_bytes_give_a_table_or_an_extract_error(data: bytes, allow: bool) -> None:
+    try:
+        raw = parse_csv(data, "f.csv", allow_cp1252=allow)
+    except kr.ExtractError as exc:
+        assert str(exc).startswith("f.csv")
+        return
+    assert raw.n_read == raw.table.num_rows + len(raw.bad_rows)
+    assert len(raw.lines) == raw.table.num_rows and (np.diff(raw.lines) > 0).all()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.one_of(mrs_like(), st.binary(max_size=200)), allow=st.booleans())
+def test_read_extract_on_any_bytes_gives_registry_or_extract_error(data: bytes, allow: bool) -> None:
+    out = _read_folder(data, allow)
+    if isinstance(out, kr.Registry):
+        rows = out.validation.rows
+        assert (rows["read"] == rows["accepted"] + rows["rejected"]).all()
+        assert rows["accepted"].sum() == len(out.registrations)
+        assert "p1" not in out.validation.table["value"].fillna("").tolist() or "PasientGUID" not in set(
+            out.validation.table.loc[out.validation.table["value"] == "p1", "column"]
+        )

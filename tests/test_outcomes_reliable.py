@@ -1,0 +1,105 @@
+"""Reliable and clinically significant change: categories worked out by hand, cut-off criteria a/b/c, the
+direction of improvement from the codebook, groups and the plot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats.proportion import proportion_confint
+
+from kvarus_research.errors import AnalysisError
+from kvarus_research.outcomes import reliable_change
+from kvarus_research.outcomes.reliable import CATEGORIES, clinical_cutoff
+
+
+def tiny_long() -> pd.DataFrame:
+    start = [20, 18, 10, 25]
+    end = [8, 17, 18, 12]
+    rows = []
+    for cid, (a, b) in enumerate(zip(start, end), 1):
+        rows += [(cid, "baseline", a, 1 + cid % 2), (cid, "ending", b, 1 + cid % 2)]
+    rows.append((5, "baseline", 22, 1))  # no ending value: counted as n_missing_end
+    df = pd.DataFrame(rows, columns=["course_id", "timepoint", "dager_rus_30", "hovedrusmiddel"])
+    df["livssituasjon"] = 30 - df["dager_rus_30"]  # mirrored: higher is better
+    return df
+
+
+def counts(res, outcome="dager_rus_30", group="All") -> dict[str, int]:
+    t = res.table
+    return t[(t["outcome"] == outcome) & (t["group"] == group)].set_index("category")["n"].to_dict()
+
+
+def test_rci_categories_by_hand() -> None:
+    res = reliable_change(tiny_long(), "dager_rus_30", sd=5.0, reliability=0.8, cutoff=10)
+    # S_E = 5 sqrt(0.2) = 2.236068; S_diff = sqrt(2) S_E = 3.162278; reliable when |RCI| > 1.959964
+    # course 1: 20 -> 8:  RCI = -12/3.162278 = -3.794733, lower is better: reliable improvement, 8 < 10: recovered
+    # course 2: 18 -> 17: RCI = -0.316228: unchanged
+    # course 3: 10 -> 18: RCI = +2.529822: deteriorated
+    # course 4: 25 -> 12: RCI = -4.110961: reliable improvement, 12 >= 10: improved
+    rci = res.courses.set_index("course_id")["rci"]
+    assert rci.to_numpy() == pytest.approx([-3.794733, -0.316228, 2.529822, -4.110961], abs=1e-6)
+    assert res.courses["category"].tolist() == ["recovered", "unchanged", "deteriorated", "improved"]
+    assert counts(res) == dict.fromkeys(CATEGORIES, 1)
+    p = res.parameters.iloc[0]
+    assert p["s_diff"] == pytest.approx(3.162278, abs=1e-6)
+    assert p["threshold_points"] == pytest.approx(6.197950, abs=1e-5)
+    assert (p["n_missing_end"], p["criterion"]) == (1, "given")
+    lo, hi = proportion_confint(1, 4, method="wilson")
+    row = res.table.iloc[0]
+    assert (row["share"], row["ci_low"], row["ci_high"]) == pytest.approx((0.25, lo, hi))
+
+
+def test_defaults_from_codebook_and_sample() -> None:
+    res = reliable_change(tiny_long(), "dager_rus_30")
+    # sample SD at baseline of the paired courses: [20, 18, 10, 25], SS = 116.75, SD = sqrt(38.91667) = 6.238322
+    # codebook reliability 0.80 -> S_diff = 6.238322 * sqrt(2 * 0.2) = 3.945460; threshold 7.733 points
+    p = res.parameters.iloc[0]
+    assert p["sd"] == pytest.approx(6.238322, abs=1e-6) and p["s_diff"] == pytest.approx(3.945460, abs=1e-5)
+    # codebook cut-off 4: course 1 ends at 8 (> 4) so it is improved, not recovered; course 3 (+8 > 7.733)
+    assert p["cutoff"] == 4 and p["criterion"] == "c"
+    assert counts(res) == {"deteriorated": 1, "unchanged": 1, "improved": 2, "recovered": 0}
+
+
+def test_cutoff_criteria() -> None:
+    # a: dysfunctional mean - 2 SD (lower is better) = 18.25 - 2 * 6.238322 = 5.773356
+    assert clinical_cutoff("a", sign=-1, dysfunctional=(18.25, 6.238322)) == pytest.approx(5.773356)
+    # b: functional mean + 2 SD (lower is better) = 5 + 4 = 9
+    assert clinical_cutoff("b", sign=-1, functional=(5.0, 2.0)) == pytest.approx(9.0)
+    # c: (2 * 18.25 + 6.238322 * 5) / (6.238322 + 2) = 67.69161 / 8.238322 = 8.216674
+    c = clinical_cutoff("c", sign=-1, dysfunctional=(18.25, 6.238322), functional=(5.0, 2.0))
+    assert c == pytest.approx(8.216674, abs=1e-5)
+    res = reliable_change(tiny_long(), "dager_rus_30", criterion="c", functional=(5.0, 2.0))
+    assert res.parameters.iloc[0]["cutoff"] == pytest.approx(c, abs=1e-5)
+    assert counts(res)["recovered"] == 1  # course 1 ends at 8 < 8.2167
+    res_a = reliable_change(tiny_long(), "dager_rus_30", criterion="a")
+    assert res_a.parameters.iloc[0]["cutoff"] == pytest.approx(5.773356, abs=1e-5)
+    with pytest.raises(AnalysisError, match="criterion 'b'"):
+        reliable_change(tiny_long(), "dager_rus_30", criterion="b")
+
+
+def test_higher_is_better_mirrors() -> None:
+    # livssituasjon = 30 - days: same |RCI|, opposite sign, same categories with the mirrored cut-off 30 - 10
+    res = reliable_change(tiny_long(), "livssituasjon", sd=5.0, reliability=0.8, cutoff=20)
+    assert res.courses["category"].tolist() == ["recovered", "unchanged", "deteriorated", "improved"]
+    assert res.courses["rci"].iloc[0] == pytest.approx(3.794733, abs=1e-6)
+
+
+def test_no_cutoff_means_no_recovered() -> None:
+    # dager_alkohol_30 has no codebook cut-off: recovered is not assessed and the parameters say so
+    long = tiny_long().assign(dager_alkohol_30=lambda d: d["dager_rus_30"])
+    res = reliable_change(long, "dager_alkohol_30", sd=5.0)
+    assert res.parameters.iloc[0]["criterion"] == "none" and np.isnan(res.parameters.iloc[0]["cutoff"])
+    assert counts(res, "dager_alkohol_30") == {"deteriorated": 1, "unchanged": 1, "improved": 2, "recovered": 0}
+
+
+def test_by_group_and_plot(artifacts) -> None:
+    res = reliable_change(tiny_long(), ["dager_rus_30", "livssituasjon"], sd=5.0, reliability=0.8, by="hovedrusmiddel")
+    # courses 2 and 4 are group 1 (alcohol): unchanged + improved (cut-off 4 from the codebook)
+    assert counts(res, group=1) == {"deteriorated": 0, "unchanged": 1, "improved": 1, "recovered": 0}
+    assert counts(res, group=2) == {"deteriorated": 1, "unchanged": 0, "improved": 1, "recovered": 0}
+    ax = res.plot()
+    widths = [p.get_width() for p in ax.patches]
+    # first category (deteriorated) of the first bar (days, All) = 25 %
+    assert widths[0] == pytest.approx(25.0)
+    ax.figure.savefig(artifacts / "outcomes_reliable_change.png", bbox_inches="tight")

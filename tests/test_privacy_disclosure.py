@@ -1,0 +1,213 @@
+"""Output disclosure control: hand-worked tables, presets, logging, stamping, and the recomputation attack."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog
+
+from kvarus_research.errors import PrivacyError
+from kvarus_research.privacy import DisclosureRules, protect, protect_crosstab
+
+NO_POOL = DisclosureRules(name="norway", unit_min_n=None)
+
+
+def one_d(values: list[int]) -> pd.DataFrame:
+    names = [f"U{i}" for i in range(len(values))]
+    return pd.DataFrame({"unit": [*names, "Total"], "n": [*values, sum(values)]})
+
+
+def test_primary_and_secondary_1d_by_hand():
+    # 3 < 5 is suppressed; alone it is 35 - 12 - 20 = 3, so the smallest non-zero partner (12) goes too.
+    p = protect(one_d([3, 12, 20]), counts="n", margins={"unit": "Total"}, rules=NO_POOL)
+    assert p.display()["n"].tolist() == ["<5", "<5", 20, 35]
+    assert p.table["n"].isna().tolist() == [True, True, False, False]
+    assert p.log[["row", "column", "action"]].values.tolist() == [
+        [0, "n", "suppressed"],
+        [1, "n", "secondary_suppressed"],
+    ]
+    assert "3" not in " ".join(p.log["reason"])  # the log never holds the suppressed value
+
+
+def test_small_suppressed_sum_gets_a_partner():
+    # 2 and 1 are both primary, but 53 - 20 - 30 = 3 would disclose their sum (3 < 5): 20 is added.
+    p = protect(one_d([2, 1, 20, 30]), counts="n", margins={"unit": "Total"}, rules=NO_POOL)
+    assert p.table["n"].isna().tolist() == [True, True, True, False, False]
+
+
+def test_zero_stays_visible_and_is_not_chosen_as_partner():
+    # 0 is shown; partner of 3 is the smallest non-zero cell, 9.
+    p = protect(one_d([0, 3, 9, 40]), counts="n", margins={"unit": "Total"}, rules=NO_POOL)
+    assert p.display()["n"].tolist() == [0, "<5", "<5", 40, 52]
+    z = protect(
+        one_d([0, 3, 9, 40]),
+        counts="n",
+        margins={"unit": "Total"},
+        rules=DisclosureRules(suppress_zeros=True, unit_min_n=None),
+    )
+    # With zeros suppressed, 0 and 3 are primary; 52 - 9 - 40 = 3 would disclose their sum (< 5), so 9 joins.
+    assert z.table["n"].isna().tolist() == [True, True, True, False, False]
+
+
+def test_without_totals_only_primary():
+    t = pd.DataFrame({"unit": ["A", "B"], "n": [4, 50]})
+    p = protect(t, counts="n", rules=NO_POOL)
+    assert p.table["n"].isna().tolist() == [True, False]
+
+
+def test_opensafely_preset_by_hand():
+    # <= 7 redacted: 3; 8 -> 10, 12 -> 10 (nearest 5), 40 -> 40; total from rounded cells: 10 + 10 + 40 = 60.
+    p = protect(one_d([3, 8, 12, 40]), counts="n", margins={"unit": "Total"}, rules="opensafely")
+    assert p.display()["n"].tolist() == ["[REDACTED]", 10, 10, 40, 60]
+    assert set(p.log["action"]) == {"suppressed", "rounded", "recomputed"}
+    assert "1 suppressed cell(s) not included" in p.log.loc[p.log["action"] == "recomputed", "reason"].iloc[0]
+
+
+def test_custom_threshold_like_statistics_norway():
+    # SSB-style: fewer than 3 suppressed.
+    p = protect(
+        one_d([2, 3, 4, 50]),
+        counts="n",
+        margins={"unit": "Total"},
+        rules=DisclosureRules(min_count=3, unit_min_n=None, label="<3"),
+    )
+    assert p.display()["n"].tolist() == ["<3", "<3", 4, 50, 59]
+
+
+def test_units_pooled_and_derived_suppressed():
+    t = pd.DataFrame({"unit": ["A", "B", "C", "D"], "n": [3, 8, 40, 50], "k": [1, 6, 20, 30]})
+    t["pct"] = 100 * t["k"] / t["n"]
+    p = protect(t, counts=["n", "k"], derived={"pct": ["k", "n"]}, unit="unit")
+    # A (3) and B (8) have N < 10: pooled into one row, n = 3 + 8 = 11, k = 1 + 6 = 7; pct not recomputed.
+    assert p.table["unit"].tolist() == ["pooled units (2)", "C", "D"]
+    assert p.table["n"].tolist() == [11, 40, 50]
+    assert p.table["k"].tolist() == [7, 20, 30]
+    assert p.table["pct"].isna().tolist() == [True, False, False]
+    assert (p.log["action"] == "pooled").sum() == 1
+
+
+def test_derived_suppressed_with_its_count():
+    t = pd.DataFrame({"unit": ["A", "B"], "n": [20, 30], "k": [2, 15], "mean": [1.5, 2.5]})
+    p = protect(t, counts=["n", "k"], derived={"mean": "k"}, rules=NO_POOL)
+    assert p.display()["mean"].tolist() == ["<5", 2.5]
+    assert p.log.loc[p.log["column"] == "mean", "action"].tolist() == ["derived_suppressed"]
+
+
+def test_disabled_is_stamped(tmp_path):
+    p = protect(one_d([3, 12]), counts="n", enabled=False)
+    assert p.table["n"].tolist() == [3, 12, 15]
+    assert "DISABLED" in p.stamp
+    path = p.to_csv(tmp_path / "raw.csv")
+    assert path.read_text().splitlines()[0].startswith("# DISCLOSURE CONTROL DISABLED")
+
+
+def test_csv_shows_labels(tmp_path):
+    p = protect(one_d([3, 12, 20]), counts="n", margins={"unit": "Total"}, rules=NO_POOL)
+    text = p.to_csv(tmp_path / "t.csv").read_text()
+    assert text.splitlines() == ["unit,n", "U0,<5", "U1,<5", "U2,20", "Total,35"]
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(PrivacyError, match=r"counts column\(s\) \['x'\]"):
+        protect(one_d([3]), counts="x")
+    with pytest.raises(PrivacyError, match="rules='sweden'"):
+        protect(one_d([3]), counts="n", rules="sweden")
+    with pytest.raises(PrivacyError, match="negative"):
+        protect(pd.DataFrame({"n": [-1]}), counts="n")
+
+
+def test_crosstab_by_hand():
+    # [[3, 30], [20, 40]]: 3 primary; row x needs a partner (30), column a (20), then column b (40).
+    ct = pd.DataFrame({"a": [3, 20, 23], "b": [30, 40, 70], "All": [33, 60, 93]}, index=["x", "y", "All"])
+    p = protect_crosstab(ct)
+    assert p.suppressed.values.tolist() == [[True, True, False], [True, True, False], [False, False, False]]
+    assert p.log[["row", "column", "action"]].values.tolist()[0] == ["x", "a", "suppressed"]
+
+
+# -- the attack --------------------------------------------------------------------------------------------------
+
+
+def attack(unknown: list, equations: list[tuple[dict, float]]) -> dict:
+    """Min and max of every unknown cell subject to the published equations and x >= 0 (scipy linprog).
+
+    ``equations``: (coefficients {cell: coef}, right-hand side). Independent of the library's own audit.
+    """
+    j = {u: i for i, u in enumerate(unknown)}
+    a = np.array([[coefs.get(u, 0.0) for u in unknown] for coefs, _ in equations]) if equations else None
+    b = np.array([rhs for _, rhs in equations]) if equations else None
+    out = {}
+    for u in unknown:
+        c = np.zeros(len(unknown))
+        c[j[u]] = 1
+        lo = linprog(c, A_eq=a, b_eq=b, bounds=(0, None), method="highs")
+        hi = linprog(-c, A_eq=a, b_eq=b, bounds=(0, None), method="highs")
+        assert lo.status == 0
+        out[u] = (lo.fun, -hi.fun if hi.status == 0 else np.inf)
+    return out
+
+
+def equation(cells: list, total, published: dict) -> tuple[dict, float]:
+    """sum(cells) - total = 0 with published cells moved to the right-hand side."""
+    coefs, rhs = {}, 0.0
+    for cell, sign in [(c, 1.0) for c in cells] + [(total, -1.0)]:
+        if cell in published:
+            rhs -= sign * published[cell]
+        else:
+            coefs[cell] = coefs.get(cell, 0.0) + sign
+    return coefs, rhs
+
+
+small_or_large = st.one_of(st.integers(0, 6), st.integers(0, 60))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(small_or_large, min_size=2, max_size=8))
+def test_attack_on_1d_tables_fails(values):
+    p = protect(one_d(values), counts="n", margins={"unit": "Total"}, rules=NO_POOL)
+    n = p.table["n"]
+    published = {i: float(v) for i, v in enumerate(n) if not pd.isna(v)}
+    unknown = [i for i in range(len(n)) if i not in published]
+    if not unknown:
+        return
+    bounds = attack(unknown, [equation(list(range(len(values))), len(values), published)])
+    for cell, (lo, hi) in bounds.items():
+        assert hi - lo > 0.5, f"cell {cell} pinned to {lo}"
+        true = ([*values, sum(values)])[cell]
+        assert lo - 1e-6 <= true <= hi + 1e-6
+        if 0 < true < 5:
+            assert lo < 5 and hi >= 5  # the interval covers small values and does not reveal smallness alone
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(2, 5), st.integers(2, 5), st.data())
+def test_attack_on_2d_tables_with_margins_fails(n_rows, n_cols, data):
+    cells = data.draw(st.lists(small_or_large, min_size=n_rows * n_cols, max_size=n_rows * n_cols))
+    body = pd.DataFrame(
+        np.array(cells).reshape(n_rows, n_cols),
+        index=[f"r{i}" for i in range(n_rows)],
+        columns=[f"c{j}" for j in range(n_cols)],
+    )
+    ct = body.copy()
+    ct["All"] = ct.sum(axis=1)
+    ct.loc["All"] = ct.sum(axis=0)
+    p = protect_crosstab(ct)
+    rows, cols = list(ct.index), list(ct.columns)
+    published = {
+        (r, c): float(p.table.loc[r, c]) for r in rows for c in cols if not pd.isna(p.table.loc[r, c])
+    }
+    unknown = [(r, c) for r in rows for c in cols if (r, c) not in published]
+    if not unknown:
+        return
+    eqs = [equation([(r, c) for c in cols[:-1]], (r, "All"), published) for r in rows]
+    eqs += [equation([(r, c) for r in rows[:-1]], ("All", c), published) for c in cols]
+    eqs = [e for e in eqs if e[0]]
+    bounds = attack(unknown, eqs)
+    for cell, (lo, hi) in bounds.items():
+        true = ct.loc[cell]
+        assert lo - 1e-6 <= true <= hi + 1e-6
+        assert hi - lo > 0.5, f"cell {cell} pinned"
+        if 0 < true < 5:
+            assert lo < 5
