@@ -29,7 +29,10 @@ HERE = Path(__file__).resolve().parent
 
 @dataclass
 class Stage:
-    """One timed step. ``run()`` may return the number of rows it handled (overriding ``rows``)."""
+    """One timed step. ``run()`` may return the number of rows it handled (overriding ``rows``).
+
+    A module may also return plain ``(name, rows, callable)`` tuples.
+    """
 
     name: str
     rows: int
@@ -59,6 +62,8 @@ def run_module(name: str, scale: int) -> list[dict]:
     module = importlib.import_module(name)
     out = []
     for stage in module.stages(scale):
+        if isinstance(stage, tuple):  # (name, rows, callable) is accepted too
+            stage = Stage(*stage)
         gc.collect()
         reset_ok = _reset_peak()
         t0 = time.perf_counter()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kvarus_research import Cohort, CohortError
 from kvarus_research.cohort.examples import flow_registry
@@ -200,3 +202,21 @@ def test_bad_definitions(reg, tmp_path):
     bad.write_text("criteria: [\n", encoding="utf-8")
     with pytest.raises(CohortError, match="bad.yaml"):
         Cohort.from_yaml(bad, reg)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.one_of(st.none(), st.integers(-5, 40)), min_size=1, max_size=30),
+    op=st.sampled_from([">=", "<=", "==", "!=", ">", "<"]),
+    threshold=st.integers(-5, 40),
+)
+def test_comparison_condition_matches_python(values, op, threshold):
+    from kvarus_research.cohort.criteria import _evaluate
+
+    base = Cohort(flow_registry())._base
+    series = pd.Series(pd.array(values, dtype="Int64"))
+    keep, text = _evaluate(base, "dager_rus_30", series, f"{op} {threshold}")
+    ops = {">=": int.__ge__, "<=": int.__le__, "==": int.__eq__, "!=": int.__ne__, ">": int.__gt__, "<": int.__lt__}
+    expected = [v is not None and ops[op](v, threshold) for v in values]  # missing never meets a comparison
+    assert keep.tolist() == expected
+    assert text == f"{op} {threshold}"

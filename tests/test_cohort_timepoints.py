@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from kvarus_research import Cohort, CohortError
+from kvarus_research import Cohort, CohortError, Registry
 from kvarus_research.cohort import align_timepoints
-from kvarus_research.cohort.examples import flow_registry, timepoint_registry
+from kvarus_research.cohort.examples import START_A, flow_registry, timepoint_registry
 from kvarus_research.cohort.timepoints import LONG_COLUMNS
 
 
@@ -136,3 +138,41 @@ def test_named_windows_and_errors(reg):
         align_timepoints(reg, scheme="window", windows=(90, 90))
     with pytest.raises(CohortError, match="Cohort or a Registry"):
         align_timepoints(pd.DataFrame())
+
+
+def _brute_force_windows(days: list[int], targets: list[int], tolerance: int) -> dict[int, int]:
+    """Window index -> winning day, by plain loops: nearest window within tolerance (earlier on equal distance),
+    then within a window the nearest day, the earlier on a tie."""
+    best: dict[int, int] = {}
+    for d in sorted(days):
+        dists = [abs(d - t) for t in targets]
+        inside = [i for i, x in enumerate(dists) if x <= tolerance]
+        if not inside:
+            continue
+        w = min(inside, key=lambda i: (dists[i], i))
+        if w not in best or abs(d - targets[w]) < abs(best[w] - targets[w]):
+            best[w] = d
+    return best
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    days=st.lists(st.integers(1, 500), min_size=1, max_size=8, unique=True),
+    tolerance=st.integers(0, 120),
+)
+def test_window_assignment_matches_brute_force(days, tolerance):
+    ending = max(days) + 10
+    rows = [{"course_id": "X", "patient_id": "p", "unit_id": 1, "kind": "baseline", "date": START_A, "status": pd.NA,
+             "dager_rus_30": 0}]  # fmt: skip
+    rows += [{"course_id": "X", "patient_id": "p", "unit_id": 1, "kind": "measurement",
+              "date": START_A + pd.Timedelta(days=d), "status": 1, "dager_rus_30": d % 31} for d in days]  # fmt: skip
+    rows.append({"course_id": "X", "patient_id": "p", "unit_id": 1, "kind": "ending",
+                 "date": START_A + pd.Timedelta(days=ending), "status": 4, "dager_rus_30": 0})  # fmt: skip
+    regs = pd.DataFrame(rows)
+    regs["status"] = regs["status"].astype("Int64")
+    reg = Registry.from_registrations(regs, extract_date="2030-01-01")
+    tp = align_timepoints(reg, scheme="window", windows=(90, 180, 365), tolerance=tolerance)
+    got = {row.timepoint_order - 1: row.days_since_start for row in tp.long.itertuples() if row.kind == "measurement"}
+    assert got == _brute_force_windows(days, [90, 180, 365], tolerance)
+    n_dropped = tp.note("outside_windows") + tp.note("window_extra")
+    assert len(got) + n_dropped == len(days)

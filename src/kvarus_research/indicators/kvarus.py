@@ -18,7 +18,7 @@ import pandas as pd
 
 from kvarus_research.errors import AnalysisError
 from kvarus_research.indicators.framework import CIMethod, Indicator, Target
-from kvarus_research.registry.constants import KIND_ORDER, STATUS_ACTIVE, STATUS_ENDING
+from kvarus_research.registry.constants import STATUS_ACTIVE, STATUS_ENDING
 
 #: Registration kinds that are rows of the Målepunkt form (measurement points, and endings registered on it).
 MEASUREMENT_KINDS: tuple[str, ...] = ("measurement", "ending")
@@ -73,6 +73,41 @@ def load_targets(config: Mapping[str, Any] | str | Path | None = None) -> dict[s
     return out
 
 
+_FIRST_CACHE: dict[tuple[int, str], tuple[Any, tuple[pd.DataFrame, np.ndarray]]] = {}
+
+
+def _first_positions(registry: Any, per: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The population (one row per course or patient) and, aligned to it, the row position of its first
+    measurement point in ``registry.registrations`` (-1: none). Cached per registrations table, so the four
+    indicators share one pass over the registrations."""
+    import weakref
+
+    if per not in ("course", "patient"):
+        raise AnalysisError(f"unit of analysis {per!r} is not one of 'course', 'patient'")
+    regs = registry.registrations
+    ck = (id(regs), per)
+    hit = _FIRST_CACHE.get(ck)
+    if hit is not None and hit[0]() is regs and len(hit[1][0]) == len(registry.courses.index):
+        return hit[1]
+    key = "course_id" if per == "course" else "patient_id"
+    rows = np.flatnonzero(regs["kind"].isin(MEASUREMENT_KINDS).to_numpy())
+    codes, uniques = pd.factorize(regs[key].to_numpy()[rows])
+    dates = pd.DatetimeIndex(regs["date"].to_numpy()[rows]).asi8
+    rank = regs["kind"].to_numpy()[rows] == "ending"
+    order = np.lexsort((rows, rank, dates, codes))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = codes[order][1:] != codes[order][:-1]
+    first_rows = rows[order[first]]
+    first_keys = uniques[codes[order[first]]]
+    pop = _population(registry, per)
+    at = pd.Index(first_keys).get_indexer(pop[key].to_numpy())
+    pos = np.where(at >= 0, first_rows[np.maximum(at, 0)] if len(first_rows) else -1, -1)
+    if len(_FIRST_CACHE) > 8:
+        _FIRST_CACHE.clear()
+    _FIRST_CACHE[ck] = (weakref.ref(regs), (pop, pos))
+    return pop, pos
+
+
 def first_measurement(registry: Any, per: Literal["course", "patient"] = "course") -> pd.DataFrame:
     """The first measurement point (earliest Målepunkt registration) of every course or patient.
 
@@ -86,19 +121,8 @@ def first_measurement(registry: Any, per: Literal["course", "patient"] = "course
     >>> bool(fm["course_id"].is_unique)
     True
     """
-    key = "course_id" if per == "course" else "patient_id"
-    if per not in ("course", "patient"):
-        raise AnalysisError(f"unit of analysis {per!r} is not one of 'course', 'patient'")
-    regs = registry.registrations
-    mask = regs["kind"].isin(MEASUREMENT_KINDS).to_numpy()
-    sub = regs.loc[mask]
-    codes, _ = pd.factorize(sub[key])
-    dates = pd.DatetimeIndex(sub["date"]).asi8
-    rank = sub["kind"].map(KIND_ORDER).to_numpy(dtype=np.int8)
-    order = np.lexsort((np.arange(len(sub)), rank, dates, codes))
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = codes[order][1:] != codes[order][:-1]
-    return sub.iloc[order[first]].reset_index(drop=True)
+    _, pos = _first_positions(registry, per)
+    return registry.registrations.iloc[pos[pos >= 0]].reset_index(drop=True)
 
 
 def _pick(mask: np.ndarray, chosen: pd.Series, fallback: pd.Series) -> np.ndarray:
@@ -143,20 +167,28 @@ def first_measurement_flags(
     >>> sorted(f.columns)
     ['date', 'denominator', 'exclusion', 'numerator', 'unit_id']
     """
-    key = "course_id" if per == "course" else "patient_id"
     var = registry.codebook.variable(variable)
-    if variable not in registry.registrations.columns:
+    regs = registry.registrations
+    if variable not in regs.columns:
         raise AnalysisError(f"registrations have no column {variable!r} ({var.label_in('en')})")
-    pop = _population(registry, per)
-    fm = first_measurement(registry, per).set_index(key)
-    has_mp = pop[key].isin(fm.index).to_numpy()
-    fm = fm.reindex(pop[key].to_numpy())
-    status = pd.to_numeric(fm["status"], errors="coerce").to_numpy(dtype=float)
-    answer = pd.to_numeric(fm[variable], errors="coerce").to_numpy(dtype=float)
+    pop, pos = _first_positions(registry, per)
+    has_mp = pos >= 0
+    take = np.maximum(pos, 0)
+
+    def col(name: str) -> np.ndarray:
+        if not len(regs):
+            return np.full(len(pos), np.nan)
+        out = pd.to_numeric(regs[name].iloc[take], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        out[~has_mp] = np.nan
+        return out
+
+    status = col("status")
+    answer = col(variable)
     valid = np.isin(answer, np.asarray(var.valid_codes or sorted(set(yes_codes)), dtype=float))
     yes = np.isin(answer, np.asarray(sorted(set(yes_codes)), dtype=float))
     reason = np.select(
-        [~has_mp, np.isnan(status) | np.isin(status, _status_missing_codes(registry)), status != STATUS_ACTIVE, ~valid],
+        [~has_mp, np.isnan(status) | np.isin(status, _status_missing_codes(registry)), status != STATUS_ACTIVE,
+         ~valid],  # fmt: skip
         [1, 2, 3, 4],
         default=0,
     )
@@ -166,8 +198,8 @@ def first_measurement_flags(
     den = reason == 0
     return pd.DataFrame(
         {
-            "unit_id": _pick(has_mp, fm["unit_id"], pop["unit_id"]),
-            "date": np.where(has_mp, pd.DatetimeIndex(fm["date"]), pd.DatetimeIndex(pop["date"])),
+            "unit_id": _pick(has_mp, regs["unit_id"].iloc[take], pop["unit_id"]),
+            "date": np.where(has_mp, pd.DatetimeIndex(regs["date"].to_numpy()[take]), pd.DatetimeIndex(pop["date"])),
             "denominator": den,
             "numerator": den & yes,
             "exclusion": exclusion,

@@ -15,6 +15,8 @@ from kvarus_research.io.forms import FormTable
 from kvarus_research.io.validate import file_finding
 from kvarus_research.registry.constants import SETTINGS, STATUS_ENDING, STATUS_FOLLOWUP
 
+#: dtype of text and id columns (pandas ``string`` with pyarrow storage: fast for millions of rows).
+TEXT = pd.StringDtype("pyarrow")
 #: Canonical names of the structural roles in the registrations table.
 ROLE_COLUMNS = ("course_id", "patient_id", "unit_id", "unit_name", "age", "sex", "date", "status")
 #: Column names accepted in ``dekningsgrad.csv`` for each coverage column.
@@ -66,21 +68,20 @@ def registration_table(t: FormTable, cb: Codebook) -> pd.DataFrame:
     lines = t.data["_line"].to_numpy()
     out = pd.DataFrame({
         "registration_id": pd.array([f"{t.form.table}:{x}" for x in lines], dtype="string"),
-        "course_id": cols["course_id"].astype("string").to_numpy(),
-        "patient_id": cols["patient_id"].to_numpy(),
-        "unit_id": cols["unit_id"].to_numpy(),
+        "course_id": cols["course_id"].astype(TEXT).array,
+        "patient_id": cols["patient_id"].astype(TEXT).array,
+        "unit_id": cols["unit_id"].astype("Int64").array,
         "kind": pd.array(_kind(t, cols["status"]), dtype="string"),
         "date": cols["date"].to_numpy(),
-        "status": cols["status"].astype("Int64").to_numpy(),
-        "age": cols["age"].astype("Int64").to_numpy(),
-        "sex": cols["sex"].astype("Int64").to_numpy(),
-        "unit_name": cols["unit_name"].to_numpy(),
+        "status": cols["status"].astype("Int64").array,
+        "age": cols["age"].astype("Int64").array,
+        "sex": cols["sex"].astype("Int64").array,
+        "unit_name": cols["unit_name"].astype(TEXT).array,
     })
     if "date" in names:
         out["date"] = pd.to_datetime(out["date"]).dt.normalize()
     for c in _data_columns(t, names):
-        out[c] = t.data[c].to_numpy() if not isinstance(t.data[c].dtype, pd.api.extensions.ExtensionDtype) \
-            else t.data[c].array
+        out[c] = t.data[c].array
     out["_file"] = t.file
     out["_form"] = t.form.name
     out["_line"] = lines
@@ -95,11 +96,11 @@ def network_table(t: FormTable, cb: Codebook) -> pd.DataFrame:
     lines = t.data["_line"].to_numpy()
     out = pd.DataFrame({
         "case_id": pd.array([f"{t.form.table}:{x}" for x in lines], dtype="string"),
-        "patient_id": cols["patient_id"].to_numpy(),
-        "unit_id": cols["unit_id"].to_numpy(),
+        "patient_id": cols["patient_id"].astype(TEXT).array,
+        "unit_id": cols["unit_id"].astype("Int64").array,
         "date": pd.to_datetime(cols["date"].to_numpy()),
-        "sex": cols["sex"].astype("Int64").to_numpy(),
-        "unit_name": cols["unit_name"].to_numpy(),
+        "sex": cols["sex"].astype("Int64").array,
+        "unit_name": cols["unit_name"].astype(TEXT).array,
     })
     for c in _data_columns(t, names):
         out[c] = t.data[c].array

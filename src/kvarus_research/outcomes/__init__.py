@@ -1,16 +1,19 @@
 """Outcome change: paired change, reliable and clinically significant change, categorical transitions,
 longitudinal models and attrition at follow-up (IPW and multiple imputation)."""
 
+from kvarus_research.outcomes.attrition import AttritionResult, attrition
 from kvarus_research.outcomes.categorical import TransitionResult, transitions
 from kvarus_research.outcomes.change import ChangeResult, change
 from kvarus_research.outcomes.longitudinal import LongitudinalResult, longitudinal
 from kvarus_research.outcomes.reliable import ReliableChangeResult, reliable_change
 
 __all__ = [
+    "AttritionResult",
     "ChangeResult",
     "LongitudinalResult",
     "ReliableChangeResult",
     "TransitionResult",
+    "attrition",
     "change",
     "longitudinal",
     "reliable_change",

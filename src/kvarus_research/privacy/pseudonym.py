@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kvarus_research.errors import PrivacyError
 from kvarus_research.privacy.dates import age_in_years
@@ -123,19 +125,22 @@ def _derive_ages(reg: Any, report: PseudonymizationReport) -> pd.DataFrame:
     return courses
 
 
-def _registration_pseudonyms(regs: pd.DataFrame, course_p: pd.Series) -> np.ndarray:
-    """Course pseudonym + '-' + order within the course by (date, kind, original order)."""
+def _registration_pseudonyms(regs: pd.DataFrame, course_p: pd.Series) -> pd.Series:
+    """Course pseudonym + '-' + order within the course by (date, kind, original order); built with pyarrow."""
     kind = regs["kind"].map(KIND_RANK).fillna(9).to_numpy() if "kind" in regs.columns else np.zeros(len(regs))
     date = regs["date"].to_numpy() if "date" in regs.columns else np.zeros(len(regs))
-    codes, _ = pd.factorize(course_p)
+    codes, uniques = pd.factorize(course_p)
     order = np.lexsort((np.arange(len(regs)), kind, date, codes))
     sorted_codes = codes[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1] if len(order) else np.zeros(0, dtype=np.int64)
     run_start = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
     rank = np.empty(len(regs), dtype=np.int64)
     rank[order] = np.arange(len(order)) - run_start + 1
-    cp = course_p.to_numpy(dtype=object)
-    return np.array([f"{c}-{r}" if c is not None else None for c, r in zip(cp, rank)], dtype=object)
+    names = pa.DictionaryArray.from_arrays(
+        pa.array(codes, type=pa.int64(), mask=codes < 0), pa.array(np.asarray(uniques, dtype=object), pa.string())
+    ).cast(pa.string())
+    joined = pc.binary_join_element_wise(names, pc.cast(pa.array(rank), pa.string()), "-")
+    return pd.Series(pd.arrays.ArrowStringArray(joined), index=regs.index, name="registration_id")
 
 
 def _write_linkage(
