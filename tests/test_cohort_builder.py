@@ -216,7 +216,14 @@ def test_comparison_condition_matches_python(values, op, threshold):
     base = Cohort(flow_registry())._base
     series = pd.Series(pd.array(values, dtype="Int64"))
     keep, text = _evaluate(base, "dager_rus_30", series, f"{op} {threshold}")
-    ops = {">=": int.__ge__, "<=": int.__le__, "==": int.__eq__, "!=": int.__ne__, ">": int.__gt__, "<": int.__lt__}
+    ops = {
+        ">=": int.__ge__,
+        "<=": int.__le__,
+        "==": int.__eq__,
+        "!=": int.__ne__,
+        ">": int.__gt__,
+        "<": int.__lt__,
+    }
     expected = [v is not None and ops[op](v, threshold) for v in values]  # missing never meets a comparison
     assert keep.tolist() == expected
     assert text == f"{op} {threshold}"

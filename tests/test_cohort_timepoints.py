@@ -172,7 +172,11 @@ def test_window_assignment_matches_brute_force(days, tolerance):
     regs["status"] = regs["status"].astype("Int64")
     reg = Registry.from_registrations(regs, extract_date="2030-01-01")
     tp = align_timepoints(reg, scheme="window", windows=(90, 180, 365), tolerance=tolerance)
-    got = {row.timepoint_order - 1: row.days_since_start for row in tp.long.itertuples() if row.kind == "measurement"}
+    got = {
+        row.timepoint_order - 1: row.days_since_start
+        for row in tp.long.itertuples()
+        if row.kind == "measurement"
+    }
     assert got == _brute_force_windows(days, [90, 180, 365], tolerance)
     n_dropped = tp.note("outside_windows") + tp.note("window_extra")
     assert len(got) + n_dropped == len(days)

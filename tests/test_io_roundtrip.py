@@ -103,7 +103,7 @@ def test_xlsx_dump_reads_like_the_csv(pair: tuple, tmp_path: Path) -> None:
     ws = wb.active
     for line in lines:
         cells = line.split(";")[:-1]
-        ws.append([int(c) if c.isdigit() else (pd.Timestamp(c[6:] + "-" + c[3:5] + "-" + c[:2]).to_pydatetime()
+        ws.append([int(c) if c.isdigit() and not c.startswith("0") else (pd.Timestamp(c[6:] + "-" + c[3:5] + "-" + c[:2]).to_pydatetime()
                    if len(c) == 10 and c[2] == "." else (c or None)) for c in cells])
     wb.save(small / csv.name.replace(".csv", ".xlsx"))
     (small / "via_csv").mkdir()

@@ -18,7 +18,7 @@ import pandas as pd
 
 from kvarus_research.errors import AnalysisError
 from kvarus_research.indicators.framework import CIMethod, Indicator, Target
-from kvarus_research.registry.constants import STATUS_ACTIVE, STATUS_ENDING
+from kvarus_research.registry.constants import STATUS_ACTIVE
 
 #: Registration kinds that are rows of the Målepunkt form (measurement points, and endings registered on it).
 MEASUREMENT_KINDS: tuple[str, ...] = ("measurement", "ending")
@@ -215,7 +215,8 @@ def mutual_agreement_flags(
     Transferred courses (status 2, overført annen juridisk enhet) did not end treatment, they moved it: by
     default they are left out with the reason "transferred"; ``transferred="denominator"`` counts them as ended
     without mutual agreement. Courses without an ending (still active) and endings without a status are left out
-    and counted. Unit and year are those of the ending registration.
+    and counted. Read from the course table (``ending_type``, derived from the ending registration's status);
+    the unit is the course's unit and the year that of the ending.
 
     Examples
     --------
@@ -226,15 +227,11 @@ def mutual_agreement_flags(
     """
     if transferred not in ("exclude", "denominator"):
         raise AnalysisError(f"transferred={transferred!r}: expected 'exclude' or 'denominator'")
-    codes = {v: k for k, v in STATUS_ENDING.items()}
-    pop = _population(registry, "course")
-    regs = registry.registrations
-    ends = regs.loc[regs["kind"].to_numpy() == "ending", ["course_id", "unit_id", "date", "status"]]
-    ends = ends.drop_duplicates("course_id").set_index("course_id").reindex(pop["course_id"].to_numpy())
-    ended = ends["date"].notna().to_numpy()
-    status = pd.to_numeric(ends["status"], errors="coerce").to_numpy(dtype=float)
-    in_den = np.isin(status, [codes["mutual_agreement"], codes["interrupted"]])
-    is_transfer = status == codes["transferred"]
+    c = registry.courses
+    kind = c["ending_type"].astype(object).to_numpy()
+    ended = c["end_date"].notna().to_numpy() & (kind != "active")
+    in_den = np.isin(kind, ["mutual_agreement", "interrupted"])
+    is_transfer = kind == "transferred"
     if transferred == "denominator":
         in_den |= is_transfer
     reason = np.select([~ended, is_transfer & ~in_den, ~in_den], [1, 2, 3], default=0)
@@ -243,10 +240,10 @@ def mutual_agreement_flags(
     )
     return pd.DataFrame(
         {
-            "unit_id": _pick(ended, ends["unit_id"], pop["unit_id"]),
-            "date": np.where(ended, pd.DatetimeIndex(ends["date"]), pd.DatetimeIndex(pop["date"])),
+            "unit_id": c["unit_id"].to_numpy(),
+            "date": np.where(ended, pd.DatetimeIndex(c["end_date"]), pd.DatetimeIndex(c["start_date"])),
             "denominator": in_den,
-            "numerator": in_den & (status == codes["mutual_agreement"]),
+            "numerator": in_den & (kind == "mutual_agreement"),
             "exclusion": exclusion,
         }
     )
@@ -303,7 +300,7 @@ MUTUAL_AGREEMENT = Indicator(
     numerator="ending status 4 (avsluttet med gjensidig avtale)",
     denominator="courses ended with status 3 (avbrutt) or 4 (avsluttet med gjensidig avtale)",
     unit_of_analysis="course",
-    registration="the ending registration of the course",
+    registration="the ending registration of the course (courses.ending_type); unit = the course's unit",
     target=DEFAULT_TARGETS["gjensidig"],
     notes=("transferred courses (status 2) are left out of the denominator and counted",),
 )

@@ -200,6 +200,7 @@ def attrition(
     trim: tuple[float, float] = (1.0, 99.0),
     n_imputations: int = 20,
     n_burnin: int = 10,
+    include_start: bool = True,
     ci: float = 0.95,
     seed: int = 0,
     codebook: Codebook | None = None,
@@ -227,6 +228,8 @@ def attrition(
         Percentiles of the responders' stabilised weights at which they are truncated.
     n_imputations, n_burnin : int
         Number of imputed data sets (m) and burn-in cycles of the chained equations; ``n_imputations=0`` skips MI.
+    include_start : bool
+        Include the start value in the response model (it always enters the imputation model).
     ci : float
     seed : int
         Seed of the imputations.
@@ -287,7 +290,8 @@ def attrition(
     z = stats.norm.ppf((1 + ci) / 2)
 
     # response model and stabilised, trimmed weights
-    exog = sm.add_constant(design.to_numpy(), has_constant="add")
+    resp_design = design if include_start else design.iloc[:, 1:]
+    exog = sm.add_constant(resp_design.to_numpy(), has_constant="add")
     glm = sm.GLM(resp.astype(float), exog, family=sm.families.Binomial()).fit()
     p_hat = glm.fittedvalues
     w_all = resp.mean() / p_hat
@@ -345,7 +349,7 @@ def attrition(
         details={
             "timepoints": f"{start} -> {end}",
             "change": "end - start; improvement = change signed by the codebook direction",
-            "response model": " + ".join(design.columns),
+            "response model": " + ".join(["1", *resp_design.columns]),
             "ci": f"{ci:.0%}",
             "flow": flow,
             "seed": seed,

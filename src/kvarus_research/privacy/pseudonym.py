@@ -127,19 +127,30 @@ def _derive_ages(reg: Any, report: PseudonymizationReport) -> pd.DataFrame:
 
 def _registration_pseudonyms(regs: pd.DataFrame, course_p: pd.Series) -> pd.Series:
     """Course pseudonym + '-' + order within the course by (date, kind, original order); built with pyarrow."""
-    kind = regs["kind"].map(KIND_RANK).fillna(9).to_numpy() if "kind" in regs.columns else np.zeros(len(regs))
-    date = regs["date"].to_numpy() if "date" in regs.columns else np.zeros(len(regs))
-    codes, uniques = pd.factorize(course_p)
-    order = np.lexsort((np.arange(len(regs)), kind, date, codes))
+    codes, names = course_p.attrs.get("pseudonym_codes") or pd.factorize(course_p)
+    codes = np.asarray(codes, dtype=np.int64)
+    n = len(regs)
+    if "kind" in regs.columns:
+        kcodes, kuniq = pd.factorize(regs["kind"])
+        kind = np.array([KIND_RANK.get(k, 7) for k in kuniq] + [7], dtype=np.int64)[kcodes]
+    else:
+        kind = np.zeros(n, dtype=np.int64)
+    if "date" in regs.columns:
+        days = regs["date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
+        days = np.where(days == np.iinfo(np.int64).min, 0, days - (days.min() if n else 0))
+    else:
+        days = np.zeros(n, dtype=np.int64)
+    # one int64 sort key: course, then date, then kind (stable on ties: original order)
+    sort_key = ((codes + 1) << 24) + (days.clip(0, 2**20) << 3) + kind
+    order = np.argsort(sort_key, kind="stable")
     sorted_codes = codes[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1] if len(order) else np.zeros(0, dtype=np.int64)
-    run_start = np.repeat(starts, np.diff(np.r_[starts, len(order)]))
-    rank = np.empty(len(regs), dtype=np.int64)
-    rank[order] = np.arange(len(order)) - run_start + 1
-    names = pa.DictionaryArray.from_arrays(
-        pa.array(codes, type=pa.int64(), mask=codes < 0), pa.array(np.asarray(uniques, dtype=object), pa.string())
-    ).cast(pa.string())
-    joined = pc.binary_join_element_wise(names, pc.cast(pa.array(rank), pa.string()), "-")
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1] if n else np.zeros(0, dtype=np.int64)
+    run_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - run_start + 1
+    dictionary = pa.array(np.asarray(names, dtype=object), pa.string())
+    prefix = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), dictionary).cast(pa.string())
+    joined = pc.binary_join_element_wise(prefix, pc.cast(pa.array(rank), pa.string()), "-")
     return pd.Series(pd.arrays.ArrowStringArray(joined), index=regs.index, name="registration_id")
 
 

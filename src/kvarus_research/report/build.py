@@ -49,6 +49,8 @@ class ReportContext:
     notes: list[str] = field(default_factory=list)
     cohort: Any = None
     timepoints: Any = None
+    #: The registry before opt-outs were removed: only the cohort builder sees it, to count them in its flow.
+    with_opt_outs: Registry | None = None
 
 
 def _table(ctx: ReportContext, name: str, df: pd.DataFrame, *, counts: list[str], caption: str = "",
@@ -93,7 +95,7 @@ def step_data(ctx: ReportContext) -> None:
 def step_cohort(ctx: ReportContext, cohort_yaml: str | Path | None) -> None:
     from kvarus_research.cohort import Cohort, align_timepoints
 
-    w, reg = ctx.writer, ctx.registry
+    w, reg = ctx.writer, ctx.with_opt_outs or ctx.registry
     w.section("Cohort")
     if cohort_yaml:
         cohort = Cohort.from_yaml(cohort_yaml, reg)
@@ -202,7 +204,7 @@ def step_indicators(ctx: ReportContext) -> None:
     w.section("Quality indicators")
     results = kvarus_indicators(ctx.registry)
     for key, res in results.items():
-        _result(ctx, f"indicator-{key}", res, caption=res.definition.population if False else key)
+        _result(ctx, f"indicator-{key}", res, caption=getattr(res.indicator, "label", key))
     if ctx.registry.coverage is not None:
         _result(ctx, "coverage", coverage(ctx.registry), caption="Coverage (dekningsgrad)")
 
@@ -298,9 +300,9 @@ def build_report(
                 raise KvarusError("the extract carries national identity numbers: give --key-file KEY to pseudonymise")
             reg, _report = pseudonymize(reg, read_key(key_file))
             notes.append("Identifiers were replaced by keyed pseudonyms (HMAC-SHA-256) before any analysis.")
-        reg = reg.without_opt_outs()
+        clean = reg.without_opt_outs()
         writer = ReportWriter(out, title="Kvarus research report")
-        ctx_holder["ctx"] = ReportContext(writer, reg, rules, seed, source, input_hash, notes)
+        ctx_holder["ctx"] = ReportContext(writer, clean, rules, seed, source, input_hash, notes, with_opt_outs=reg)
 
     steps.append(("read and validate", load))
     for label, fn in (

@@ -26,7 +26,8 @@ text-align:right}th{background:#eef4f3}td:first-child,th:first-child{text-align:
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #e0e0e0}figcaption{font-size:.85em;color:#555}
 .definition{background:#f6f8fa;border-left:4px solid #00796b;padding:.4em .8em;font-size:.85em;white-space:pre-wrap}
 .warn{background:#fff4e5;border-left:4px solid #e65100;padding:.4em .8em}
-.toc{columns:2;font-size:.9em}.meta td{text-align:left}
+.toc{columns:2;font-size:.9em}.meta td{text-align:left}.scroll{overflow-x:auto}
+.note{font-size:.8em;color:#555;margin:.2em 0}details summary{cursor:pointer;color:#00796b}
 """
 
 # Checked by the browser test: every image decoded, no script error.
@@ -55,6 +56,31 @@ def slug(text: str) -> str:
     """
     s = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return s or "item"
+
+
+def format_numbers(df: pd.DataFrame) -> pd.DataFrame:
+    """Floats shown with at most three decimals (one when ≥ 100); text, counts and "<5" cells unchanged.
+
+    Examples
+    --------
+    >>> format_numbers(pd.DataFrame({"p": [0.123456, 1234.56, None], "n": ["<5", "12", "7"]})).values.tolist()
+    [['0.123', '<5'], ['1234.6', '12'], ['', '7']]
+    """
+
+    def fmt(v: Any) -> Any:
+        if isinstance(v, float):
+            if v != v:  # NaN
+                return ""
+            if float(v).is_integer() and abs(v) < 1e15:
+                return str(int(v)) if abs(v) >= 100 else f"{v:g}"
+            return f"{v:.1f}" if abs(v) >= 100 else f"{v:.3f}".rstrip("0").rstrip(".")
+        return v
+
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_float_dtype(out[col]):
+            out[col] = out[col].map(fmt)
+    return out
 
 
 @dataclass
@@ -118,10 +144,19 @@ class ReportWriter:
 
     def definition(self, definition: Any) -> None:
         """The definition of a result (population, method, details)."""
-        text = definition.to_text() if hasattr(definition, "to_text") else str(definition)
+        if hasattr(definition, "to_text"):
+            text = definition.to_text()
+        elif isinstance(definition, dict):
+            import yaml
+
+            text = yaml.safe_dump(definition, allow_unicode=True, sort_keys=False, default_flow_style=False).strip()
+        else:
+            text = str(definition)
         self._current().parts.append(f'<div class="definition">{html.escape(text)}</div>')
 
-    def table(self, name: str, protected: Any, *, caption: str = "", max_rows: int = 60) -> Path:
+    def table(
+        self, name: str, protected: Any, *, caption: str = "", max_rows: int = 60, collapse_rows: int = 15
+    ) -> Path:
         """Add a protected table: shown in the HTML (suppressed cells as "<5") and written as CSV.
 
         ``protected`` must be the output of :func:`kvarus_research.privacy.protect` (it has ``display()`` and
@@ -136,22 +171,25 @@ class ReportWriter:
         path = self.out / "tables" / f"{fname}.csv"
         protected.to_csv(path)
         self.tables_written.append(path)
-        shown: pd.DataFrame = protected.display()
+        shown = format_numbers(protected.display())
+        n_rows = len(shown)
         note = ""
-        if len(shown) > max_rows:
-            note = f"<p><em>First {max_rows} of {len(shown)} rows; all rows in tables/{fname}.csv.</em></p>"
+        if n_rows > max_rows:
+            note = f"<p><em>First {max_rows} of {n_rows} rows; all rows in tables/{fname}.csv.</em></p>"
             shown = shown.head(max_rows)
         cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
         body = shown.to_html(index=False, na_rep="", escape=True, border=0)
         if cap:
-            body = body.replace("<table>", f"<table>{cap}", 1).replace(
-                '<table class="dataframe">', f'<table class="dataframe">{cap}', 1
-            )
+            body = body.replace('<table class="dataframe">', f'<table class="dataframe">{cap}', 1)
         stamp = getattr(protected, "stamp", "")
-        stamp_html = f'<p class="warn">{html.escape(stamp)}</p>' if stamp else ""
+        enabled = getattr(protected, "enabled", True)
+        stamp_html = f'<p class="{"note" if enabled else "warn"}">{html.escape(stamp)}</p>' if stamp else ""
+        inner = f'<div class="scroll">{body}</div>{note}'
+        if n_rows > collapse_rows:
+            inner = f"<details><summary>{html.escape(caption or name)}: {n_rows} rows (click to show)</summary>{inner}</details>"
         self._current().parts.append(
-            f'<div class="table" id="t-{fname}">{stamp_html}{body}{note}'
-            f'<p><small>CSV: <a href="tables/{fname}.csv">tables/{fname}.csv</a></small></p></div>'
+            f'<div class="table" id="t-{fname}">{stamp_html}{inner}'
+            f'<p class="note">CSV: <a href="tables/{fname}.csv">tables/{fname}.csv</a></p></div>'
         )
         return path
 
