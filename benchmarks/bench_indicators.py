@@ -19,22 +19,26 @@ def stages(scale: int) -> list[tuple[str, int, Callable[[], Any]]]:
     import kvarus_research as kr
     from kvarus_research.indicators import coverage, kvarus_indicators, network_work
 
-    reg = kr.synthetic.generate(n_courses=scale, seed=2026)
+    raw = kr.synthetic.generate(n_courses=scale, seed=2026)
     state: dict[str, Any] = {}
 
+    def opt_outs() -> None:
+        state["reg"] = raw.without_opt_outs()
+
     def four() -> None:
-        state["res"] = kvarus_indicators(reg)
+        state["res"] = kvarus_indicators(state["reg"])
 
     def protected() -> None:
         for res in state["res"].values():
             res.protected()
 
-    n_regs = len(reg.registrations)
+    n_regs = len(raw.registrations)
     return [
+        ("registry.without_opt_outs (shared)", n_regs, opt_outs),
         ("indicators: all four, unit x year", n_regs, four),
         ("indicators: protected tables", scale, protected),
-        ("network work measures", len(reg.network_work), lambda: network_work(reg)),
-        ("coverage (dekningsgrad)", scale, lambda: coverage(reg)),
+        ("network work measures", len(raw.network_work), lambda: network_work(state["reg"])),
+        ("coverage (dekningsgrad)", scale, lambda: coverage(raw)),
     ]
 
 

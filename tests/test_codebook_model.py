@@ -13,8 +13,19 @@ def test_bundled_codebook_has_every_documented_variable() -> None:
     cb = load_codebook()
     documented = {v.name for v in cb.variables if v.source == "documented"}
     # domain.md §2: the columns seen in the register's public reporting code
-    assert {"PasientGUID", "UnitId", "db_unit_title", "PatientAge", "PatientGender", "dato_mp_beh",
-            "behandlingsstatus", "plan_beh", "plan_krise", "eval_utbytte", "oppfolging_nav_frekvens"} <= documented
+    assert {
+        "PasientGUID",
+        "UnitId",
+        "db_unit_title",
+        "PatientAge",
+        "PatientGender",
+        "dato_mp_beh",
+        "behandlingsstatus",
+        "plan_beh",
+        "plan_krise",
+        "eval_utbytte",
+        "oppfolging_nav_frekvens",
+    } <= documented
     status = cb.variable("behandlingsstatus")
     assert list(status.codes) == [1, 2, 3, 4, 5, 6, 7] and status.missing_codes == (0,)
     assert cb.variable("plan_beh").valid_codes == (1, 2, 3)
@@ -49,14 +60,20 @@ def test_yaml_round_trip(tmp_path) -> None:
         ({"type": "number"}, "type 'number' is not one of"),
         ({"range": [10, 1]}, "range must be"),
         ({"outcome": {"direction": "up"}}, "outcome direction must be"),
-        ({"outcome": {"direction": "lower", "reliability": 1.5}}, "reliability must lie strictly between 0 and 1"),
+        (
+            {"outcome": {"direction": "lower", "reliability": 1.5}},
+            "reliability must lie strictly between 0 and 1",
+        ),
         ({"forms": ["Nope"]}, "names unknown form"),
         ({"role": "boss"}, "role 'boss' is not one of"),
     ],
 )
 def test_malformed_variable_is_refused_with_its_name(patch: dict, message: str) -> None:
-    data = {"name": "t", "forms": [{"name": "F", "table": "f", "kind": "baseline"}],
-            "variables": [{"name": "x", "forms": ["F"], "type": "integer", **patch}]}
+    data = {
+        "name": "t",
+        "forms": [{"name": "F", "table": "f", "kind": "baseline"}],
+        "variables": [{"name": "x", "forms": ["F"], "type": "integer", **patch}],
+    }
     with pytest.raises(CodebookError, match=message) as err:
         codebook_from_dict(data)
     assert "'x'" in str(err.value)

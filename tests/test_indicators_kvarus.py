@@ -57,7 +57,17 @@ ROWS = [
 
 
 def hand_registry() -> Registry:
-    cols = ["course_id", "patient_id", "unit_id", "date", "kind", "status", "plan_beh", "plan_krise", "eval_utbytte"]
+    cols = [
+        "course_id",
+        "patient_id",
+        "unit_id",
+        "date",
+        "kind",
+        "status",
+        "plan_beh",
+        "plan_krise",
+        "eval_utbytte",
+    ]
     regs = pd.DataFrame(ROWS, columns=cols)
     regs["date"] = pd.to_datetime(regs["date"])
     for c in ("status", "plan_beh", "plan_krise", "eval_utbytte"):

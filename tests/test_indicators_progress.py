@@ -38,7 +38,10 @@ def test_progress_table_and_outcomes_by_hand(artifacts) -> None:
     assert set(res.outcomes["direction"]) == {"lower", "higher"}
     fig = res.plot()
     fig.savefig(artifacts / "patient_progress.png")
-    assert [a.get_ylabel() for a in fig.axes if a.get_visible()] == ["↓ lower is better", "↑ higher is better"]
+    assert [a.get_ylabel() for a in fig.axes if a.get_visible()] == [
+        "↓ lower is better",
+        "↑ higher is better",
+    ]
     page = res.to_html(artifacts / "patient_progress.html")
     assert "secret-pid" not in page and "k-1" in page
     png = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)", page).group(1))

@@ -33,7 +33,9 @@ def test_notebook_executes_without_error(path: Path, tmp_path: Path) -> None:
         else:
             os.environ["MPLBACKEND"] = env_before
     elapsed = time.perf_counter() - start
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"
+    ]
     assert not errors
     # Each notebook has prose explaining what it does and why.
     assert sum(c.cell_type == "markdown" for c in nb.cells) >= 2

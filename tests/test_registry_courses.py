@@ -20,8 +20,13 @@ def regs(rows: list[tuple[str, str, str, object]]) -> pd.DataFrame:
 
 def test_measurement_point_first_without_baseline_opens_a_course() -> None:
     # Inpatient course starting with a målepunkt (status 1), no baseline: one course of 3 registrations.
-    r = regs([("a", "2021-01-10", "measurement", 1), ("a", "2021-03-01", "measurement", 1),
-              ("a", "2021-05-01", "ending", 4)])
+    r = regs(
+        [
+            ("a", "2021-01-10", "measurement", 1),
+            ("a", "2021-03-01", "measurement", 1),
+            ("a", "2021-05-01", "ending", 4),
+        ]
+    )
     ids, problems = derive_course_ids(r)
     assert ids.tolist() == ["a-1", "a-1", "a-1"]
     assert problems.empty
@@ -35,8 +40,14 @@ def test_measurement_point_first_without_baseline_opens_a_course() -> None:
 
 def test_interrupted_then_new_course() -> None:
     # baseline, MP, interrupted (3), then a new MP: the MP after the ending opens course 2, still active.
-    r = regs([("a", "2021-01-01", "baseline", None), ("a", "2021-02-01", "measurement", 1),
-              ("a", "2021-03-01", "ending", 3), ("a", "2021-09-01", "measurement", 1)])
+    r = regs(
+        [
+            ("a", "2021-01-01", "baseline", None),
+            ("a", "2021-02-01", "measurement", 1),
+            ("a", "2021-03-01", "ending", 3),
+            ("a", "2021-09-01", "measurement", 1),
+        ]
+    )
     ids, problems = derive_course_ids(r)
     assert ids.tolist() == ["a-1", "a-1", "a-1", "a-2"]
     c = summarise_courses(r.assign(course_id=ids), "2022-01-01").set_index("course_id")
@@ -49,8 +60,13 @@ def test_interrupted_then_new_course() -> None:
 
 @pytest.mark.parametrize(("code", "expected"), [(5, "reached"), (6, "not_reached"), (7, "declined")])
 def test_followup_statuses(code: int, expected: str) -> None:
-    r = regs([("p", "2020-02-01", "baseline", None), ("p", "2020-06-01", "ending", 2),
-              ("p", "2021-06-15", "followup", code)])
+    r = regs(
+        [
+            ("p", "2020-02-01", "baseline", None),
+            ("p", "2020-06-01", "ending", 2),
+            ("p", "2021-06-15", "followup", code),
+        ]
+    )
     ids, problems = derive_course_ids(r)
     assert problems.empty and ids.nunique() == 1
     c = summarise_courses(r.assign(course_id=ids), "2024-01-01")
@@ -60,8 +76,13 @@ def test_followup_statuses(code: int, expected: str) -> None:
 
 
 def test_two_endings_is_an_error_with_row_numbers_and_no_identifier() -> None:
-    r = regs([("secret-guid-1", "2021-01-01", "baseline", None), ("secret-guid-1", "2021-02-01", "ending", 4),
-              ("secret-guid-1", "2021-03-01", "ending", 3)])
+    r = regs(
+        [
+            ("secret-guid-1", "2021-01-01", "baseline", None),
+            ("secret-guid-1", "2021-02-01", "ending", 4),
+            ("secret-guid-1", "2021-03-01", "ending", 3),
+        ]
+    )
     ids, problems = derive_course_ids(r)
     assert problems[["row", "rule"]].values.tolist() == [[2, "two_endings"]]
     with pytest.raises(RegistryError) as err:
@@ -78,8 +99,14 @@ def test_followup_without_ending_is_an_error() -> None:
 
 def test_baseline_always_opens_a_course_and_patients_are_separate() -> None:
     # Two patients interleaved in the input order; patient b has two baselines → two courses.
-    r = regs([("b", "2021-05-01", "baseline", None), ("a", "2021-01-01", "baseline", None),
-              ("b", "2021-01-01", "baseline", None), ("a", "2021-02-01", "measurement", 1)])
+    r = regs(
+        [
+            ("b", "2021-05-01", "baseline", None),
+            ("a", "2021-01-01", "baseline", None),
+            ("b", "2021-01-01", "baseline", None),
+            ("a", "2021-02-01", "measurement", 1),
+        ]
+    )
     ids, _ = derive_course_ids(r)
     assert ids.tolist() == ["b-2", "a-1", "b-1", "a-1"]
 
@@ -92,7 +119,15 @@ def test_same_day_baseline_sorts_before_measurement() -> None:
 
 def test_kind_from_status() -> None:
     assert [kind_from_status(c) for c in (0, 1, 2, 3, 4, 5, 6, 7, None)] == [
-        "measurement", "measurement", "ending", "ending", "ending", "followup", "followup", "followup", "measurement"
+        "measurement",
+        "measurement",
+        "ending",
+        "ending",
+        "ending",
+        "followup",
+        "followup",
+        "followup",
+        "measurement",
     ]
 
 

@@ -24,8 +24,10 @@ def small_registry() -> Registry:
 def test_valid_registry_passes_and_counts() -> None:
     reg = small_registry().validate()
     assert reg.n_courses == 2
-    assert reg.courses.set_index("course_id")["ending_type"].to_dict() == {"p1-1": "mutual_agreement",
-                                                                           "p2-1": "active"}
+    assert reg.courses.set_index("course_id")["ending_type"].to_dict() == {
+        "p1-1": "mutual_agreement",
+        "p2-1": "active",
+    }
     assert reg.summary().set_index("table").loc["registrations", "rows"] == 5
 
 

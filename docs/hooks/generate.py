@@ -29,13 +29,22 @@ def data_dictionary() -> str:
         "register's public material; `assumed` ones are defined for the synthetic registry and are replaced when "
         "you load the real `rapport.xlsx`.",
         "",
-        "Values that mean *missing* in every variable: " + ", ".join(f"`{m}`" for m in cb.missing_labels) + ".",
+        "Values that mean *missing* in every variable: "
+        + ", ".join(f"`{m}`" for m in cb.missing_labels)
+        + ".",
         "",
     ]
     for form in cb.forms:
-        out += [f"## {form.name}", "", f"Table `{form.table}`, kind `{form.kind}`, source `{form.source}`.", ""]
-        out += ["| variable | label (nb) | label (en) | type | codes / range | missing | required | source |",
-                "|---|---|---|---|---|---|---|---|"]
+        out += [
+            f"## {form.name}",
+            "",
+            f"Table `{form.table}`, kind `{form.kind}`, source `{form.source}`.",
+            "",
+        ]
+        out += [
+            "| variable | label (nb) | label (en) | type | codes / range | missing | required | source |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for v in cb.form_variables(form.name):
             if v.codes:
                 codes = "; ".join(f"{c} = {v.code_label(c, 'nb')}" for c in v.codes)

@@ -82,4 +82,6 @@ class Result:
         return path
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(\n{self.definition.to_text()}\n\n{self.table.to_string(max_rows=20)}\n)"
+        return (
+            f"{type(self).__name__}(\n{self.definition.to_text()}\n\n{self.table.to_string(max_rows=20)}\n)"
+        )

@@ -156,7 +156,9 @@ class Codebook:
         for f in self.forms:
             if name in (f.name, f.table):
                 return f
-        raise CodebookError(f"codebook {self.name!r} has no form {name!r}; forms: {[f.name for f in self.forms]}")
+        raise CodebookError(
+            f"codebook {self.name!r} has no form {name!r}; forms: {[f.name for f in self.forms]}"
+        )
 
     def form_variables(self, form: str) -> list[Variable]:
         """Variables of one form, in codebook order."""
@@ -193,11 +195,18 @@ class Codebook:
             "name": self.name,
             "version": self.version,
             "missing_labels": list(self.missing_labels),
-            "forms": [{"name": f.name, "table": f.table, "kind": f.kind, "source": f.source} for f in self.forms],
+            "forms": [
+                {"name": f.name, "table": f.table, "kind": f.kind, "source": f.source} for f in self.forms
+            ],
             "variables": [],
         }
         for v in self.variables:
-            d: dict[str, Any] = {"name": v.name, "forms": list(v.forms), "type": v.type, "label": dict(v.label)}
+            d: dict[str, Any] = {
+                "name": v.name,
+                "forms": list(v.forms),
+                "type": v.type,
+                "label": dict(v.label),
+            }
             if v.codes:
                 d["codes"] = {int(k): dict(lab) for k, lab in v.codes.items()}
             if v.missing_codes:
@@ -264,7 +273,9 @@ def _variable(raw: Mapping[str, Any], where: str) -> Variable:
     if raw.get("outcome"):
         o = raw["outcome"]
         if o.get("direction") not in ("lower", "higher"):
-            raise CodebookError(f"{where}: outcome direction must be 'lower' or 'higher', got {o.get('direction')!r}")
+            raise CodebookError(
+                f"{where}: outcome direction must be 'lower' or 'higher', got {o.get('direction')!r}"
+            )
         rel = o.get("reliability")
         if rel is not None and not 0 < float(rel) < 1:
             raise CodebookError(f"{where}: reliability must lie strictly between 0 and 1, got {rel!r}")
@@ -304,16 +315,25 @@ def codebook_from_dict(data: Mapping[str, Any], *, where: str = "codebook") -> C
     (0.0, 10.0)
     """
     if not isinstance(data, Mapping):
-        raise CodebookError(f"{where}: expected a mapping with 'forms' and 'variables', got {type(data).__name__}")
+        raise CodebookError(
+            f"{where}: expected a mapping with 'forms' and 'variables', got {type(data).__name__}"
+        )
     forms = []
     for i, f in enumerate(data.get("forms") or []):
         if not isinstance(f, Mapping) or not f.get("name"):
             raise CodebookError(f"{where}: form #{i + 1} needs a name, got {f!r}")
         kind = f.get("kind", "status")
         if kind not in FORM_KINDS:
-            raise CodebookError(f"{where}: form {f['name']!r} has kind {kind!r}, expected one of {FORM_KINDS}")
+            raise CodebookError(
+                f"{where}: form {f['name']!r} has kind {kind!r}, expected one of {FORM_KINDS}"
+            )
         forms.append(
-            Form(name=str(f["name"]), table=str(f.get("table", f["name"])), kind=kind, source=f.get("source", "assumed"))
+            Form(
+                name=str(f["name"]),
+                table=str(f.get("table", f["name"])),
+                kind=kind,
+                source=f.get("source", "assumed"),
+            )
         )
     variables = [_variable(v, where) for v in data.get("variables") or []]
     if not variables:
@@ -348,7 +368,11 @@ def load_codebook(path: str | Path | None = None) -> Codebook:
     'documented'
     """
     if path is None:
-        text = resources.files("kvarus_research").joinpath("data/kvarus_codebook.yaml").read_text(encoding="utf-8")
+        text = (
+            resources.files("kvarus_research")
+            .joinpath("data/kvarus_codebook.yaml")
+            .read_text(encoding="utf-8")
+        )
         return codebook_from_dict(yaml.safe_load(text), where="bundled codebook")
     path = Path(path)
     if not path.exists():

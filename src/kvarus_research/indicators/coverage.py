@@ -37,7 +37,9 @@ class CoverageResult(Result):
         self.definition = definition
         self.target = target
 
-    def plot(self, ax: Any = None, *, year: int | None = None, rules: Any = "norway", protect: bool = True) -> Any:
+    def plot(
+        self, ax: Any = None, *, year: int | None = None, rules: Any = "norway", protect: bool = True
+    ) -> Any:
         """Bars of coverage after opt-outs per unit with the target bands ("x av n" = registered of expected)."""
         from kvarus_research.indicators.plots import indicator_bars
 
@@ -66,18 +68,24 @@ def coverage(data: Any, *, target: Target | None = None) -> CoverageResult:
     """
     full = getattr(data, "registry", data)
     if full.coverage is None or full.coverage.empty:
-        raise AnalysisError("coverage needs the expected number of courses per unit and year (table coverage)")
+        raise AnalysisError(
+            "coverage needs the expected number of courses per unit and year (table coverage)"
+        )
     registry = full.without_opt_outs()
     exp = full.coverage.copy()
     exp["year"] = exp["year"].astype("int64")
     courses = registry.courses
-    reg = courses.groupby([courses["unit_id"], pd.DatetimeIndex(courses["start_date"]).year.rename("year")]).size()
+    reg = courses.groupby(
+        [courses["unit_id"], pd.DatetimeIndex(courses["start_date"]).year.rename("year")]
+    ).size()
     if "reserved_courses" in exp.columns:
         out_n = exp.set_index(["unit_id", "year"])["reserved_courses"]
     else:
         c = full.courses[full.courses["patient_id"].isin(full.reserved_patients())]
         out_n = c.groupby([c["unit_id"], pd.DatetimeIndex(c["start_date"]).year.rename("year")]).size()
-    base = exp.set_index(["unit_id", "year"])[["expected_courses"]].rename(columns={"expected_courses": "expected"})
+    base = exp.set_index(["unit_id", "year"])[["expected_courses"]].rename(
+        columns={"expected_courses": "expected"}
+    )
     base["registered"] = reg.reindex(base.index, fill_value=0)
     base["opted_out"] = out_n.reindex(base.index, fill_value=0).fillna(0)
     base = base.reset_index()

@@ -34,9 +34,7 @@ CIMethod = Literal["wilson", "exact"]
 LEVELS: tuple[str, ...] = ("unit", "region", "national")
 
 
-def wilson_ci(
-    numerator: Any, denominator: Any, alpha: float = 0.05
-) -> tuple[np.ndarray, np.ndarray]:
+def wilson_ci(numerator: Any, denominator: Any, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for binomial proportions (vectorised).
 
     Parameters
@@ -70,9 +68,7 @@ def wilson_ci(
     return low, high
 
 
-def exact_ci(
-    numerator: Any, denominator: Any, alpha: float = 0.05
-) -> tuple[np.ndarray, np.ndarray]:
+def exact_ci(numerator: Any, denominator: Any, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
     """Clopper–Pearson ("exact") interval for binomial proportions (vectorised).
 
     Examples
@@ -262,7 +258,9 @@ def check_flags(flags: pd.DataFrame, key: str) -> pd.DataFrame:
     """Check a flags table against the contract; numerator rows outside the denominator are an error."""
     missing = [c for c in FLAG_COLUMNS if c not in flags.columns]
     if missing:
-        raise AnalysisError(f"indicator {key!r}: its flags table lacks column(s) {missing}; expected {FLAG_COLUMNS}")
+        raise AnalysisError(
+            f"indicator {key!r}: its flags table lacks column(s) {missing}; expected {FLAG_COLUMNS}"
+        )
     num = flags["numerator"].to_numpy(dtype=bool)
     den = flags["denominator"].to_numpy(dtype=bool)
     if (num & ~den).any():
@@ -303,7 +301,11 @@ def unit_names(units: pd.DataFrame) -> pd.Series:
 
 
 def _sum_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    return frame.groupby(keys, observed=True, sort=True)[["numerator", "denominator", "missing"]].sum().reset_index()
+    return (
+        frame.groupby(keys, observed=True, sort=True)[["numerator", "denominator", "missing"]]
+        .sum()
+        .reset_index()
+    )
 
 
 def aggregate(
@@ -355,7 +357,9 @@ def aggregate(
             "year": pd.DatetimeIndex(flags["date"]).year.astype("Int64"),
             "numerator": flags["numerator"].to_numpy(dtype=bool).astype(np.int64),
             "denominator": den.astype(np.int64),
-            "missing": (flags["exclusion"].astype(object) == missing_reason).to_numpy(dtype=bool).astype(np.int64),
+            "missing": (flags["exclusion"].astype(object) == missing_reason)
+            .to_numpy(dtype=bool)
+            .astype(np.int64),
         }
     )
     frame = frame[frame["year"].notna()]
@@ -395,9 +399,9 @@ def aggregate(
     table = pd.concat([big, pooled, reg, nat], ignore_index=True)
     table = table[table["denominator"] > 0] if len(table) else table
     level_order = {"unit": 0, "pooled": 1, "region": 2, "national": 3}
-    table = table.assign(
-        _yr=table["year"].fillna(10**6), _lv=table["level"].map(level_order)
-    ).sort_values(["_yr", "_lv", "group"], kind="stable")
+    table = table.assign(_yr=table["year"].fillna(10**6), _lv=table["level"].map(level_order)).sort_values(
+        ["_yr", "_lv", "group"], kind="stable"
+    )
     table = table.drop(columns=["_yr", "_lv"]).reset_index(drop=True)
     x = table["numerator"].to_numpy(dtype=float)
     n = table["denominator"].to_numpy(dtype=float)

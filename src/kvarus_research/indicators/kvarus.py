@@ -187,8 +187,12 @@ def first_measurement_flags(
     valid = np.isin(answer, np.asarray(var.valid_codes or sorted(set(yes_codes)), dtype=float))
     yes = np.isin(answer, np.asarray(sorted(set(yes_codes)), dtype=float))
     reason = np.select(
-        [~has_mp, np.isnan(status) | np.isin(status, _status_missing_codes(registry)), status != STATUS_ACTIVE,
-         ~valid],  # fmt: skip
+        [
+            ~has_mp,
+            np.isnan(status) | np.isin(status, _status_missing_codes(registry)),
+            status != STATUS_ACTIVE,
+            ~valid,
+        ],  # fmt: skip
         [1, 2, 3, 4],
         default=0,
     )
@@ -199,7 +203,9 @@ def first_measurement_flags(
     return pd.DataFrame(
         {
             "unit_id": _pick(has_mp, regs["unit_id"].iloc[take], pop["unit_id"]),
-            "date": np.where(has_mp, pd.DatetimeIndex(regs["date"].to_numpy()[take]), pd.DatetimeIndex(pop["date"])),
+            "date": np.where(
+                has_mp, pd.DatetimeIndex(regs["date"].to_numpy()[take]), pd.DatetimeIndex(pop["date"])
+            ),
             "denominator": den,
             "numerator": den & yes,
             "exclusion": exclusion,
@@ -271,8 +277,9 @@ def feedback_indicator(
     """
     yes = tuple(sorted(set(yes_codes)))
     registration = (
-        "first measurement point of the course" if per == "course" else "first measurement point of the patient's "
-        "earliest course"
+        "first measurement point of the course"
+        if per == "course"
+        else "first measurement point of the patient's earliest course"
     )
     population = _FIRST_MP_POP if per == "course" else _FIRST_MP_POP.replace("courses", "patients")
     return Indicator(
@@ -291,7 +298,9 @@ def feedback_indicator(
 
 TREATMENT_PLAN = feedback_indicator("plan_beh", "plan_beh", {2}, "Treatment plan in place (behandlingsplan)")
 CRISIS_PLAN = feedback_indicator("plan_krise", "plan_krise", {2}, "Crisis plan in place (kriseplan)")
-BENEFIT = feedback_indicator("utbytte", "eval_utbytte", {4, 5}, "Experienced benefit large or very large (utbytte)")
+BENEFIT = feedback_indicator(
+    "utbytte", "eval_utbytte", {4, 5}, "Experienced benefit large or very large (utbytte)"
+)
 MUTUAL_AGREEMENT = Indicator(
     key="gjensidig",
     label="Ended by mutual agreement (gjensidig avtale)",

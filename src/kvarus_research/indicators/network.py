@@ -43,7 +43,9 @@ class NetworkWorkResult(Result):
     derived_columns = {c: ("numerator", "denominator") for c in ("proportion", "ci_low", "ci_high")}
     group_columns = ("group",)
 
-    def __init__(self, table: pd.DataFrame, cases: pd.DataFrame, exclusions: pd.DataFrame, definition: Definition):
+    def __init__(
+        self, table: pd.DataFrame, cases: pd.DataFrame, exclusions: pd.DataFrame, definition: Definition
+    ):
         self.table = table
         self.cases = cases
         self.exclusions = exclusions
@@ -64,9 +66,9 @@ class NetworkWorkResult(Result):
             raise AnalysisError(f"network-work measure {measure!r} is not one of {list(MEASURES)}")
         shown = self.protected(rules, enabled=protect).table if protect else self.table
         mask = (self.table["measure"] == measure).to_numpy()
-        mask &= (self.table["year"].isna() if year is None else self.table["year"].eq(year).fillna(False)).to_numpy(
-            dtype=bool
-        )
+        mask &= (
+            self.table["year"].isna() if year is None else self.table["year"].eq(year).fillna(False)
+        ).to_numpy(dtype=bool)
         t = shown[mask]
         cats = list(dict.fromkeys(t["category"]))
         groups = list(dict.fromkeys(t["group"]))
@@ -89,7 +91,9 @@ class NetworkWorkResult(Result):
         return ax
 
 
-def _rows(frame: pd.DataFrame, measure: str, flags: dict[str, np.ndarray], base: np.ndarray) -> list[pd.DataFrame]:
+def _rows(
+    frame: pd.DataFrame, measure: str, flags: dict[str, np.ndarray], base: np.ndarray
+) -> list[pd.DataFrame]:
     out = []
     for category, flag in flags.items():
         g = pd.DataFrame({"unit_id": frame["unit_id"], "year": frame["year"], "x": flag & base, "n": base})
@@ -141,7 +145,9 @@ def network_work(data: Any, *, ci_method: Literal["wilson", "exact"] = "wilson")
              .to_numpy(dtype=bool) for r in ROLES}  # fmt: skip
     parts += _rows(frame, "not_invited", flags, meeting)
     place = pd.to_numeric(nw["mote_sted"], errors="coerce").to_numpy()
-    parts += _rows(frame, "place", {lab: place == c for c, lab in cb.value_labels("mote_sted").items()}, meeting)
+    parts += _rows(
+        frame, "place", {lab: place == c for c, lab in cb.value_labels("mote_sted").items()}, meeting
+    )
     reason = pd.to_numeric(nw["ikke_invitert_grunn"], errors="coerce").to_numpy()
     reasons = {lab: reason == c for c, lab in cb.value_labels("ikke_invitert_grunn").items()}
     parts += _rows(frame, "reason", reasons, answered & ~meeting)

@@ -79,7 +79,9 @@ def indicator_bars(
     rows["_pool"] = (rows["level"] == "pooled").to_numpy()
     rows["_p"] = rows["proportion"].astype(float).fillna(-1.0)
     # bottom-to-top drawing order: suppressed, pooled, units by proportion, nation on top
-    rows = rows.sort_values(["_nat", "_supp", "_pool", "_p"], ascending=[True, False, False, True], kind="stable")
+    rows = rows.sort_values(
+        ["_nat", "_supp", "_pool", "_p"], ascending=[True, False, False, True], kind="stable"
+    )
     ax = _axes(ax, len(rows))
     target_bands(ax, target)
     y = np.arange(len(rows))
@@ -148,7 +150,9 @@ def funnel_plot(table: pd.DataFrame, *, ax: Any = None, title: str = "") -> Any:
     n = shown["denominator"].astype(float).to_numpy()
     p = shown["proportion"].astype(float).to_numpy()
     ax.scatter(n, p * 100, color="#2171b5", zorder=3, s=18, label="unit")
-    grid = np.linspace(max(1.0, n.min() * 0.8 if len(n) else 1.0), max(10.0, n.max() * 1.1 if len(n) else 10.0), 200)
+    grid = np.linspace(
+        max(1.0, n.min() * 0.8 if len(n) else 1.0), max(10.0, n.max() * 1.1 if len(n) else 10.0), 200
+    )
     for level, style in ((0.95, "--"), (0.998, ":")):
         low, high = funnel_limits(p0, grid, level)
         ax.plot(grid, low * 100, style, color="grey", lw=1, label=f"{level * 100:g} % limits")

@@ -79,7 +79,7 @@ class ProgressResult(Result):
             if var.range is not None:
                 axis.set_ylim(var.range[0], var.range[1] * 1.05)
             axis.tick_params(labelsize=7)
-        for axis in list(axes.flat)[len(names):]:
+        for axis in list(axes.flat)[len(names) :]:
             axis.set_visible(False)
         axes.flat[0].legend(fontsize=6)
         fig.supxlabel("Days since the course started", fontsize=8)

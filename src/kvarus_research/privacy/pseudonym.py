@@ -88,23 +88,30 @@ class PseudonymizationReport:
         return "\n".join(lines)
 
 
-def _birth_dates(patients: pd.DataFrame, report: PseudonymizationReport) -> pd.Series | None:
-    """Birth date per patient id from a birth-date column or a national id column (None when neither)."""
-    for col in BIRTH_DATE_COLUMNS:
-        if col in patients.columns:
-            return pd.Series(pd.to_datetime(patients[col]).to_numpy(), index=patients["patient_id"])
-    for col in NATIONAL_ID_COLUMNS:
-        if col in patients.columns:
-            parsed = national_id(patients[col])
-            report.invalid_national_ids += int((~parsed["valid"] & patients[col].notna().to_numpy()).sum())
-            return pd.Series(parsed["birth_date"].to_numpy(), index=patients["patient_id"])
+def _birth_dates(reg: Any, report: PseudonymizationReport) -> pd.Series | None:
+    """Birth date per patient id from a birth-date or identity-number column (patients first, then registrations)."""
+    for name in ("patients", "registrations"):
+        df = getattr(reg, name, None)
+        if df is None or "patient_id" not in df.columns:
+            continue
+        for col in BIRTH_DATE_COLUMNS:
+            if col in df.columns:
+                births = pd.Series(pd.to_datetime(df[col]).to_numpy(), index=df["patient_id"].to_numpy())
+                return births.dropna()
+        for col in NATIONAL_ID_COLUMNS:
+            if col in df.columns:
+                firsts = df[["patient_id", col]].dropna().drop_duplicates("patient_id")
+                parsed = national_id(firsts[col].astype(str))
+                report.invalid_national_ids += int((~parsed["valid"]).sum())
+                births = pd.Series(parsed["birth_date"].to_numpy(), index=firsts["patient_id"].to_numpy())
+                return births.dropna()
     return None
 
 
 def _derive_ages(reg: Any, report: PseudonymizationReport) -> pd.DataFrame:
     """Courses with ``age_at_start`` filled from birth dates where it is missing."""
     courses = reg.courses
-    births = _birth_dates(reg.patients, report)
+    births = _birth_dates(reg, report)
     if births is None:
         return courses
     births = births[~births.index.duplicated()]

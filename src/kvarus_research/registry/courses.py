@@ -78,7 +78,12 @@ def derive_course_ids(registrations: pd.DataFrame) -> tuple[pd.Series, pd.DataFr
     prev = np.full(n, -1, dtype=np.int8)
     prev[1:] = rank[:-1]
     prev[first] = -1
-    base, meas, end, fup = KIND_ORDER["baseline"], KIND_ORDER["measurement"], KIND_ORDER["ending"], KIND_ORDER["followup"]
+    base, meas, end, fup = (
+        KIND_ORDER["baseline"],
+        KIND_ORDER["measurement"],
+        KIND_ORDER["ending"],
+        KIND_ORDER["followup"],
+    )
     # Rule violations (judged against the previous registration of the same patient).
     two_endings = (rank == end) & (prev == end)
     fup_no_end = (rank == fup) & (prev != end) & (prev != fup)

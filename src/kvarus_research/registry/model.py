@@ -33,7 +33,15 @@ from kvarus_research.registry.courses import derive_course_ids, summarise_course
 
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "patients": ("patient_id", "reserved"),
-    "courses": ("course_id", "patient_id", "unit_id", "start_date", "end_date", "ending_type", "followup_status"),
+    "courses": (
+        "course_id",
+        "patient_id",
+        "unit_id",
+        "start_date",
+        "end_date",
+        "ending_type",
+        "followup_status",
+    ),
     "registrations": ("course_id", "patient_id", "unit_id", "kind", "date"),
     "units": ("unit_id",),
     "network_work": ("patient_id", "unit_id", "date"),
@@ -135,14 +143,18 @@ class Registry:
         if "course_id" not in regs.columns or regs["course_id"].isna().all():
             ids, problems = derive_course_ids(regs)
             if len(problems):
-                lines = [f"registrations row {r.row + 1}: {r.message} ({r.rule})" for r in problems.itertuples()]
+                lines = [
+                    f"registrations row {r.row + 1}: {r.message} ({r.rule})" for r in problems.itertuples()
+                ]
                 raise RegistryError(
                     f"{len(problems)} registration(s) break the course rules:\n  " + "\n  ".join(lines[:20]),
                     lines,
                 )
             regs["course_id"] = ids
         if "registration_id" not in regs.columns:
-            regs.insert(0, "registration_id", pd.array([f"r{i + 1}" for i in range(len(regs))], dtype="string"))
+            regs.insert(
+                0, "registration_id", pd.array([f"r{i + 1}" for i in range(len(regs))], dtype="string")
+            )
         if extract_date is None:
             extract_date = pd.to_datetime(regs["date"]).max()
         extract_date = pd.Timestamp(extract_date)
@@ -186,7 +198,9 @@ class Registry:
         regs, courses = self.registrations, self.courses
         bad_kind = ~regs["kind"].isin(KINDS)
         for r in np.flatnonzero(bad_kind.to_numpy())[:20]:
-            out.append(f"registrations row {r + 1}: kind {regs['kind'].iloc[r]!r} is not one of {list(KINDS)}")
+            out.append(
+                f"registrations row {r + 1}: kind {regs['kind'].iloc[r]!r} is not one of {list(KINDS)}"
+            )
         if courses["course_id"].duplicated().any():
             n = int(courses["course_id"].duplicated().sum())
             out.append(f"courses: {n} course id(s) appear more than once")
@@ -197,14 +211,20 @@ class Registry:
             out.append(f"registrations row {r + 1}: belongs to no course in the courses table (orphan)")
         if orphan.sum() > 20:
             out.append(f"... {int(orphan.sum()) - 20} more orphan registrations")
-        wrong_patient = (~orphan) & (reg_owner.astype("string") != regs["patient_id"].astype("string")).fillna(True).to_numpy()
+        wrong_patient = (~orphan) & (
+            reg_owner.astype("string") != regs["patient_id"].astype("string")
+        ).fillna(True).to_numpy()
         for r in np.flatnonzero(wrong_patient)[:20]:
             out.append(f"registrations row {r + 1}: its course belongs to another patient")
         valid = regs.loc[~bad_kind & ~pd.Series(orphan, index=regs.index)]
         if len(valid):
             rank = valid["kind"].map(KIND_ORDER)
             counts = pd.crosstab(valid["course_id"], valid["kind"])
-            for kind, label in (("ending", "endings"), ("followup", "one-year follow-ups"), ("baseline", "baselines")):
+            for kind, label in (
+                ("ending", "endings"),
+                ("followup", "one-year follow-ups"),
+                ("baseline", "baselines"),
+            ):
                 if kind in counts.columns:
                     n = int((counts[kind] > 1).sum())
                     if n:
@@ -216,15 +236,23 @@ class Registry:
                 if int(no_end.sum()):
                     out.append(f"{int(no_end.sum())} course(s) have a one-year follow-up but no ending")
             # Order: within a course, sorted by date, the kind order must never go backwards.
-            order = pd.DataFrame({"c": valid["course_id"].to_numpy(), "d": pd.to_datetime(valid["date"]).to_numpy(),
-                                  "k": rank.to_numpy(), "row": np.flatnonzero(~bad_kind.to_numpy() & ~orphan)})
+            order = pd.DataFrame(
+                {
+                    "c": valid["course_id"].to_numpy(),
+                    "d": pd.to_datetime(valid["date"]).to_numpy(),
+                    "k": rank.to_numpy(),
+                    "row": np.flatnonzero(~bad_kind.to_numpy() & ~orphan),
+                }
+            )
             order = order.sort_values(["c", "d", "k"], kind="stable")
             same = order["c"].to_numpy()[1:] == order["c"].to_numpy()[:-1]
             back = same & (order["k"].to_numpy()[1:] < order["k"].to_numpy()[:-1])
             # measurement after baseline etc. is fine; a kind going back (e.g. measurement after ending) is not
             for r in order["row"].to_numpy()[1:][back][:20]:
-                out.append(f"registrations row {r + 1}: dated out of order within its course "
-                           "(e.g. a measurement after the ending, or a baseline after a measurement point)")
+                out.append(
+                    f"registrations row {r + 1}: dated out of order within its course "
+                    "(e.g. a measurement after the ending, or a baseline after a measurement point)"
+                )
             nd = order["d"].isna()
             if nd.any():
                 out.append(f"{int(nd.sum())} registration(s) have no date")
@@ -251,7 +279,8 @@ class Registry:
         problems = self.problems()
         if problems:
             raise RegistryError(
-                f"the registry breaks {len(problems)} rule(s) of the course model:\n  " + "\n  ".join(problems),
+                f"the registry breaks {len(problems)} rule(s) of the course model:\n  "
+                + "\n  ".join(problems),
                 problems,
             )
         return self
@@ -283,7 +312,9 @@ class Registry:
         """
         out_ids = self.reserved_patients()
         if len(out_ids) == 0:
-            return replace(self, meta={**self.meta, "opted_out_courses": self.meta.get("opted_out_courses", 0)})
+            return replace(
+                self, meta={**self.meta, "opted_out_courses": self.meta.get("opted_out_courses", 0)}
+            )
 
         def keep(df: pd.DataFrame | None) -> pd.DataFrame | None:
             if df is None or "patient_id" not in df.columns:

@@ -53,13 +53,29 @@ class ReportContext:
     with_opt_outs: Registry | None = None
 
 
-def _table(ctx: ReportContext, name: str, df: pd.DataFrame, *, counts: list[str], caption: str = "",
-           derived: dict[str, Any] | None = None) -> None:
-    ctx.writer.table(name, protect(df, counts=counts, derived=derived or {}, rules=ctx.rules), caption=caption)
+def _table(
+    ctx: ReportContext,
+    name: str,
+    df: pd.DataFrame,
+    *,
+    counts: list[str],
+    caption: str = "",
+    derived: dict[str, Any] | None = None,
+) -> None:
+    ctx.writer.table(
+        name, protect(df, counts=counts, derived=derived or {}, rules=ctx.rules), caption=caption
+    )
 
 
-def _result(ctx: ReportContext, name: str, result: Any, *, caption: str = "", plot: bool = True,
-            plot_kwargs: dict[str, Any] | None = None) -> None:
+def _result(
+    ctx: ReportContext,
+    name: str,
+    result: Any,
+    *,
+    caption: str = "",
+    plot: bool = True,
+    plot_kwargs: dict[str, Any] | None = None,
+) -> None:
     """A result's definition, protected table and figure."""
     ctx.writer.definition(result.definition)
     ctx.writer.table(name, result.protected(ctx.rules), caption=caption)
@@ -80,12 +96,22 @@ def step_data(ctx: ReportContext) -> None:
     summary = reg.summary()
     summary.loc[len(summary)] = ["opted-out courses (excluded)", int(reg.meta.get("opted_out_courses", 0))]
     summary = summary[~summary["table"].isin(["opted-out patients"])]
-    _table(ctx, "registry-tables", summary, counts=["rows"], caption="Rows per table after excluding opt-outs")
+    _table(
+        ctx, "registry-tables", summary, counts=["rows"], caption="Rows per table after excluding opt-outs"
+    )
     if reg.validation is not None:
-        w.text("Validation of the extract against the codebook and the course model (rows read = accepted + rejected).")
+        w.text(
+            "Validation of the extract against the codebook and the course model (rows read = accepted + rejected)."
+        )
         rows = reg.validation.rows.copy()
         count_cols = [c for c in rows.columns if pd.api.types.is_integer_dtype(rows[c])]
-        _table(ctx, "validation-rows", rows, counts=count_cols, caption="Rows read, accepted and rejected per file")
+        _table(
+            ctx,
+            "validation-rows",
+            rows,
+            counts=count_cols,
+            caption="Rows read, accepted and rejected per file",
+        )
         summ = reg.validation.summary()
         if isinstance(summ, pd.DataFrame) and len(summ):
             ccols = [c for c in summ.columns if pd.api.types.is_integer_dtype(summ[c])]
@@ -102,12 +128,19 @@ def step_cohort(ctx: ReportContext, cohort_yaml: str | Path | None) -> None:
         w.text(f"Cohort definition read from {Path(cohort_yaml).name}.")
     else:
         cohort = Cohort(reg).has_baseline()
-        w.text("Default cohort: every course with a baseline registration (override with --cohort cohort.yaml).")
+        w.text(
+            "Default cohort: every course with a baseline registration (override with --cohort cohort.yaml)."
+        )
     ctx.cohort = cohort
     w.definition(cohort.definition)
     flow = cohort.flow
-    _table(ctx, "cohort-flow", flow, counts=[c for c in ("n_before", "n_after", "n_excluded") if c in flow.columns],
-           caption="Who was included at each step, and why others were excluded")
+    _table(
+        ctx,
+        "cohort-flow",
+        flow,
+        counts=[c for c in ("n_before", "n_after", "n_excluded") if c in flow.columns],
+        caption="Who was included at each step, and why others were excluded",
+    )
     ax = cohort.plot_flow()
     w.figure("cohort-flow", ax.get_figure() if hasattr(ax, "get_figure") else ax, caption="Flow diagram")
     ctx.timepoints = align_timepoints(cohort)
@@ -136,8 +169,13 @@ def step_change(ctx: ReportContext) -> None:
         res = change(ctx.timepoints, outcomes, start="baseline", end=end, codebook=ctx.registry.codebook)
         _result(ctx, f"change-baseline-{end}", res, caption=f"Change baseline → {end}")
     w.section("Reliable and clinically significant change")
-    res = reliable_change(ctx.timepoints, [o for o, m in ctx.registry.codebook.outcomes().items() if m.reliability],
-                          start="baseline", end="ending", codebook=ctx.registry.codebook)
+    res = reliable_change(
+        ctx.timepoints,
+        [o for o, m in ctx.registry.codebook.outcomes().items() if m.reliability],
+        start="baseline",
+        end="ending",
+        codebook=ctx.registry.codebook,
+    )
     _result(ctx, "reliable-change", res, caption="Reliable change (Jacobson & Truax) baseline → ending")
 
 
@@ -148,7 +186,12 @@ def step_transitions(ctx: ReportContext) -> None:
     for var in ("bolig", "arbeid_utdanning"):
         if var in ctx.registry.codebook:
             res = transitions(ctx.timepoints, var, codebook=ctx.registry.codebook)
-            _result(ctx, f"transitions-{var}", res, caption=f"{ctx.registry.label(var)}: baseline → ending → follow-up")
+            _result(
+                ctx,
+                f"transitions-{var}",
+                res,
+                caption=f"{ctx.registry.label(var)}: baseline → ending → follow-up",
+            )
 
 
 def step_longitudinal(ctx: ReportContext) -> None:
@@ -160,13 +203,23 @@ def step_longitudinal(ctx: ReportContext) -> None:
     ids = pd.Series(long["course_id"].unique())
     if len(ids) > MIXED_MODEL_COURSES:
         ids = ids.sample(MIXED_MODEL_COURSES, random_state=ctx.seed)
-        w.text(f"Fitted on a random sample of {MIXED_MODEL_COURSES} courses (seed {ctx.seed}) to keep the report fast.")
+        w.text(
+            f"Fitted on a random sample of {MIXED_MODEL_COURSES} courses (seed {ctx.seed}) to keep the report fast."
+        )
     sample = long[long["course_id"].isin(set(ids))]
     tps = [t for t in ("baseline", "MP1", "MP2", "ending", "followup") if t in set(sample["timepoint"])]
-    outcome = "psykiske_plager" if "psykiske_plager" in ctx.registry.codebook else next(
-        iter(ctx.registry.codebook.outcomes()))
+    outcome = (
+        "psykiske_plager"
+        if "psykiske_plager" in ctx.registry.codebook
+        else next(iter(ctx.registry.codebook.outcomes()))
+    )
     res = longitudinal(sample, outcome, timepoints=tps, codebook=ctx.registry.codebook)
-    _result(ctx, f"longitudinal-{outcome}", res, caption=f"{ctx.registry.label(outcome)}: estimated means by timepoint")
+    _result(
+        ctx,
+        f"longitudinal-{outcome}",
+        res,
+        caption=f"{ctx.registry.label(outcome)}: estimated means by timepoint",
+    )
 
 
 def step_attrition(ctx: ReportContext) -> None:
@@ -176,9 +229,18 @@ def step_attrition(ctx: ReportContext) -> None:
         return
     w = ctx.writer
     w.section("Attrition at one-year follow-up")
-    outcome = "dager_rus_30" if "dager_rus_30" in ctx.registry.codebook else next(iter(ctx.registry.codebook.outcomes()))
+    outcome = (
+        "dager_rus_30"
+        if "dager_rus_30" in ctx.registry.codebook
+        else next(iter(ctx.registry.codebook.outcomes()))
+    )
     res = oc.attrition(ctx.timepoints, outcome, codebook=ctx.registry.codebook)
-    _result(ctx, f"attrition-{outcome}", res, caption="Complete case, inverse probability weighting and multiple imputation")
+    _result(
+        ctx,
+        f"attrition-{outcome}",
+        res,
+        caption="Complete case, inverse probability weighting and multiple imputation",
+    )
 
 
 def step_retention(ctx: ReportContext) -> None:
@@ -186,15 +248,29 @@ def step_retention(ctx: ReportContext) -> None:
 
     w = ctx.writer
     w.section("Retention: time in treatment with competing endings")
-    w.text("Dropout = interrupted (avbrutt); completed by mutual agreement and transferred are competing endings; "
-           "courses still active at the extract date are censored.")
+    w.text(
+        "Dropout = interrupted (avbrutt); completed by mutual agreement and transferred are competing endings; "
+        "courses still active at the extract date are censored."
+    )
     _result(ctx, "time-in-treatment", kaplan_meier(ctx.cohort), caption="Time to any ending (Kaplan–Meier)")
-    _result(ctx, "cumulative-incidence", cumulative_incidence(ctx.cohort),
-            caption="Cumulative incidence of each ending (Aalen–Johansen)")
-    _result(ctx, "cumulative-incidence-setting", cumulative_incidence(ctx.cohort, by="setting"),
-            caption="Cumulative incidence by setting")
-    covs = [c for c in ("age_at_start", "alvorlighet_rus", "psykiske_plager") if c in ctx.cohort.courses.columns]
-    _result(ctx, "cox-dropout", cox(ctx.cohort, covariates=covs), caption="Cause-specific Cox model for dropout")
+    _result(
+        ctx,
+        "cumulative-incidence",
+        cumulative_incidence(ctx.cohort),
+        caption="Cumulative incidence of each ending (Aalen–Johansen)",
+    )
+    _result(
+        ctx,
+        "cumulative-incidence-setting",
+        cumulative_incidence(ctx.cohort, by="setting"),
+        caption="Cumulative incidence by setting",
+    )
+    covs = [
+        c for c in ("age_at_start", "alvorlighet_rus", "psykiske_plager") if c in ctx.cohort.courses.columns
+    ]
+    _result(
+        ctx, "cox-dropout", cox(ctx.cohort, covariates=covs), caption="Cause-specific Cox model for dropout"
+    )
 
 
 def step_indicators(ctx: ReportContext) -> None:
@@ -223,8 +299,13 @@ def step_provenance(ctx: ReportContext) -> None:
     w.section("Provenance")
     rules = ctx.rules if isinstance(ctx.rules, str) else getattr(ctx.rules, "name", str(ctx.rules))
     info = pd.DataFrame(
-        [("source", ctx.source), ("extract date", f"{ctx.registry.extract_date:%Y-%m-%d}"), ("seed", str(ctx.seed)),
-         ("input hash (SHA-256)", ctx.input_hash), ("disclosure rules", str(rules))],
+        [
+            ("source", ctx.source),
+            ("extract date", f"{ctx.registry.extract_date:%Y-%m-%d}"),
+            ("seed", str(ctx.seed)),
+            ("input hash (SHA-256)", ctx.input_hash),
+            ("disclosure rules", str(rules)),
+        ],
         columns=["item", "value"],
     )
     _table(ctx, "provenance", info, counts=[], caption="Run")
@@ -297,12 +378,16 @@ def build_report(
             from kvarus_research.privacy import pseudonymize, read_key
 
             if key_file is None:
-                raise KvarusError("the extract carries national identity numbers: give --key-file KEY to pseudonymise")
+                raise KvarusError(
+                    "the extract carries national identity numbers: give --key-file KEY to pseudonymise"
+                )
             reg, _report = pseudonymize(reg, read_key(key_file))
             notes.append("Identifiers were replaced by keyed pseudonyms (HMAC-SHA-256) before any analysis.")
         clean = reg.without_opt_outs()
         writer = ReportWriter(out, title="Kvarus research report")
-        ctx_holder["ctx"] = ReportContext(writer, clean, rules, seed, source, input_hash, notes, with_opt_outs=reg)
+        ctx_holder["ctx"] = ReportContext(
+            writer, clean, rules, seed, source, input_hash, notes, with_opt_outs=reg
+        )
 
     steps.append(("read and validate", load))
     for label, fn in (

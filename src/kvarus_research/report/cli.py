@@ -15,7 +15,9 @@ def add_report_command(subparsers: Any) -> argparse.ArgumentParser:
         description="Read and validate an extract (or generate the synthetic registry), then write one self-contained "
         "HTML report with every table protected by disclosure control, plus CSV tables and PNG/SVG figures.",
     )
-    p.add_argument("extract", nargs="?", default=None, help="MRS extract folder (default: the synthetic registry)")
+    p.add_argument(
+        "extract", nargs="?", default=None, help="MRS extract folder (default: the synthetic registry)"
+    )
     p.add_argument("--out", default="report", help="output folder (default: report)")
     p.add_argument("--cohort", default=None, help="cohort definition (YAML)")
     p.add_argument("--key-file", default=None, help="project key for pseudonyms")

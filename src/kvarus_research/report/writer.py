@@ -149,7 +149,9 @@ class ReportWriter:
         elif isinstance(definition, dict):
             import yaml
 
-            text = yaml.safe_dump(definition, allow_unicode=True, sort_keys=False, default_flow_style=False).strip()
+            text = yaml.safe_dump(
+                definition, allow_unicode=True, sort_keys=False, default_flow_style=False
+            ).strip()
         else:
             text = str(definition)
         self._current().parts.append(f'<div class="definition">{html.escape(text)}</div>')

@@ -62,26 +62,81 @@ def _strings(values: Any) -> pa.Array:
     return pa.array(values, type=pa.string(), from_pandas=True)
 
 
+def _validity(mask: np.ndarray) -> pa.Buffer | None:
+    return pa.py_buffer(np.packbits(~mask, bitorder="little")) if mask.any() else None
+
+
+def _date_text(values: np.ndarray, mask: np.ndarray) -> pa.Array:
+    """``dd.mm.YYYY`` from datetime64 values, built digit by digit (pyarrow's strftime is ~100x slower)."""
+    d = values.astype("datetime64[D]")
+    d = np.where(mask, np.datetime64("2000-01-01"), d)
+    year = d.astype("datetime64[Y]").astype(np.int64) + 1970
+    month = d.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    day = (d - d.astype("datetime64[M]")).astype(np.int64) + 1
+    buf = np.empty((len(d), 10), dtype=np.uint8)
+    for col, digits in ((0, day // 10), (1, day % 10), (3, month // 10), (4, month % 10), (6, year // 1000),
+                        (7, year // 100 % 10), (8, year // 10 % 10), (9, year % 10)):
+        buf[:, col] = 48 + digits
+    buf[:, 2] = buf[:, 5] = ord(".")
+    fixed = pa.Array.from_buffers(pa.binary(10), len(d), [_validity(mask), pa.py_buffer(buf)])
+    return pc.cast(pc.cast(fixed, pa.binary()), pa.string())
+
+
+def _int_text(values: np.ndarray, mask: np.ndarray, render: Callable[[np.ndarray], list[str]] = None) -> pa.Array:
+    """Integers as text through a table of the distinct values (a few ``take`` calls instead of a cast per row)."""
+    vals = np.where(mask, 0, values).astype(np.int64)
+    if len(vals) == 0:
+        return pa.array([], type=pa.string())
+    lo, hi = int(vals.min()), int(vals.max())
+    if hi - lo < 200_000:
+        table, index = np.arange(lo, hi + 1), vals - lo
+    else:
+        table, index = np.unique(vals, return_inverse=True)
+    texts = pa.array(render(table) if render else table.astype(str).tolist(), type=pa.string())
+    return pc.take(texts, pa.Array.from_buffers(pa.int64(), len(index), [_validity(mask), pa.py_buffer(index)]))
+
+
+def _float_text(values: np.ndarray, mask: np.ndarray) -> pa.Array:
+    """Floats with a decimal comma; values with at most 3 decimals go through :func:`_int_text`."""
+    vals = np.where(mask, 0.0, values)
+    for decimals in range(4):
+        scaled = np.round(vals * 10**decimals)
+        if np.all(np.abs(scaled - vals * 10**decimals) < 1e-6) and np.all(np.abs(scaled) < 2**53):
+
+            def render(table: np.ndarray, k: int = decimals) -> list[str]:
+                out = []
+                for t in table.tolist():
+                    sign, t = ("-" if t < 0 else ""), abs(t)
+                    whole, frac = divmod(t, 10**k) if k else (t, 0)
+                    out.append(f"{sign}{whole},{str(frac).zfill(k).rstrip('0')}".rstrip(",") if k else f"{sign}{t}")
+                return out
+
+            return _int_text(scaled.astype(np.int64), mask, render)
+    arr = pa.array(vals, type=pa.float64(), mask=mask)
+    return pc.replace_substring(pc.cast(arr, pa.string()), ".", ",")
+
+
 def _format(var: Variable, column: pd.Series) -> pa.Array:
     """One column as MRS text: the codebook type decides the format."""
+    mask = column.isna().to_numpy()
     if var.type in ("date", "datetime"):
-        fmt = "%d.%m.%Y" if var.type == "date" else "%d.%m.%Y %H:%M:%S"
-        ts = pa.array(pd.to_datetime(column).to_numpy(dtype="datetime64[s]"), type=pa.timestamp("s"),
-                      mask=column.isna().to_numpy())
-        return pc.strftime(ts, format=fmt)
+        values = pd.to_datetime(column).to_numpy(dtype="datetime64[s]")
+        if var.type == "date":
+            return _date_text(values, mask)
+        ts = pa.array(values, type=pa.timestamp("s"), mask=mask)
+        return pc.strftime(ts, format="%d.%m.%Y %H:%M:%S")
     if var.type == "boolean":
         b = column.astype("boolean")
-        codes = np.where(b.isna().to_numpy(), -1, b.fillna(False).to_numpy(dtype=bool).astype(np.int64))
-        return pc.cast(pa.array(codes), pa.string())
+        return _int_text(np.where(mask, -1, b.fillna(False).to_numpy(dtype=bool)), np.zeros(len(b), dtype=bool))
     if var.type in ("enum", "integer"):
-        arr = pa.array(pd.to_numeric(column).astype("Int64"), type=pa.int64(), from_pandas=True)
+        vals = pd.to_numeric(column).astype("Int64").to_numpy(dtype=np.int64, na_value=0)
         if var.type == "enum" and var.missing_codes:
-            arr = pc.fill_null(arr, int(var.missing_codes[0]))
-        return pc.cast(arr, pa.string())
+            vals = np.where(mask, int(var.missing_codes[0]), vals)
+            mask = np.zeros(len(vals), dtype=bool)
+        return _int_text(vals, mask)
     if var.type == "float":
-        arr = pa.array(pd.to_numeric(column).astype("Float64"), type=pa.float64(), from_pandas=True)
-        return pc.replace_substring(pc.cast(arr, pa.string()), ".", ",")
-    return _strings(column.astype(object).where(column.notna(), None).to_numpy())
+        return _float_text(pd.to_numeric(column).astype("Float64").to_numpy(dtype=np.float64, na_value=0.0), mask)
+    return _strings(column.astype(object).where(~mask, None).to_numpy())
 
 
 def _write_csv(path: Path, names: list[str], n_rows: int, chunk: Callable[[int, int], list[pa.Array]]) -> None:
