@@ -138,7 +138,11 @@ def test_synthetic_complete_case_bias_and_correction(synthetic, outcome, artifac
     # ... and biased in the known direction: responders improved more (response depends on improvement),
     # so complete case overstates the improvement and its CI misses the true change
     assert sign * cc > sign * truth["baseline_to_followup"]
-    assert not tab.loc["complete case", "ci_low"] <= truth["baseline_to_followup"] <= tab.loc["complete case", "ci_high"]
+    assert (
+        not tab.loc["complete case", "ci_low"]
+        <= truth["baseline_to_followup"]
+        <= tab.loc["complete case", "ci_high"]
+    )
     # IPW and MI with the ending value and ending type (predictors of response) move toward the truth
     assert abs(ipw - truth["baseline_to_followup"]) < abs(cc - truth["baseline_to_followup"])
     assert abs(mi - truth["baseline_to_followup"]) < abs(cc - truth["baseline_to_followup"])

@@ -27,7 +27,12 @@ def long_from_counts(counts: np.ndarray, variable: str, codes: list[int]) -> pd.
                 fu = b if cid % 4 else 99
                 rows += [(cid, "baseline", a), (cid, "ending", b), (cid, "followup", fu)]
     # two courses with baseline only, and one with a missing code at baseline: counted, not tabulated
-    rows += [(cid + 1, "baseline", 1), (cid + 2, "baseline", 2), (cid + 3, "baseline", 0), (cid + 3, "ending", 1)]
+    rows += [
+        (cid + 1, "baseline", 1),
+        (cid + 2, "baseline", 2),
+        (cid + 3, "baseline", 0),
+        (cid + 3, "ending", 1),
+    ]
     return pd.DataFrame(rows, columns=["course_id", "timepoint", variable])
 
 
@@ -38,7 +43,11 @@ def test_transition_table_and_bowker_by_hand() -> None:
     np.testing.assert_array_equal(got, BOLIG)
     first = tab.iloc[0]
     # own home -> own home: 20 of the 24 who started in their own home
-    assert (first["from_label"], first["to_label"], first["n_from"]) == ("Own or rented home", "Own or rented home", 24)
+    assert (first["from_label"], first["to_label"], first["n_from"]) == (
+        "Own or rented home",
+        "Own or rented home",
+        24,
+    )
     assert first["share"] == pytest.approx(20 / 24)
     tests = res.tests.set_index(["from_timepoint", "to_timepoint", "test"])
     bowker = tests.loc[("baseline", "ending", "Bowker")]
@@ -48,9 +57,13 @@ def test_transition_table_and_bowker_by_hand() -> None:
     # 52 courses tabulated; course with missing code 0 at baseline plus the two baseline-only courses are missing
     assert bowker["n_pairs"] == 52 and bowker["n_missing"] == 3
     # Stuart-Maxwell against statsmodels called directly on the 3 x 3 table of observed categories
-    sm = SquareTable(BOLIG[np.ix_([0, 1, 3], [0, 1, 3])], shift_zeros=False).homogeneity(method="stuart_maxwell")
+    sm = SquareTable(BOLIG[np.ix_([0, 1, 3], [0, 1, 3])], shift_zeros=False).homogeneity(
+        method="stuart_maxwell"
+    )
     stuart = tests.loc[("baseline", "ending", "Stuart-Maxwell")]
-    assert stuart["statistic"] == pytest.approx(sm.statistic) and stuart["p_value"] == pytest.approx(sm.pvalue)
+    assert stuart["statistic"] == pytest.approx(sm.statistic) and stuart["p_value"] == pytest.approx(
+        sm.pvalue
+    )
     assert set(zip(res.tests.from_timepoint, res.tests.to_timepoint)) == {
         ("baseline", "ending"),
         ("ending", "followup"),

@@ -53,7 +53,9 @@ def test_change_by_hand() -> None:
     # t interval: -7 +- t(0.975, 3) * SD/2 = -7 +- 3.182446 * 3.391165 = (-17.7922, 3.7922)
     assert row["change_ci_low"] == pytest.approx(-17.7922, abs=1e-4)
     assert row["change_ci_high"] == pytest.approx(3.7922, abs=1e-4)
-    assert (row["improvement_ci_low"], row["improvement_ci_high"]) == pytest.approx((-3.7922, 17.7922), abs=1e-4)
+    assert (row["improvement_ci_low"], row["improvement_ci_high"]) == pytest.approx(
+        (-3.7922, 17.7922), abs=1e-4
+    )
     # t = -7 / 3.391165 = -2.064187
     assert row["t"] == pytest.approx(-2.064187, abs=1e-6)
     # d_z = -7 / 6.782330 = -1.032094; SE = sqrt(1/4 + 1.065218/6) = 0.653862; CI = d_z +- 1.959964 SE
@@ -66,7 +68,9 @@ def test_change_by_hand() -> None:
     assert row["percent_change"] == pytest.approx(-37.3333, abs=1e-4)
     # responders (improvement >= 5 points): courses 1 and 3 -> 2/4, Wilson 95 % CI (0.1500, 0.8500)
     assert row["n_responders"] == 2 and row["responder_share"] == pytest.approx(0.5)
-    assert (row["responder_ci_low"], row["responder_ci_high"]) == pytest.approx((0.150039, 0.849961), abs=1e-6)
+    assert (row["responder_ci_low"], row["responder_ci_high"]) == pytest.approx(
+        (0.150039, 0.849961), abs=1e-6
+    )
     # Wilcoxon: zero dropped, ranks of |-10|, |-3|, |-15| = 2, 1, 3 all negative -> W = 0, exact p = 2/8
     assert row["wilcoxon_w"] == 0 and row["p_wilcoxon"] == pytest.approx(0.25)
 

@@ -44,7 +44,9 @@ def test_balanced_emms_equal_observed_means() -> None:
         res = longitudinal(df, "dager_rus_30", method=method)
         assert res.table["timepoint"].tolist() == TPS
         np.testing.assert_allclose(res.table["emm"], means.to_numpy(), rtol=1e-6)
-        np.testing.assert_allclose(res.table["diff"], (means - means.iloc[0]).to_numpy(), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(
+            res.table["diff"], (means - means.iloc[0]).to_numpy(), rtol=1e-6, atol=1e-8
+        )
         assert res.table["n_obs"].tolist() == [150] * 4
 
 
@@ -75,7 +77,10 @@ def test_gee_and_categorical_covariate_match_statsmodels() -> None:
     d = df.dropna(subset=["dager_rus_30"]).copy()
     d["tp"] = pd.Categorical(d["timepoint"], categories=TPS)
     direct = smf.gee(
-        "dager_rus_30 ~ C(tp) + C(hovedrusmiddel)", groups="course_id", data=d, cov_struct=sm.cov_struct.Exchangeable()
+        "dager_rus_30 ~ C(tp) + C(hovedrusmiddel)",
+        groups="course_id",
+        data=d,
+        cov_struct=sm.cov_struct.Exchangeable(),
     ).fit()
     np.testing.assert_allclose(res.model.params.to_numpy(), direct.params.to_numpy(), rtol=1e-5)
     np.testing.assert_allclose(res.model.bse.to_numpy(), direct.bse.to_numpy(), rtol=1e-5)
@@ -93,7 +98,9 @@ def test_continuous_time_random_slope_matches_statsmodels(artifacts) -> None:
     df = panel(n=120, seed=2)
     res = longitudinal(df, "dager_rus_30", time="continuous", random_slope=True)
     d = df.assign(t=df["days_since_start"] / 365.25)
-    direct = smf.mixedlm("dager_rus_30 ~ t", d, groups=d["course_id"], re_formula="~t").fit(reml=True, method=["lbfgs"])
+    direct = smf.mixedlm("dager_rus_30 ~ t", d, groups=d["course_id"], re_formula="~t").fit(
+        reml=True, method=["lbfgs"]
+    )
     np.testing.assert_allclose(res.model.fe_params.to_numpy(), direct.fe_params.to_numpy(), rtol=1e-3)
     # the EMM at each timepoint is intercept + slope * mean years at that timepoint
     mean_t = d.groupby("timepoint")["t"].mean().reindex(TPS).to_numpy()

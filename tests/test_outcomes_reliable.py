@@ -90,11 +90,18 @@ def test_no_cutoff_means_no_recovered() -> None:
     long = tiny_long().assign(dager_alkohol_30=lambda d: d["dager_rus_30"])
     res = reliable_change(long, "dager_alkohol_30", sd=5.0)
     assert res.parameters.iloc[0]["criterion"] == "none" and np.isnan(res.parameters.iloc[0]["cutoff"])
-    assert counts(res, "dager_alkohol_30") == {"deteriorated": 1, "unchanged": 1, "improved": 2, "recovered": 0}
+    assert counts(res, "dager_alkohol_30") == {
+        "deteriorated": 1,
+        "unchanged": 1,
+        "improved": 2,
+        "recovered": 0,
+    }
 
 
 def test_by_group_and_plot(artifacts) -> None:
-    res = reliable_change(tiny_long(), ["dager_rus_30", "livssituasjon"], sd=5.0, reliability=0.8, by="hovedrusmiddel")
+    res = reliable_change(
+        tiny_long(), ["dager_rus_30", "livssituasjon"], sd=5.0, reliability=0.8, by="hovedrusmiddel"
+    )
     # courses 2 and 4 are group 1 (alcohol): unchanged + improved (cut-off 4 from the codebook)
     assert counts(res, group=1) == {"deteriorated": 0, "unchanged": 1, "improved": 1, "recovered": 0}
     assert counts(res, group=2) == {"deteriorated": 1, "unchanged": 0, "improved": 1, "recovered": 0}

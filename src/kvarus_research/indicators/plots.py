@@ -69,7 +69,7 @@ def indicator_bars(
     ...     "numerator": [8, 9], "denominator": [10, 14], "proportion": [0.8, 9 / 14],
     ...     "ci_low": [0.49, 0.39], "ci_high": [0.94, 0.84]})
     >>> ax = indicator_bars(t, target=Target(0.8, 0.6))
-    >>> [round(bar.get_width(), 1) for bar in ax.containers[0]]
+    >>> [round(float(bar.get_width()), 1) for bar in ax.containers[0]]
     [80.0, 64.3]
     """
     rows = table[table["level"].isin(levels)].copy()

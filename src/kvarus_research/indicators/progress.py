@@ -129,7 +129,7 @@ def patient_progress(data: Any, course_id: str) -> ProgressResult:
     >>> reg = kr.synthetic.generate(n_courses=50, seed=1)
     >>> cid = reg.without_opt_outs().courses["course_id"].iloc[0]
     >>> res = patient_progress(reg, cid)
-    >>> res.table["day"].iloc[0]
+    >>> int(res.table["day"].iloc[0])
     0
     """
     registry = as_registry(data)

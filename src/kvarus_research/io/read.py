@@ -23,9 +23,11 @@ from kvarus_research.io.course_rules import assign_courses, check_course_order, 
 from kvarus_research.io.csv import FileProblem, RawTable, parse_csv, read_workbook
 from kvarus_research.io.forms import FormTable, convert_form
 from kvarus_research.io.tables import (
+    TEXT,
     build_coverage,
     build_units,
     cast_to_codebook,
+    date_column,
     network_table,
     registration_table,
 )
@@ -241,58 +243,46 @@ def read_extract(
         tables.append(convert_form(s.raw, s.form, cb))
     for t in tables:
         findings += t.findings
-    reg_tables = [t for t in tables if t.form.kind in REGISTRATION_KINDS]
-    net_tables = [t for t in tables if t.form.kind == "network_work"]
-    if not reg_tables:
+    sources_meta = [(t.file, date_column(t, cb)) for t in tables]
+    reg_idx = [i for i, t in enumerate(tables) if t.form.kind in REGISTRATION_KINDS]
+    net_idx = [i for i, t in enumerate(tables) if t.form.kind == "network_work"]
+    if not reg_idx:
         raise ExtractError(f"{folder}: no registration form (baseline or Målepunkt) among the files read")
-    regs = cast_to_codebook(pd.concat([registration_table(t, cb) for t in reg_tables], ignore_index=True), cb)
+    regs = cast_to_codebook(pd.concat([registration_table(tables[i], cb, i) for i in reg_idx], ignore_index=True),
+                            cb)
     if ext_date is None:
         ext_date = pd.Timestamp(regs["date"].max()).normalize() if regs["date"].notna().any() else pd.Timestamp.today()
-    keep = ~regs["_rejected"].to_numpy()
-    bad, found = check_dates(regs.loc[keep], ext_date)
-    keep[np.flatnonzero(keep)[bad]] = False
+    keep, found = _check_registrations(regs, sources_meta, ext_date)
     findings += found
-    bad, found = check_duplicates(regs.loc[keep])
-    keep[np.flatnonzero(keep)[bad]] = False
-    findings += found
-    ids, bad, found = assign_courses(regs.loc[keep].reset_index(drop=True))
-    regs["course_id"] = pd.array([pd.NA] * len(regs), dtype="string")
-    regs.loc[keep, "course_id"] = ids.to_numpy()
-    keep[np.flatnonzero(keep)[bad]] = False
-    findings += found
-    bad, found = check_course_order(regs.loc[keep])
-    keep[np.flatnonzero(keep)[bad]] = False
-    findings += found
-    accepted = regs.loc[keep].reset_index(drop=True)
+    accepted = regs if keep.all() else regs.loc[keep].reset_index(drop=True)
+    del regs
     network = None
-    if net_tables:
-        net = cast_to_codebook(pd.concat([network_table(t, cb) for t in net_tables], ignore_index=True), cb)
+    if net_idx:
+        net = cast_to_codebook(pd.concat([network_table(tables[i], cb, i) for i in net_idx], ignore_index=True), cb)
         nkeep = ~net["_rejected"].to_numpy()
-        bad, found = check_dates(net.loc[nkeep], ext_date)
+        bad, found = check_dates(net.loc[nkeep, ["date", "_src", "_line"]], ext_date, sources_meta)
         nkeep[np.flatnonzero(nkeep)[bad]] = False
         findings += found
-        network = net.loc[nkeep].reset_index(drop=True)
-    counts = pd.concat([accepted["_file"], network["_file"]] if network is not None else [accepted["_file"]])
-    counts = counts.value_counts()
+        network = net if nkeep.all() else net.loc[nkeep].reset_index(drop=True)
+    counts = np.bincount(accepted["_src"].to_numpy(dtype=np.int64), minlength=len(tables))
+    if network is not None:
+        counts += np.bincount(network["_src"].to_numpy(dtype=np.int64), minlength=len(tables))
     rows = pd.DataFrame({
         "file": [t.file for t in tables],
         "form": [t.form.name for t in tables],
         "read": [t.n_read for t in tables],
-        "accepted": [int(counts.get(t.file, 0)) for t in tables],
+        "accepted": counts.tolist(),
     })
     rows["rejected"] = rows["read"] - rows["accepted"]
     units, unit_findings, unit_files = build_units(folder, accepted, network, allow_cp1252)
     findings += unit_findings
     coverage, cov_files = build_coverage(folder, allow_cp1252)
     report = ValidationReport(concat_findings(findings), rows, source=str(folder))
-    accepted["course_id"] = accepted["course_id"].astype("string")
-    courses = summarise_courses(accepted, ext_date)
+    courses = _courses(accepted, ext_date)
     patients = _patients(accepted)
-    registrations = accepted.drop(columns=[c for c in accepted.columns if c.startswith("_")] + ["sex", "unit_name"],
-                                  errors="ignore")
+    registrations = accepted.drop(columns=[c for c in accepted.columns if c.startswith("_")] + ["sex", "unit_name"])
     if network is not None:
-        network = network.drop(columns=[c for c in network.columns if c.startswith("_")] + ["sex", "unit_name"],
-                               errors="ignore")
+        network = network.drop(columns=[c for c in network.columns if c.startswith("_")] + ["sex", "unit_name"])
     meta = {
         "source": "extract",
         "folder": str(folder),
@@ -306,12 +296,66 @@ def read_extract(
                     validation=report)
 
 
+def _check_registrations(regs: pd.DataFrame, sources: list[tuple[str, str]],
+                         ext_date: pd.Timestamp) -> tuple[np.ndarray, list[pd.DataFrame]]:
+    """Run the course-model rules on the rows the codebook checks kept; returns the rows kept and findings.
+
+    The rules work on a narrow frame of integer codes (patient, course), so millions of rows stay fast.
+    """
+    keep = ~regs["_rejected"].to_numpy()
+    has_ids = bool(regs["course_id"].notna().any())
+    course_codes = pd.factorize(regs["course_id"])[0] if has_ids else regs["_rank"].to_numpy()
+    core = pd.DataFrame({
+        "patient_id": pd.factorize(regs["patient_id"])[0],
+        "course_id": pd.array(np.where(course_codes < 0, 0, course_codes), dtype="Int64"),
+        "_course_key": course_codes,
+        "date": regs["date"].to_numpy(),
+        "_rank": regs["_rank"].to_numpy(),
+        "_src": regs["_src"].to_numpy(),
+        "_line": regs["_line"].to_numpy(),
+    })
+    if has_ids:
+        core.loc[course_codes < 0, "course_id"] = pd.NA
+    findings: list[pd.DataFrame] = []
+
+    def drop(bad: np.ndarray) -> None:
+        keep[np.flatnonzero(keep)[bad]] = False
+
+    def kept() -> pd.DataFrame:
+        return core if keep.all() else core.loc[keep]
+
+    for check in (lambda c: check_dates(c, ext_date, sources), lambda c: check_duplicates(c, sources)):
+        bad, found = check(kept())
+        drop(bad)
+        findings += found
+    if has_ids:
+        _, bad, found = assign_courses(kept(), sources)
+    else:
+        sub = regs.loc[keep, ["patient_id", "kind", "date", "_src", "_line"]].reset_index(drop=True)
+        ids, bad, found = assign_courses(sub, sources)
+        regs.loc[keep, "course_id"] = ids.to_numpy()
+        core.loc[keep, "course_id"] = pd.factorize(ids)[0]
+    drop(bad)
+    findings += found
+    bad, found = check_course_order(kept(), sources)
+    drop(bad)
+    return keep, findings + found
+
+
+def _courses(accepted: pd.DataFrame, ext_date: pd.Timestamp) -> pd.DataFrame:
+    """The course table, summarised from a narrow view of the registrations (only the columns it needs)."""
+    narrow = accepted[["course_id", "patient_id", "unit_id", "date", "kind", "status", "age"]]
+    courses = summarise_courses(narrow, ext_date)
+    courses["course_id"] = courses["course_id"].astype(TEXT)
+    return courses.reset_index(drop=True)
+
+
 def _patients(regs: pd.DataFrame) -> pd.DataFrame:
-    ids = pd.unique(regs["patient_id"])
-    out = pd.DataFrame({"patient_id": pd.array(ids, dtype=regs["patient_id"].dtype)})
-    if "sex" in regs.columns:
-        sex = regs.dropna(subset=["sex"]).sort_values("date").drop_duplicates("patient_id")
-        out["sex"] = out["patient_id"].map(sex.set_index("patient_id")["sex"]).astype("Int64")
+    """One row per patient: the first non-missing sex in date order; nobody in an extract has opted out."""
+    narrow = regs[["patient_id", "sex", "date"]]
+    out = narrow.drop_duplicates("patient_id")[["patient_id"]].reset_index(drop=True)
+    sex = narrow.dropna(subset=["sex"]).sort_values("date", kind="stable").drop_duplicates("patient_id")
+    out["sex"] = out["patient_id"].map(sex.set_index("patient_id")["sex"]).astype("Int64")
     out["reserved"] = False
     return out
 

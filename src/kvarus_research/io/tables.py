@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from kvarus_research.codebook.model import Codebook
 from kvarus_research.codebook.schema import pandas_dtype
@@ -13,7 +15,7 @@ from kvarus_research.io.convert import convert_column
 from kvarus_research.io.csv import parse_csv
 from kvarus_research.io.forms import FormTable
 from kvarus_research.io.validate import file_finding
-from kvarus_research.registry.constants import SETTINGS, STATUS_ENDING, STATUS_FOLLOWUP
+from kvarus_research.registry.constants import KIND_ORDER, KINDS, SETTINGS, STATUS_ENDING, STATUS_FOLLOWUP
 
 #: dtype of text and id columns (pandas ``string`` with pyarrow storage: fast for millions of rows).
 TEXT = pd.StringDtype("pyarrow")
@@ -31,7 +33,7 @@ COVERAGE_ALIASES = {
 def _structural(t: FormTable, cb: Codebook) -> tuple[dict[str, str], dict[str, pd.Series]]:
     """The file's column for each role, and the role columns themselves (NA when the form lacks one)."""
     n = len(t.data)
-    names: dict[str, str] = {}
+    names: dict[str, str] = {}  # role -> the file's column
     cols: dict[str, pd.Series] = {}
     for role in ROLE_COLUMNS:
         v = cb.by_role(role, t.form.name)
@@ -46,12 +48,23 @@ def _structural(t: FormTable, cb: Codebook) -> tuple[dict[str, str], dict[str, p
     return names, cols
 
 
-def _kind(t: FormTable, status: pd.Series) -> np.ndarray:
+def _text_array(arr: pa.Array) -> pd.arrays.ArrowStringArray:
+    return pd.arrays.ArrowStringArray(arr.cast(pa.large_string()))
+
+
+def _kind_rank(t: FormTable, status: pd.Series) -> np.ndarray:
+    """Kind of each registration as its order (baseline 0, measurement 1, ending 2, followup 3)."""
     if t.form.kind != "status":
-        return np.full(len(t.data), t.form.kind, dtype=object)
+        return np.full(len(t.data), KIND_ORDER[t.form.kind], dtype=np.int8)
     code = status.to_numpy(dtype=np.float64, na_value=np.nan)
     return np.select([np.isin(code, list(STATUS_ENDING)), np.isin(code, list(STATUS_FOLLOWUP))],
-                     ["ending", "followup"], "measurement").astype(object)
+                     [KIND_ORDER["ending"], KIND_ORDER["followup"]], KIND_ORDER["measurement"]).astype(np.int8)
+
+
+def _ids(prefix: str, lines: np.ndarray) -> pd.arrays.ArrowStringArray:
+    """``"<prefix>:<line>"`` for every line, vectorised."""
+    joined = pc.binary_join_element_wise(f"{prefix}:", pc.cast(pa.array(lines), pa.string()), "")
+    return _text_array(joined)
 
 
 def _data_columns(t: FormTable, names: dict[str, str]) -> list[str]:
@@ -59,56 +72,63 @@ def _data_columns(t: FormTable, names: dict[str, str]) -> list[str]:
     return [c for c in t.data.columns if c not in role_cols and not c.startswith("_")]
 
 
-def registration_table(t: FormTable, cb: Codebook) -> pd.DataFrame:
-    """The registrations of one form file, canonical columns first, plus bookkeeping columns ``_file`` ...
+def registration_table(t: FormTable, cb: Codebook, src: int) -> pd.DataFrame:
+    """The registrations of one form file, canonical columns first, plus bookkeeping columns.
 
-    ``registration_id`` is ``"<table>:<line>"``: the registration's place in the extract.
+    ``registration_id`` is ``"<table>:<line>"`` (the registration's place in the extract); ``_src`` is ``src``
+    (the file's index), ``_line`` the line, ``_rank`` the kind's order, ``_rejected`` the codebook verdict.
     """
     names, cols = _structural(t, cb)
     lines = t.data["_line"].to_numpy()
+    rank = _kind_rank(t, cols["status"])
+    kind = pa.DictionaryArray.from_arrays(pa.array(rank), pa.array(list(KINDS))).cast(pa.string())
     out = pd.DataFrame({
-        "registration_id": pd.array([f"{t.form.table}:{x}" for x in lines], dtype="string"),
+        "registration_id": _ids(t.form.table, lines),
         "course_id": cols["course_id"].astype(TEXT).array,
         "patient_id": cols["patient_id"].astype(TEXT).array,
         "unit_id": cols["unit_id"].astype("Int64").array,
-        "kind": pd.array(_kind(t, cols["status"]), dtype="string"),
-        "date": cols["date"].to_numpy(),
+        "kind": _text_array(kind),
+        "date": cols["date"].to_numpy(dtype="datetime64[ns]"),
         "status": cols["status"].astype("Int64").array,
         "age": cols["age"].astype("Int64").array,
         "sex": cols["sex"].astype("Int64").array,
         "unit_name": cols["unit_name"].astype(TEXT).array,
     })
     if "date" in names:
-        out["date"] = pd.to_datetime(out["date"]).dt.normalize()
+        out["date"] = out["date"].dt.normalize()
     for c in _data_columns(t, names):
         out[c] = t.data[c].array
-    out["_file"] = t.file
-    out["_form"] = t.form.name
+    out["_src"] = np.int16(src)
     out["_line"] = lines
+    out["_rank"] = rank
     out["_rejected"] = t.rejected
-    out["_date_column"] = names.get("date", "date")
     return out
 
 
-def network_table(t: FormTable, cb: Codebook) -> pd.DataFrame:
+def network_table(t: FormTable, cb: Codebook, src: int) -> pd.DataFrame:
     """Network-work registrations of one file (``case_id`` is ``"<table>:<line>"``)."""
     names, cols = _structural(t, cb)
     lines = t.data["_line"].to_numpy()
     out = pd.DataFrame({
-        "case_id": pd.array([f"{t.form.table}:{x}" for x in lines], dtype="string"),
+        "case_id": _ids(t.form.table, lines),
         "patient_id": cols["patient_id"].astype(TEXT).array,
         "unit_id": cols["unit_id"].astype("Int64").array,
-        "date": pd.to_datetime(cols["date"].to_numpy()),
+        "date": cols["date"].to_numpy(dtype="datetime64[ns]"),
         "sex": cols["sex"].astype("Int64").array,
         "unit_name": cols["unit_name"].astype(TEXT).array,
     })
     for c in _data_columns(t, names):
         out[c] = t.data[c].array
-    out["_file"] = t.file
+    out["_src"] = np.int16(src)
     out["_line"] = lines
     out["_rejected"] = t.rejected
-    out["_date_column"] = names.get("date", "date")
     return out
+
+
+def date_column(t: FormTable, cb: Codebook) -> str:
+    """The name of the file's date column (the form's variable with role ``date``)."""
+    v = cb.by_role("date", t.form.name)
+    return v.name if v is not None else "date"
 
 
 def cast_to_codebook(df: pd.DataFrame, cb: Codebook) -> pd.DataFrame:

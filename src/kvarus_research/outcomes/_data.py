@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,11 @@ def resolve_codebook(data: Any, codebook: Codebook | None) -> Codebook:
         cb = getattr(obj, "codebook", None)
         if isinstance(cb, Codebook):
             return cb
+    return _bundled_codebook()
+
+
+@lru_cache(maxsize=1)
+def _bundled_codebook() -> Codebook:
     return load_codebook()
 
 
@@ -98,9 +104,11 @@ def check_columns(long: pd.DataFrame, names: Iterable[str], what: str = "variabl
         raise AnalysisError(f"the timepoint long format has no {what} column(s) {missing}")
 
 
-def check_timepoints(long: pd.DataFrame, names: Iterable[str]) -> None:
+def check_timepoints(long: pd.DataFrame | LongIndex, names: Iterable[str]) -> None:
     """Raise a clear error when a named timepoint does not occur in the data."""
-    present = list(pd.unique(long["timepoint"].astype(str)))
+    present = (
+        list(long.rows) if isinstance(long, LongIndex) else list(pd.unique(long["timepoint"].astype(str)))
+    )
     missing = [n for n in names if n not in present]
     if missing:
         raise AnalysisError(f"timepoint(s) {missing} do not occur in the data; timepoints present: {present}")
@@ -111,63 +119,121 @@ def numeric(values: pd.Series) -> np.ndarray:
     return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
-def values_at(long: pd.DataFrame, variable: str, timepoint: str) -> pd.Series:
-    """``variable`` at one timepoint, indexed by course_id (an error if a course has that timepoint twice)."""
-    rows = long.loc[long["timepoint"].astype(str) == timepoint, ["course_id", variable]]
-    if rows["course_id"].duplicated().any():
-        n = int(rows["course_id"].duplicated().sum())
-        raise AnalysisError(
-            f"timepoint {timepoint!r} occurs more than once for {n} course(s); the long format must have one row "
-            "per course and timepoint"
-        )
-    return rows.set_index("course_id")[variable]
+class LongIndex:
+    """Positions of a long frame by course and timepoint, computed once so that many look-ups stay fast.
+
+    ``courses`` is the Index of course ids (order of first appearance); :meth:`at` returns a variable at one
+    timepoint aligned to it (missing where the course has no row there).
+
+    Examples
+    --------
+    >>> long = pd.DataFrame({"course_id": ["a", "a", "b"], "timepoint": ["baseline", "ending", "baseline"],
+    ...                      "x": [1.0, 2.0, 3.0]})
+    >>> LongIndex(long).at("x", "ending").tolist()
+    [2.0, nan]
+    """
+
+    def __init__(self, long: pd.DataFrame) -> None:
+        self.long = long
+        codes, uniques = pd.factorize(long["course_id"])
+        if (codes < 0).any():
+            raise AnalysisError(
+                f"column 'course_id' is blank in {int((codes < 0).sum())} row(s) of the long format"
+            )
+        self.codes = codes
+        self.courses = pd.Index(uniques, name="course_id")
+        tcodes, tnames = pd.factorize(long["timepoint"].astype(str))
+        order = np.argsort(tcodes, kind="stable")
+        bounds = np.searchsorted(tcodes[order], np.arange(len(tnames) + 1))
+        self.rows = {str(t): order[bounds[k] : bounds[k + 1]] for k, t in enumerate(tnames)}
+        for t, rows in self.rows.items():
+            per_course = np.bincount(codes[rows], minlength=len(uniques))
+            dup = int((per_course > 1).sum())
+            if dup:
+                raise AnalysisError(
+                    f"timepoint {t!r} occurs more than once for {dup} course(s); the long format must have one row "
+                    "per course and timepoint"
+                )
+
+    def __len__(self) -> int:
+        return len(self.courses)
+
+    def at(self, variable: str, timepoint: str, *, as_float: bool = True) -> pd.Series:
+        """``variable`` at ``timepoint`` for every course (NaN / NA where there is no row or no value)."""
+        check_columns(self.long, [variable])
+        rows = self.rows.get(timepoint, np.array([], dtype=int))
+        col = self.long[variable]
+        if as_float:
+            out = np.full(len(self.courses), np.nan)
+            out[self.codes[rows]] = numeric(col.iloc[rows])
+            return pd.Series(out, index=self.courses, name=variable)
+        res = pd.Series(pd.NA, index=self.courses, name=variable, dtype=object)
+        res.iloc[self.codes[rows]] = col.iloc[rows].astype(object).to_numpy()
+        return res.where(res.notna())
 
 
-def paired(long: pd.DataFrame, outcome: str, start: str, end: str) -> tuple[pd.DataFrame, dict[str, int]]:
+def index_of(data: Any) -> LongIndex:
+    """A :class:`LongIndex` of the long frame behind ``data`` (returned as is when already one)."""
+    return data if isinstance(data, LongIndex) else LongIndex(long_frame(data))
+
+
+def values_at(long: pd.DataFrame | LongIndex, variable: str, timepoint: str) -> pd.Series:
+    """``variable`` (as float) at one timepoint for every course of the long frame, indexed by course_id."""
+    return index_of(long).at(variable, timepoint)
+
+
+def paired(
+    ix: pd.DataFrame | LongIndex, outcome: str, start: str, end: str, mask: np.ndarray | None = None
+) -> tuple[pd.DataFrame, dict[str, int]]:
     """Courses with ``outcome`` observed at both ``start`` and ``end`` (paired complete cases).
 
-    Returns the pairs (index course_id, columns ``start``, ``end``) and the exclusions: courses in the data with
-    no value at ``start``, and courses with a value at ``start`` but none at ``end``.
+    Returns the pairs (index course_id, columns ``start``, ``end``) and the exclusions: courses with no value at
+    ``start``, and courses with a value at ``start`` but none at ``end``. ``mask`` restricts to some courses.
     """
-    check_columns(long, [outcome])
-    courses = pd.Index(pd.unique(long["course_id"]), name="course_id")
-    x1s, x2s = values_at(long, outcome, start), values_at(long, outcome, end)
-    x1 = pd.Series(numeric(x1s), index=x1s.index)
-    x2 = pd.Series(numeric(x2s), index=x2s.index)
-    frame = pd.DataFrame({"start": x1.reindex(courses), "end": x2.reindex(courses)})
-    has1 = frame["start"].notna()
-    has2 = frame["end"].notna()
-    excluded = {
-        "n_courses": len(frame),
-        "n_missing_start": int((~has1).sum()),
-        "n_missing_end": int((has1 & ~has2).sum()),
+    ix = index_of(ix)
+    x1, x2 = ix.at(outcome, start).to_numpy(), ix.at(outcome, end).to_numpy()
+    sel = np.ones(len(ix), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    has1, has2 = ~np.isnan(x1), ~np.isnan(x2)
+    keep = sel & has1 & has2
+    excl = {
+        "n_courses": int(sel.sum()),
+        "n_missing_start": int((sel & ~has1).sum()),
+        "n_missing_end": int((sel & has1 & ~has2).sum()),
     }
-    return frame[has1 & has2], excluded
+    return pd.DataFrame({"start": x1[keep], "end": x2[keep]}, index=ix.courses[keep]), excl
 
 
 def course_values(
-    data: Any, long: pd.DataFrame, names: Sequence[str], *, at: str, courses: pd.DataFrame | None = None
+    data: Any,
+    long: pd.DataFrame | LongIndex,
+    names: Sequence[str],
+    *,
+    at: str,
+    courses: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Course-level values of ``names``, indexed by course_id.
+    """Course-level values of ``names``, indexed by course_id (every course of the long frame).
 
     A name ``"x@tp"`` is ``x`` at timepoint ``tp``; a plain name is taken at timepoint ``at`` when it is a column
     of the long format, else from the course table (``courses``, ``data.courses`` or ``data.registry.courses``).
     """
-    index = pd.Index(pd.unique(long["course_id"]), name="course_id")
-    out = pd.DataFrame(index=index)
+    ix = index_of(long)
+    out = pd.DataFrame(index=ix.courses)
     table = None
     for name in names:
         var, _, tp = name.partition("@")
-        if tp or var in long.columns:
-            check_columns(long, [var])
-            out[name] = values_at(long, var, tp or at).reindex(index)
+        if tp or var in ix.long.columns:
+            col = ix.long[var] if var in ix.long.columns else None
+            numeric_col = col is not None and pd.api.types.is_numeric_dtype(col)
+            out[name] = ix.at(var, tp or at, as_float=numeric_col)
             continue
         table = table if table is not None else course_table(data, courses)
         if table is None or var not in table.columns:
             raise AnalysisError(
                 f"covariate {name!r} is neither a column of the timepoint long format nor of the course table"
             )
-        out[name] = table.drop_duplicates("course_id").set_index("course_id")[var].reindex(index)
+        out[name] = (
+            table.drop_duplicates("course_id").set_index("course_id")[var].reindex(ix.courses).to_numpy()
+        )
     return out
 
 

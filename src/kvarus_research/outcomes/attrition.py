@@ -35,6 +35,7 @@ from statsmodels.imputation.mice import MICEData
 from kvarus_research.codebook import Codebook
 from kvarus_research.errors import AnalysisError
 from kvarus_research.outcomes._data import (
+    LongIndex,
     check_ci,
     check_timepoints,
     course_table,
@@ -42,7 +43,6 @@ from kvarus_research.outcomes._data import (
     long_frame,
     outcome_meta,
     resolve_codebook,
-    values_at,
 )
 from kvarus_research.results import Definition, Result
 
@@ -266,27 +266,29 @@ def attrition(
     cb = resolve_codebook(data, codebook)
     meta = outcome_meta(cb, outcome)
     status = _followup_status(data, followup, courses)
-    ids = pd.Index(pd.unique(long["course_id"]), name="course_id")
+    ix = LongIndex(long)
+    ids = ix.courses
     st = status.reindex(ids)
     flow: dict[str, int] = {"courses": len(ids), "no_followup_status": int(st.isna().sum())}
     for reason in NOT_OWED:
         flow[reason] = int((st == reason).sum())
-    owed = st.notna() & ~st.isin(NOT_OWED)
-    y0 = pd.to_numeric(values_at(long, outcome, start), errors="coerce").reindex(ids)
-    y1 = pd.to_numeric(values_at(long, outcome, end), errors="coerce").reindex(ids)
-    flow["due_missing_start_value"] = int((owed & y0.isna()).sum())
-    pop = ids[(owed & y0.notna()).to_numpy()]
-    flow["due"] = len(pop)
-    resp = y1.reindex(pop).notna().to_numpy()
+    owed = (st.notna() & ~st.isin(NOT_OWED)).to_numpy()
+    y0_all, y1_all = ix.at(outcome, start).to_numpy(), ix.at(outcome, end).to_numpy()
+    flow["due_missing_start_value"] = int((owed & np.isnan(y0_all)).sum())
+    in_pop = owed & ~np.isnan(y0_all)
+    y0, y1 = y0_all[in_pop], y1_all[in_pop]
+    flow["due"] = int(in_pop.sum())
+    resp = ~np.isnan(y1)
     flow["responders"], flow["non_responders"] = int(resp.sum()), int((~resp).sum())
     if flow["responders"] < 2 or flow["non_responders"] < 1:
         raise AnalysisError(
             f"attrition for {outcome!r}: {flow['responders']} responder(s) and {flow['non_responders']} "
             "non-responder(s) among courses due a follow-up; need at least 2 and 1"
         )
-    x = course_values(data, long, list(covariates), at=start, courses=courses).reindex(pop) if covariates else None
-    design = _design(pd.concat([y0.reindex(pop).rename(f"{outcome}@{start}"), x], axis=1), cb)
-    d = (y1 - y0).reindex(pop).to_numpy()
+    x = course_values(data, ix, list(covariates), at=start, courses=courses)[in_pop] if covariates else None
+    start_col = pd.Series(y0, index=ids[in_pop], name=f"{outcome}@{start}")
+    design = _design(pd.concat([start_col, x], axis=1), cb)
+    d = y1 - y0
     z = stats.norm.ppf((1 + ci) / 2)
 
     # response model and stabilised, trimmed weights
@@ -310,27 +312,33 @@ def attrition(
     rows.append(("complete case", n_r, m, se, m - tcrit * se, m + tcrit * se, "t interval, responders only"))
     mu = float(np.sum(w * dr) / np.sum(w))
     se_w = float(np.sqrt(np.sum(w**2 * (dr - mu) ** 2)) / np.sum(w))
-    rows.append(("IPW", n_r, mu, se_w, mu - z * se_w, mu + z * se_w, "robust sandwich (weights as known), normal CI"))
+    rows.append(
+        ("IPW", n_r, mu, se_w, mu - z * se_w, mu + z * se_w, "robust sandwich (weights as known), normal CI")
+    )
     if n_imputations > 0:
-        est, se_mi, df_mi = multiple_imputation(design, y1.reindex(pop).to_numpy(), m=n_imputations,
+        est, se_mi, df_mi = multiple_imputation(design, y1, m=n_imputations,
                                                 n_burnin=n_burnin, seed=seed)  # fmt: skip
         tq = stats.t.ppf((1 + ci) / 2, df_mi) if np.isfinite(df_mi) else z
-        rows.append(("MI", len(pop), est, se_mi, est - tq * se_mi, est + tq * se_mi,
+        rows.append(("MI", flow["due"], est, se_mi, est - tq * se_mi, est + tq * se_mi,
                      f"Rubin's rules over m = {n_imputations} imputations (PMM), t CI on {df_mi:.0f} df"))  # fmt: skip
     table = pd.DataFrame(rows, columns=["method", "n", "estimate", "se", "ci_low", "ci_high", "variance"])
-    table.insert(2, "n_due", len(pop))
+    table.insert(2, "n_due", flow["due"])
     table["improvement"] = meta.sign * table["estimate"]
     table = table[["method", "n", "n_due", "estimate", "se", "ci_low", "ci_high", "improvement", "variance"]]
 
     bal = []
-    wfull = np.zeros(len(pop))
+    wfull = np.zeros(flow["due"])
     wfull[resp] = w
     for col in design.columns:
         v = design[col].to_numpy()
         binary = bool(np.isin(v, (0.0, 1.0)).all())
         a, b = v[resp], v[~resp]
         mean_w = float(np.sum(wfull * v) / np.sum(wfull))
-        va, vb = (a.mean() * (1 - a.mean()), b.mean() * (1 - b.mean())) if binary else (a.var(ddof=1), b.var(ddof=1))
+        va, vb = (
+            (a.mean() * (1 - a.mean()), b.mean() * (1 - b.mean()))
+            if binary
+            else (a.var(ddof=1), b.var(ddof=1))
+        )
         pooled = np.sqrt((va + vb) / 2)
         bal.append({"covariate": col, "mean_responders": a.mean(), "mean_non_responders": b.mean(),
                     "smd": (a.mean() - b.mean()) / pooled if pooled > 0 else 0.0, "mean_due": v.mean(),

@@ -21,13 +21,12 @@ from statsmodels.stats.contingency_tables import SquareTable, mcnemar
 from kvarus_research.codebook import Codebook
 from kvarus_research.errors import AnalysisError
 from kvarus_research.outcomes._data import (
+    LongIndex,
     check_ci,
     check_columns,
     check_timepoints,
     long_frame,
-    numeric,
     resolve_codebook,
-    values_at,
     wilson,
 )
 from kvarus_research.results import Definition, Result
@@ -47,26 +46,45 @@ def square_table_tests(table: np.ndarray) -> list[dict[str, Any]]:
     table = table[np.ix_(keep, keep)]
     k = len(table)
     if k < 2:
-        return [{"test": "none (one category observed)", "statistic": np.nan, "df": np.nan, "p_value": np.nan}]
+        return [
+            {"test": "none (one category observed)", "statistic": np.nan, "df": np.nan, "p_value": np.nan}
+        ]
     if k == 2:
         disc = table[0, 1] + table[1, 0]
         exact = disc < 25
         r = mcnemar(table, exact=exact, correction=True)
         name = "McNemar (exact binomial)" if exact else "McNemar (chi-square, continuity corrected)"
-        return [{"test": name, "statistic": float(r.statistic), "df": np.nan if exact else 1.0, "p_value": float(r.pvalue)}]
+        return [
+            {
+                "test": name,
+                "statistic": float(r.statistic),
+                "df": np.nan if exact else 1.0,
+                "p_value": float(r.pvalue),
+            }
+        ]
     out = []
     # Stuart-Maxwell: a category with no off-diagonal pairs has zero marginal change and zero variance, which
     # makes the covariance singular; it carries no information, so it is left out (a generalised inverse).
     moving = (table.sum(0) + table.sum(1) - 2 * np.diag(table)) > 0
     if moving.sum() >= 2:
-        sm = SquareTable(table[np.ix_(moving, moving)], shift_zeros=False).homogeneity(method="stuart_maxwell")
-        name = "Stuart-Maxwell" if moving.all() else f"Stuart-Maxwell ({int(moving.sum())} categories that change)"
-        out.append({"test": name, "statistic": float(sm.statistic), "df": float(sm.df), "p_value": float(sm.pvalue)})
+        sm = SquareTable(table[np.ix_(moving, moving)], shift_zeros=False).homogeneity(
+            method="stuart_maxwell"
+        )
+        name = (
+            "Stuart-Maxwell"
+            if moving.all()
+            else f"Stuart-Maxwell ({int(moving.sum())} categories that change)"
+        )
+        out.append(
+            {"test": name, "statistic": float(sm.statistic), "df": float(sm.df), "p_value": float(sm.pvalue)}
+        )
     else:
         out.append({"test": "Stuart-Maxwell (no change between categories)", "statistic": 0.0, "df": np.nan,
                     "p_value": 1.0})  # fmt: skip
     bw = SquareTable(table, shift_zeros=False).symmetry()
-    out.append({"test": "Bowker", "statistic": float(bw.statistic), "df": float(bw.df), "p_value": float(bw.pvalue)})
+    out.append(
+        {"test": "Bowker", "statistic": float(bw.statistic), "df": float(bw.df), "p_value": float(bw.pvalue)}
+    )
     return out
 
 
@@ -123,7 +141,15 @@ class TransitionResult(Result):
             counts = self.flows[tp].value_counts().reindex(codes, fill_value=0) / total * 100
             bottom, top = 0.0, {}
             for c in codes:
-                ax.bar(x, counts[c], bottom=bottom, width=width, color=colours[c], edgecolor="white", linewidth=0.5)
+                ax.bar(
+                    x,
+                    counts[c],
+                    bottom=bottom,
+                    width=width,
+                    color=colours[c],
+                    edgecolor="white",
+                    linewidth=0.5,
+                )
                 top[c] = bottom
                 bottom += counts[c]
             tops.append(top)
@@ -201,14 +227,15 @@ def transitions(
     cb = resolve_codebook(data, codebook)
     labels = cb.value_labels(variable, language)
     if not labels:
-        raise AnalysisError(f"variable {variable!r} has no code list in codebook {cb.name!r}; expected an enum")
+        raise AnalysisError(
+            f"variable {variable!r} has no code list in codebook {cb.name!r}; expected an enum"
+        )
     missing_codes = set(cb.variable(variable).missing_codes) if variable in cb else set()
     codes = list(labels)
-    courses = pd.Index(pd.unique(long["course_id"]), name="course_id")
+    ix = LongIndex(long)
     values: dict[str, pd.Series] = {}
     for tp in timepoints:
-        v = values_at(long, variable, tp)
-        x = pd.Series(numeric(v), index=v.index).reindex(courses)
+        x = ix.at(variable, tp)
         bad = x.notna() & ~x.isin(codes) & ~x.isin(list(missing_codes))
         if bad.any():
             raise AnalysisError(

@@ -19,14 +19,15 @@ from scipy import stats
 from kvarus_research.codebook import Codebook
 from kvarus_research.errors import AnalysisError
 from kvarus_research.outcomes._data import (
+    LongIndex,
     as_list,
     check_ci,
     check_timepoints,
     course_values,
     group_labels,
     group_values,
-    ordered_groups,
     long_frame,
+    ordered_groups,
     outcome_meta,
     paired,
     resolve_codebook,
@@ -80,7 +81,7 @@ def _responder_rule(responder: Any) -> tuple[str, float] | None:
     if isinstance(responder, int | float) and not isinstance(responder, bool):
         return ("points", float(responder))
     if isinstance(responder, Mapping) and len(responder) == 1:
-        (kind, value), = responder.items()
+        ((kind, value),) = responder.items()
         if kind in ("points", "percent"):
             return (str(kind), float(value))
     raise AnalysisError(
@@ -105,7 +106,9 @@ def paired_stats(
     out: dict[str, float] = dict.fromkeys(STAT_COLUMNS, np.nan)
     out["n"] = n
     if responder is not None:
-        out.update({"n_responders": np.nan, "n_responder_base": np.nan, **dict.fromkeys(RESPONDER_COLUMNS, np.nan)})
+        out.update(
+            {"n_responders": np.nan, "n_responder_base": np.nan, **dict.fromkeys(RESPONDER_COLUMNS, np.nan)}
+        )
     if n < 2:
         return out
     d = x2 - x1
@@ -137,7 +140,9 @@ def paired_stats(
         t = md / se
         dz = md / sd_d
         se_dz = np.sqrt(1 / n + dz**2 / (2 * df))
-        out.update(t=t, p_t=2 * stats.t.sf(abs(t), df), d_z=dz, d_z_ci_low=dz - z * se_dz, d_z_ci_high=dz + z * se_dz)
+        out.update(
+            t=t, p_t=2 * stats.t.sf(abs(t), df), d_z=dz, d_z_ci_low=dz - z * se_dz, d_z_ci_high=dz + z * se_dz
+        )
     if np.any(d != 0):
         w = stats.wilcoxon(d, zero_method="wilcox")
         out.update(wilcoxon_w=float(w.statistic), p_wilcoxon=float(w.pvalue))
@@ -207,7 +212,9 @@ class ChangeResult(Result):
             _, ax = plt.subplots(figsize=(7, 0.5 * len(self.table) + 1.5))
         tab = self.table.reset_index(drop=True)
         y = np.arange(len(tab))[::-1]
-        err = np.vstack([tab["improvement"] - tab["improvement_ci_low"], tab["improvement_ci_high"] - tab["improvement"]])
+        err = np.vstack(
+            [tab["improvement"] - tab["improvement_ci_low"], tab["improvement_ci_high"] - tab["improvement"]]
+        )
         ax.errorbar(tab["improvement"], y, xerr=err, fmt="o", color=kwargs.get("color", "C0"), capsize=3)
         names = [
             lab if gv in (None, "") or pd.isna(gv) else f"{lab}: {gl}"
@@ -215,7 +222,9 @@ class ChangeResult(Result):
         ]
         ax.set_yticks(y, names)
         ax.axvline(0, color="grey", lw=0.8)
-        ax.set_xlabel(f"Improvement {tab['start'].iloc[0]} \u2192 {tab['end'].iloc[0]} (points, right = better)")
+        ax.set_xlabel(
+            f"Improvement {tab['start'].iloc[0]} \u2192 {tab['end'].iloc[0]} (points, right = better)"
+        )
         ax.set_title(self.definition.details.get("title", "Change"))
         return ax
 
@@ -278,13 +287,14 @@ def change(
     """
     ci = check_ci(ci)
     long = long_frame(data)
-    check_timepoints(long, [start, end])
+    ix = LongIndex(long)
+    check_timepoints(ix, [start, end])
     cb = resolve_codebook(data, codebook)
     rule = _responder_rule(responder)
     rows = []
     for name in as_list(outcome):
         meta = outcome_meta(cb, name, direction=direction)
-        pairs, excl = paired(long, name, start, end)
+        pairs, excl = paired(ix, name, start, end)
         if len(pairs) < 2:
             raise AnalysisError(
                 f"change in {name!r} from {start!r} to {end!r}: {len(pairs)} course(s) have both values; need >= 2"
@@ -296,15 +306,20 @@ def change(
             "start": start,
             "end": end,
         }
-        stats_all = paired_stats(pairs["start"].to_numpy(), pairs["end"].to_numpy(), sign=meta.sign, ci=ci, responder=rule)
-        rows.append({**base, "group_variable": None, "group": "All", "group_label": "All", **excl, **stats_all})
+        stats_all = paired_stats(
+            pairs["start"].to_numpy(), pairs["end"].to_numpy(), sign=meta.sign, ci=ci, responder=rule
+        )
+        rows.append(
+            {**base, "group_variable": None, "group": "All", "group_label": "All", **excl, **stats_all}
+        )
         if by is None:
             continue
-        g_all = group_values(course_values(data, long, [by], at=start)[by])
+        g_all = group_values(course_values(data, ix, [by], at=start)[by])
         for value in ordered_groups(pd.unique(g_all)):
-            members = g_all.index[g_all == value]
-            sub, ex = paired(long[long["course_id"].isin(members)], name, start, end)
-            st = paired_stats(sub["start"].to_numpy(), sub["end"].to_numpy(), sign=meta.sign, ci=ci, responder=rule)
+            sub, ex = paired(ix, name, start, end, mask=(g_all == value).to_numpy())
+            st = paired_stats(
+                sub["start"].to_numpy(), sub["end"].to_numpy(), sign=meta.sign, ci=ci, responder=rule
+            )
             label = value if value == "(missing)" else group_labels(cb, by, [value], language)[0]
             rows.append({**base, "group_variable": by, "group": value, "group_label": label, **ex, **st})
     table = pd.DataFrame(rows)

@@ -125,7 +125,11 @@ def _design(
 ) -> tuple[pd.DataFrame, list[str], dict[str, int]]:
     rows = long[long["timepoint"].astype(str).isin(timepoints)]
     y = numeric(rows[outcome])
-    days = numeric(rows["days_since_start"]) if "days_since_start" in rows.columns else np.full(len(rows), np.nan)
+    days = (
+        numeric(rows["days_since_start"])
+        if "days_since_start" in rows.columns
+        else np.full(len(rows), np.nan)
+    )
     frame = pd.DataFrame(
         {
             "course_id": rows["course_id"].to_numpy(),
@@ -243,8 +247,16 @@ def longitudinal(
     check_columns(long, [outcome])
     cb = resolve_codebook(data, codebook)
     if timepoints is None:
-        order = long.groupby("timepoint", sort=False)["timepoint_order"].min() if "timepoint_order" in long else None
-        timepoints = list(order.sort_values().index.astype(str)) if order is not None else list(pd.unique(long["timepoint"]))
+        order = (
+            long.groupby("timepoint", sort=False)["timepoint_order"].min()
+            if "timepoint_order" in long
+            else None
+        )
+        timepoints = (
+            list(order.sort_values().index.astype(str))
+            if order is not None
+            else list(pd.unique(long["timepoint"]))
+        )
     timepoints = list(timepoints)
     check_timepoints(long, timepoints)
     if (time == "continuous" or random_slope) and "days_since_start" not in long.columns:
@@ -264,7 +276,9 @@ def longitudinal(
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         if method == "mixed":
-            model = smf.mixedlm(formula, frame, groups=frame["course_id"], re_formula="~t" if random_slope else None)
+            model = smf.mixedlm(
+                formula, frame, groups=frame["course_id"], re_formula="~t" if random_slope else None
+            )
             start = None if random_slope else _start_params(model, frame["course_id"].to_numpy())
             fit = model.fit(reml=reml, method=["lbfgs"], start_params=start)
             fe = fit.fe_params
@@ -316,13 +330,17 @@ def _emms(
     dummies = {n: n[len("C(tp)[T.") : -1] for n in names if n.startswith("C(tp)[T.")}
     time_cols = np.array([n in dummies or n == "t" for n in names])
     if time == "category" and len(dummies) != len(timepoints) - 1:
-        raise AnalysisError(f"internal: expected {len(timepoints) - 1} timepoint columns, found {sorted(dummies)}")
+        raise AnalysisError(
+            f"internal: expected {len(timepoints) - 1} timepoint columns, found {sorted(dummies)}"
+        )
     z = stats.norm.ppf((1 + ci) / 2)
     mean_t = frame.groupby("tp", observed=False)["t"].mean()
     n_obs = frame["tp"].value_counts().reindex(timepoints, fill_value=0)
     rows, ls = [], []
     for tp in timepoints:
-        row = np.array([float(dummies.get(n) == tp) if n in dummies else float(mean_t.get(tp, np.nan)) for n in names])
+        row = np.array(
+            [float(dummies.get(n) == tp) if n in dummies else float(mean_t.get(tp, np.nan)) for n in names]
+        )
         L = np.where(time_cols, row, xbar)
         ls.append(L)
         est, se = float(L @ beta), float(np.sqrt(L @ vcov @ L))

@@ -29,14 +29,15 @@ from scipy import stats
 from kvarus_research.codebook import Codebook
 from kvarus_research.errors import AnalysisError
 from kvarus_research.outcomes._data import (
+    LongIndex,
     as_list,
     check_ci,
     check_timepoints,
     course_values,
     group_labels,
     group_values,
-    ordered_groups,
     long_frame,
+    ordered_groups,
     outcome_meta,
     paired,
     resolve_codebook,
@@ -71,7 +72,9 @@ def clinical_cutoff(
         return float(dysfunctional[0] + sign * 2 * dysfunctional[1])
     if criterion == "b":
         if functional is None:
-            raise AnalysisError("criterion 'b' needs functional=(mean, sd) of a functional (non-patient) population")
+            raise AnalysisError(
+                "criterion 'b' needs functional=(mean, sd) of a functional (non-patient) population"
+            )
         return float(functional[0] - sign * 2 * functional[1])
     if criterion == "c":
         if functional is not None and dysfunctional is not None:
@@ -214,7 +217,8 @@ def reliable_change(
     """
     ci = check_ci(ci)
     long = long_frame(data)
-    check_timepoints(long, [start, end])
+    ix = LongIndex(long)
+    check_timepoints(ix, [start, end])
     cb = resolve_codebook(data, codebook)
     z = float(stats.norm.ppf((1 + ci) / 2))
     rows, params, per_course = [], [], []
@@ -222,15 +226,23 @@ def reliable_change(
         meta = outcome_meta(cb, name, direction=direction, reliability=reliability)
         if meta.reliability is None:
             raise AnalysisError(f"outcome {name!r} has no reliability in the codebook; pass reliability=")
-        pairs, excl = paired(long, name, start, end)
+        pairs, excl = paired(ix, name, start, end)
         if len(pairs) < 2 and sd is None:
             raise AnalysisError(f"reliable change in {name!r}: {len(pairs)} paired course(s); need >= 2")
         x1, x2 = pairs["start"].to_numpy(), pairs["end"].to_numpy()
         sd_used = float(sd) if sd is not None else float(np.std(x1, ddof=1))
         s_diff = np.sqrt(2) * sd_used * np.sqrt(1 - meta.reliability)
         dys = dysfunctional if dysfunctional is not None else (float(np.mean(x1)), sd_used)
-        cut = float(cutoff) if cutoff is not None else clinical_cutoff(
-            criterion, sign=meta.sign, dysfunctional=dys, functional=functional, codebook_cutoff=meta.cutoff
+        cut = (
+            float(cutoff)
+            if cutoff is not None
+            else clinical_cutoff(
+                criterion,
+                sign=meta.sign,
+                dysfunctional=dys,
+                functional=functional,
+                codebook_cutoff=meta.cutoff,
+            )
         )
         rci, cat = classify(x1, x2, s_diff=s_diff, sign=meta.sign, z=z, cutoff=cut)
         params.append(
@@ -249,11 +261,13 @@ def reliable_change(
         )
         cats = pd.Series(cat, index=pairs.index)
         per_course.append(
-            pd.DataFrame({"outcome": name, "start": x1, "end": x2, "rci": rci, "category": cat}, index=pairs.index)
+            pd.DataFrame(
+                {"outcome": name, "start": x1, "end": x2, "rci": rci, "category": cat}, index=pairs.index
+            )
         )
         groups: list[tuple[Any, Any, str, pd.Series]] = [(None, "All", "All", cats)]
         if by is not None:
-            g = group_values(course_values(data, long, [by], at=start)[by].reindex(pairs.index))
+            g = group_values(course_values(data, ix, [by], at=start)[by].reindex(pairs.index))
             for value in ordered_groups(pd.unique(g)):
                 label = value if value == "(missing)" else group_labels(cb, by, [value], language)[0]
                 groups.append((by, value, label, cats[g == value]))

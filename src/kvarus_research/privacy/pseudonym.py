@@ -228,7 +228,8 @@ def pseudonymize(
         name: df.copy() for name in ID_TABLES if (df := getattr(registry, name, None)) is not None
     }
     tables["courses"] = courses.copy()
-    original_patients = tables["patients"]["patient_id"].copy()
+    with_pid = [n for n in ID_TABLES if n in tables and "patient_id" in tables[n].columns]
+    original_patients = pd.concat([tables[n]["patient_id"] for n in with_pid], ignore_index=True)
 
     def replace_ids(column: str, domain: str, prefix: str, names: tuple[str, ...]) -> None:
         present = [n for n in names if n in tables and column in tables[n].columns]
@@ -260,8 +261,7 @@ def pseudonymize(
             tables[name] = df.drop(columns=drop)
             report.dropped_columns += [f"{name}.{c}" for c in drop]
     if linkage_path is not None:
-        report.linkage_rows = _write_linkage(
-            linkage_path, output_dir, original_patients, tables["patients"]["patient_id"]
-        )
+        new_patients = pd.concat([tables[n]["patient_id"] for n in with_pid], ignore_index=True)
+        report.linkage_rows = _write_linkage(linkage_path, output_dir, original_patients, new_patients)
     meta = {**registry.meta, "pseudonymized": True}
     return replace(registry, meta=meta, **tables), report

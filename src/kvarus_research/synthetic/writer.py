@@ -139,8 +139,17 @@ def _format(var: Variable, column: pd.Series) -> pa.Array:
     return _strings(column.astype(object).where(~mask, None).to_numpy())
 
 
-def _write_csv(path: Path, names: list[str], n_rows: int, chunk: Callable[[int, int], list[pa.Array]]) -> None:
-    """Header with BOM, then the rows chunk by chunk through pyarrow; every line ends with an empty column."""
+def _write_csv(
+    path: Path,
+    names: list[str],
+    n_rows: int,
+    chunk: Callable[[int, int], list[pa.Array]],
+    text_columns: list[bool] | None = None,
+) -> None:
+    """Header with BOM, then the rows chunk by chunk through pyarrow; every line ends with an empty column.
+
+    ``text_columns`` marks the columns that may need quoting (all when not given)."""
+    text_columns = text_columns if text_columns is not None else [True] * len(names)
     with path.open("wb") as fh:
         fh.write(BOM + (";".join(names) + ";" + EOL).encode("utf-8"))
         for lo in range(0, n_rows, CHUNK_ROWS):
@@ -148,8 +157,11 @@ def _write_csv(path: Path, names: list[str], n_rows: int, chunk: Callable[[int, 
             arrays = chunk(lo, hi)
             arrays.append(pa.nulls(hi - lo, type=pa.string()))
             table = pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+            # only free text can hold a separator, a quote or a line break; numbers and dates never do
             special = any(
-                pc.any(pc.match_substring_regex(a, r'[;"\r\n]')).as_py() for a in arrays[:-1] if len(a)
+                pc.any(pc.match_substring_regex(a, r'[;"\r\n]')).as_py()
+                for a, free in zip(arrays, text_columns, strict=False)
+                if free and len(a)
             )
             opts = pacsv.WriteOptions(include_header=False, delimiter=";", eol=EOL,
                                       quoting_style="needed" if special else "none")
@@ -173,14 +185,28 @@ def _national_ids(registry: Registry, patient_ids: pd.Series, seed: int) -> pd.S
     return patient_ids.map(ids)
 
 
-def _form_frame(registry: Registry, kind: str) -> pd.DataFrame | None:
+def _form_rows(registry: Registry, kind: str, keep: dict[str, np.ndarray]) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """The table a form's rows come from and the positions of those rows (opted-out patients left out)."""
     if kind == "network_work":
-        return registry.network_work
+        table = registry.network_work
+        return None if table is None else (table, np.flatnonzero(keep["network_work"]))
     kinds = FORM_ROWS.get(kind)
     if kinds is None:
         return None
     regs = registry.registrations
-    return regs.loc[regs["kind"].isin(kinds)]
+    return regs, np.flatnonzero(regs["kind"].isin(kinds).to_numpy() & keep["registrations"])
+
+
+def _kept_rows(registry: Registry) -> dict[str, np.ndarray]:
+    """Rows of registrations and network work that do not belong to an opted-out patient."""
+    out = {"registrations": np.ones(len(registry.registrations), dtype=bool)}
+    out["network_work"] = np.ones(0 if registry.network_work is None else len(registry.network_work), dtype=bool)
+    reserved = registry.reserved_patients()
+    if len(reserved):
+        out["registrations"] = ~registry.registrations["patient_id"].isin(reserved).to_numpy()
+        if registry.network_work is not None:
+            out["network_work"] = ~registry.network_work["patient_id"].isin(reserved).to_numpy()
+    return out
 
 
 def write_extract(
@@ -232,27 +258,30 @@ def write_extract(
     folder = Path(path) / stamp
     folder.mkdir(parents=True, exist_ok=True)
     cb: Codebook = registry.codebook
-    reg = registry.without_opt_outs()
-    unit_names = reg.units.drop_duplicates("unit_id").set_index("unit_id")["unit_name"]
-    seed = int(registry.meta.get("seed", 0)) if isinstance(registry.meta.get("seed", 0), int | np.integer) else 0
-    forms = [f for f in cb.forms if _form_frame(reg, f.kind) is not None]
+    keep = _kept_rows(registry)
+    unit_names = registry.units.drop_duplicates("unit_id").set_index("unit_id")["unit_name"]
+    seed = registry.meta.get("seed", 0)
+    seed = int(seed) if isinstance(seed, int | np.integer) else 0
+    forms = [f for f in cb.forms if _form_rows(registry, f.kind, keep) is not None]
     for form in tqdm(forms, desc="writing extract", disable=not progress):
-        frame = _form_frame(reg, form.kind)
-        variables = cb.form_variables(form.name)
+        frame, rows = _form_rows(registry, form.kind, keep)
         sources: list[tuple[Variable, str | None]] = []
-        for v in variables:
+        for v in cb.form_variables(form.name):
             src = ROLE_SOURCE.get(v.role, v.name) if v.role else v.name
             sources.append((v, src if src in frame.columns or src == "unit_name" else None))
         names = [v.name for v, _ in sources]
+        text_columns = [v.type in ("id", "text") for v, _ in sources]
         nid = None
         if raw:
-            nid = _national_ids(reg, frame["patient_id"], seed)
+            nid = _national_ids(registry, frame["patient_id"].iloc[rows], seed)
             at = names.index(cb.by_role("patient_id").name) + 1 if cb.by_role("patient_id") else 0
             names.insert(at, NATIONAL_ID_COLUMN)
+            text_columns.insert(at, False)
 
-        def chunk(lo: int, hi: int, frame: pd.DataFrame = frame, sources: list = sources,
+        def chunk(lo: int, hi: int, frame: pd.DataFrame = frame, rows: np.ndarray = rows, sources: list = sources,
                   nid: pd.Series | None = nid, names: list[str] = names) -> list[pa.Array]:
-            part = frame.iloc[lo:hi]
+            wanted = list(dict.fromkeys(s for _, s in sources if s not in (None, "unit_name")))
+            part = frame.iloc[rows[lo:hi]][wanted + (["unit_id"] if "unit_id" not in wanted else [])]
             arrays = []
             for v, src in sources:
                 if src == "unit_name":
@@ -266,7 +295,8 @@ def write_extract(
                 arrays.insert(names.index(NATIONAL_ID_COLUMN), _strings(nid.iloc[lo:hi].to_numpy()))
             return arrays
 
-        _write_csv(folder / f"DataDump_{environment}_{form.name}_{stamp}_{hhmm}.csv", names, len(frame), chunk)
+        path_csv = folder / f"DataDump_{environment}_{form.name}_{stamp}_{hhmm}.csv"
+        _write_csv(path_csv, names, len(rows), chunk, text_columns)
     write_rapport(cb, folder / "rapport.xlsx")
     _write_supplements(registry, folder)
     return folder
