@@ -31,12 +31,21 @@ def stages(scale: int) -> list[tuple[str, int, Callable[[], Any]]]:
         kaplan_meier(state["tte"], by="setting")
 
     def cox_dropout() -> None:
-        cox(state["tte"], covariates=["latent_severity", "age_at_start", "setting"], scale={"age_at_start": 10},
-            reference={"setting": "outpatient"}, ph_test=False)
+        cox(
+            state["tte"],
+            covariates=["latent_severity", "age_at_start", "setting"],
+            scale={"age_at_start": 10},
+            reference={"setting": "outpatient"},
+            ph_test=False,
+        )
 
     def cox_with_ph() -> None:
-        cox(state["tte"], covariates=["latent_severity", "age_at_start", "setting"], scale={"age_at_start": 10},
-            reference={"setting": "outpatient"})
+        cox(
+            state["tte"],
+            covariates=["latent_severity", "age_at_start", "setting"],
+            scale={"age_at_start": 10},
+            reference={"setting": "outpatient"},
+        )
 
     return [
         ("retention: time_to_event (registry)", scale, table),
@@ -53,7 +62,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=int, default=100_000)
-    parser.add_argument("--no-memory", action="store_true", help="skip tracemalloc (it slows numpy-heavy code)")
+    parser.add_argument(
+        "--no-memory", action="store_true", help="skip tracemalloc (it slows numpy-heavy code)"
+    )
     args = parser.parse_args()
     print(f"{'stage':<44} {'rows':>10} {'seconds':>8} {'peak MB':>8} {'rows/s':>12}")
     for name, rows, fn in stages(args.scale):

@@ -70,8 +70,16 @@ def run_module(name: str, scale: int) -> list[dict]:
         rows = stage.run()
         seconds = time.perf_counter() - t0
         rows = stage.rows if rows is None else int(rows)
-        out.append({"module": name, "stage": stage.name, "rows": rows, "seconds": seconds,
-                    "peak_mb": _peak_mb(reset_ok), "whole_process": not reset_ok})
+        out.append(
+            {
+                "module": name,
+                "stage": stage.name,
+                "rows": rows,
+                "seconds": seconds,
+                "peak_mb": _peak_mb(reset_ok),
+                "whole_process": not reset_ok,
+            }
+        )
     return out
 
 
@@ -89,8 +97,10 @@ def format_table(results: list[dict]) -> str:
     for r in results:
         rate = r["rows"] / r["seconds"] if r["seconds"] > 0 else float("inf")
         mark = "*" if r["whole_process"] else ""
-        lines.append(f"{r['module'] + '.' + r['stage']:<24}{r['rows']:>12,}{r['seconds']:>11.2f}"
-                     f"{r['peak_mb']:>10.1f}{mark or ' '}{rate:>14,.0f}")
+        lines.append(
+            f"{r['module'] + '.' + r['stage']:<24}{r['rows']:>12,}{r['seconds']:>11.2f}"
+            f"{r['peak_mb']:>10.1f}{mark or ' '}{rate:>14,.0f}"
+        )
     return "\n".join(lines)
 
 
@@ -113,8 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict] = []
     failed = []
     for name in names:
-        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", name,
-                               "--scale", str(args.scale)], capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--child", name, "--scale", str(args.scale)],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             failed.append(name)
             print(f"{name} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)

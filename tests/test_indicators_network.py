@@ -99,3 +99,32 @@ def test_synthetic_reproduces_the_posters_contrast(artifacts) -> None:
     heights = {c.get_label(): round(c[0].get_height(), 1) for c in ax.containers}
     assert heights[amb] == round(meet[amb] * 100, 1) and heights[ward] == round(meet[ward] * 100, 1)
     assert np.isfinite(res.table["ci_low"]).all()
+
+
+def test_protected_network_table_closes_the_links() -> None:
+    # A small registry (60 cases over six years in two units): many counts under 5. Whatever the algorithm does,
+    # the published table must not let a suppressed cell be recomputed by these identities:
+    res = network_work(kr.synthetic.generate(n_courses=300, seed=5))
+    p = res.protected()
+    t = p.table.assign(yk=p.table["year"].astype("string").fillna("all"))
+    assert p.suppressed["numerator"].any()
+    pub = t["numerator"].notna()
+    # invited + not invited = meetings: both published or both suppressed (per unit, year and role)
+    inv = t[t["measure"].isin(["invited", "not_invited"])].groupby(["group", "yk", "key"])["numerator"]
+    assert (inv.apply(lambda s: s.isna().all() or s.notna().all())).all()
+    # places split the meetings: all published or all suppressed
+    place = t[t["measure"] == "place"].groupby(["group", "yk"])["numerator"]
+    assert (place.apply(lambda s: s.isna().all() or s.notna().all())).all()
+    # the meetings count is published exactly when the meeting-based denominators are
+    for (g, y), d in t.groupby(["group", "yk"]):
+        meet = d.loc[d["measure"] == "meeting", "numerator"]
+        based = d.loc[d["measure"].isin(["invited", "place", "reason"]), "denominator"]
+        if len(meet) and len(based):
+            assert meet.isna().all() == based.isna().all(), (g, y)
+    # over years: never exactly one suppressed cell among a row's years and its total
+    for _, d in t.groupby(["group", "measure", "category"]):
+        assert d["numerator"].isna().sum() != 1 and d["denominator"].isna().sum() != 1
+    # every published count is >= 5 or 0, and the log says why each suppressed cell went
+    shown = t.loc[pub, "numerator"].astype(int)
+    assert ((shown >= 5) | (shown == 0)).all()
+    assert set(p.log["action"]) >= {"suppressed", "secondary_suppressed"}

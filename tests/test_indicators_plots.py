@@ -1,10 +1,11 @@
 """Plots draw the protected numbers: pooled small units, suppressed bars blank and labelled "N<5".
 
-A flags table made by hand (units 1-4 = A, B, C, D, all in region "Vest"):
+A flags table made by hand (units 1-5 = A, B, C, D, E, all in region "Vest"):
   A: 20 courses, 15 in the numerator (10 in 2021 with 9 yes, 10 in 2022 with 6 yes)  -> 75.0 %
-  B: 12 courses, 3 yes (2021)   -> numerator 3 < 5 is suppressed: bar blank, "N<5"
+  B: 12 courses, 3 yes (2021); E: 15 courses, 4 yes (2021) -> numerators < 5 suppressed: bars blank, "N<5"
+     (together 7: neither can be recomputed from the national total, so no secondary suppression is needed)
   C: 4 courses, 2 yes (2021), D: 5 courses, 5 yes (2021) -> both below the N limit 10: pooled 7 of 9 = 77.8 %
-  Nation: 25 of 41 = 61.0 %.
+  Nation: 29 of 56 = 51.8 %.
 """
 
 from __future__ import annotations
@@ -17,25 +18,29 @@ from kvarus_research import Registry
 from kvarus_research.indicators import Indicator, Target, funnel_limits
 
 
-def flags() -> pd.DataFrame:
+def flags(with_e: bool = True) -> pd.DataFrame:
     parts = []
-    for unit, n, yes, year in ((1, 10, 9, 2021), (1, 10, 6, 2022), (2, 12, 3, 2021), (3, 4, 2, 2021),
-                               (4, 5, 5, 2021)):  # fmt: skip
+    spec = [(1, 10, 9, 2021), (1, 10, 6, 2022), (2, 12, 3, 2021), (3, 4, 2, 2021), (4, 5, 5, 2021)]
+    for unit, n, yes, year in spec + ([(5, 15, 4, 2021)] if with_e else []):
         parts.append(pd.DataFrame({"unit_id": unit, "date": pd.Timestamp(f"{year}-06-01"), "denominator": True,
                                    "numerator": np.arange(n) < yes, "exclusion": None}))  # fmt: skip
     return pd.concat(parts, ignore_index=True)
 
 
-@pytest.fixture(scope="module")
-def result():
+def compute(with_e: bool = True):
     regs = pd.DataFrame({"patient_id": ["p"], "unit_id": [1], "kind": ["measurement"], "status": [1],
                          "date": [pd.Timestamp("2021-01-01")]})  # fmt: skip
-    units = pd.DataFrame({"unit_id": [1, 2, 3, 4], "unit_name": list("ABCD"), "region": "Vest"})
+    units = pd.DataFrame({"unit_id": [1, 2, 3, 4, 5], "unit_name": list("ABCDE"), "region": "Vest"})
     reg = Registry.from_registrations(regs, units=units)
-    ind = Indicator(key="demo", label="Demo indicator", flags=lambda r: flags(), population="hand-made flags",
+    ind = Indicator(key="demo", label="Demo indicator", flags=lambda r: flags(with_e), population="hand-made flags",
                     numerator="yes", denominator="all", unit_of_analysis="course", registration="first MP",
                     target=Target(high=0.8, moderate=0.6))  # fmt: skip
     return ind.compute(reg, n_limit=10)
+
+
+@pytest.fixture(scope="module")
+def result():
+    return compute()
 
 
 def test_bar_plot_reads_back_protected_numbers(result, artifacts) -> None:
@@ -43,10 +48,10 @@ def test_bar_plot_reads_back_protected_numbers(result, artifacts) -> None:
     ax.figure.savefig(artifacts / "indicator_bars.png")
     labels = [t.get_text() for t in ax.get_yticklabels()]
     widths = dict(zip(labels, [round(b.get_width(), 1) for b in ax.containers[0]]))
-    # A 15/20 = 75.0; pooled C + D = 7/9 = 77.8; B suppressed -> 0; nation 25/41 = 61.0
-    assert widths == {"A": 75.0, "Pooled units (n < 10), 2 units": 77.8, "B": 0.0, "Norway": 61.0}
-    texts = {t.get_text() for t in ax.texts}
-    assert {"15 av 20", "7 av 9", "N<5", "25 av 41"} <= texts
+    # A 15/20 = 75.0; pooled C + D = 7/9 = 77.8; B and E suppressed -> 0; nation 29/56 = 51.8
+    assert widths == {"A": 75.0, "Pooled units (n < 10), 2 units": 77.8, "B": 0.0, "E": 0.0, "Norway": 51.8}
+    texts = [t.get_text() for t in ax.texts]
+    assert sorted(texts) == sorted(["15 av 20", "7 av 9", "N<5", "N<5", "29 av 56"])
     # Target bands: red below 60, yellow 60-80, green from 80.
     assert ax.get_title() == "Demo indicator, all years"
     table = result.protected().table
@@ -67,9 +72,9 @@ def test_funnel_plot_limits_and_points(result, artifacts) -> None:
     # Points drawn: A (20, 75 %) and the pooled row (9, 77.8 %); B is suppressed and only counted in the legend.
     pts = np.round(ax.collections[0].get_offsets(), 1).tolist()
     assert sorted(pts) == [[9.0, 77.8], [20.0, 75.0]]
-    assert any("1 unit(s) suppressed" in t.get_text() for t in ax.get_legend().get_texts())
-    # 99.8 % limits around p0 = 25/41 at n = 20: z = 3.0902, half = z * sqrt(p0 (1 - p0) / 20) = 0.3371.
-    p0 = 25 / 41
+    assert any("2 unit(s) suppressed" in t.get_text() for t in ax.get_legend().get_texts())
+    # 99.8 % limits around p0 = 29/56 at n = 20: z = 3.0902, half = z * sqrt(p0 (1 - p0) / 20).
+    p0 = 29 / 56
     low, high = funnel_limits(p0, [20], 0.998)
     half = 3.090232 * np.sqrt(p0 * (1 - p0) / 20)
     assert low[0] == pytest.approx(p0 - half, abs=1e-5) and high[0] == pytest.approx(p0 + half, abs=1e-5)
@@ -77,15 +82,34 @@ def test_funnel_plot_limits_and_points(result, artifacts) -> None:
 
 def test_p_chart_national_by_hand(result, artifacts) -> None:
     spc = result.spc_table(period="year")
-    # 2021: 9 + 3 + 2 + 5 = 19 of 10 + 12 + 4 + 5 = 31; 2022: 6 of 10; centre 25/41.
-    assert spc["numerator"].tolist() == [19, 6] and spc["denominator"].tolist() == [31, 10]
-    p0 = 25 / 41
-    assert spc["ucl"].iloc[0] == pytest.approx(p0 + 3 * np.sqrt(p0 * (1 - p0) / 31))
+    # 2021: 9 + 3 + 2 + 5 + 4 = 23 of 10 + 12 + 4 + 5 + 15 = 46; 2022: 6 of 10; centre 29/56.
+    assert spc["numerator"].tolist() == [23, 6] and spc["denominator"].tolist() == [46, 10]
+    p0 = 29 / 56
+    assert spc["ucl"].iloc[0] == pytest.approx(p0 + 3 * np.sqrt(p0 * (1 - p0) / 46))
     assert spc["lcl"].iloc[1] == pytest.approx(max(0.0, p0 - 3 * np.sqrt(p0 * (1 - p0) / 10)))
     assert not spc["signal"].any()
     ax = result.plot(kind="pchart", period="year")
     ax.figure.savefig(artifacts / "indicator_pchart.png")
-    assert np.round(ax.lines[0].get_ydata(), 1).tolist() == [61.3, 60.0]
+    assert np.round(ax.lines[0].get_ydata(), 1).tolist() == [50.0, 60.0]
     # Unit A only: 2021 9/10, 2022 6/10; counts 1-4 would be blanked ("N<5") in the protected chart.
     spc_a = result.spc_table(unit_id=1, period="year")
     assert spc_a["proportion"].tolist() == [0.9, 0.6]
+
+
+def test_secondary_suppression_over_the_national_total(artifacts) -> None:
+    # Without E, B's numerator 3 is the only small cell: national 25 = A 15 + B 3 + pooled 7 would give it
+    # away, so the smallest partner (the pooled row, 7) is suppressed too, and the plot blanks both.
+    res = compute(with_e=False)
+    p = res.protected()
+    every = p.table[p.table["year"].isna()].set_index("group")
+    assert pd.isna(every.loc["B", "numerator"]) and pd.isna(every.loc["Pooled units (n < 10)", "numerator"])
+    assert every.loc["A", "numerator"] == 15 and every.loc["Norway", "numerator"] == 25
+    assert "secondary_suppressed" in set(p.log["action"])
+    ax = res.plot(kind="bar")
+    ax.figure.savefig(artifacts / "indicator_bars_secondary.png")
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    widths = dict(zip(labels, [round(float(b.get_width()), 1) for b in ax.containers[0]]))
+    assert widths == {"A": 75.0, "Pooled units (n < 10), 2 units": 0.0, "B": 0.0, "Norway": 61.0}
+    # The year constraint: A's rows for 2021 (9) and 2022 (6) add up to its all-years 15 and are published.
+    yearly = p.table[(p.table["group"] == "A") & p.table["year"].notna()]
+    assert yearly["numerator"].tolist() == [9, 6]

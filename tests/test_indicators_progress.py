@@ -56,7 +56,7 @@ def test_progress_unknown_or_opted_out_course_hides_the_id() -> None:
     assert "k-1" not in str(err.value) and "opted out" in str(err.value)
 
 
-def test_coverage_before_and_after_opt_outs_by_hand() -> None:
+def test_coverage_before_and_after_opt_outs_by_hand(artifacts) -> None:
     reg = progress_registry()
     # Two courses start in 2021 at unit 7; one patient opted out (1 course). Expected 4 courses in 2021.
     reg.patients.loc[reg.patients["patient_id"] == "other", "reserved"] = True
@@ -66,6 +66,15 @@ def test_coverage_before_and_after_opt_outs_by_hand() -> None:
     # registered after opt-outs = 1, opted out = 1: coverage (1 + 1) / 4 = 50 %, after opt-outs 1 / 4 = 25 %.
     assert (u["registered"], u["opted_out"], u["expected"]) == (1, 1, 4)
     assert u["coverage"] == 0.5 and u["coverage_after_opt_outs"] == 0.25 and u["target_level"] == "low"
+    # The bar drawn is coverage after opt-outs, 1 of 4 = 25 % (unprotected: these counts are all below 5).
+    ax = coverage(reg).plot(protect=False)
+    bars = dict(zip([t.get_text() for t in ax.get_yticklabels()], [b.get_width() for b in ax.containers[0]]))
+    assert bars == {"TSB Poliklinikk": 25.0, "Norway": 25.0}
+    assert "1 av 4" in [t.get_text() for t in ax.texts]
+    # Protected: the counts 1 (registered) and 4 (expected) are below 5, so the bars are blank and labelled N<5.
+    ax = coverage(reg).plot()
+    ax.figure.savefig(artifacts / "coverage_bars.png")
+    assert [b.get_width() for b in ax.containers[0]] == [0.0, 0.0]
     # reserved_courses in the coverage table takes precedence over counting.
     reg.coverage["reserved_courses"] = [2]
     u = coverage(reg).table.iloc[0]

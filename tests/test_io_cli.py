@@ -26,8 +26,14 @@ def _write(folder: Path, rows: list[dict[str, str]]) -> Path:
 
 
 def _row(date: str, status: str, **kw: str) -> dict[str, str]:
-    return {"PasientGUID": "p1", "ForlopsID": "c1", "UnitId": "10", "dato_mp_beh": date, "behandlingsstatus": status,
-            **kw}
+    return {
+        "PasientGUID": "p1",
+        "ForlopsID": "c1",
+        "UnitId": "10",
+        "dato_mp_beh": date,
+        "behandlingsstatus": status,
+        **kw,
+    }
 
 
 def _args(folder: Path, report: Path | None = None) -> argparse.Namespace:
@@ -46,8 +52,10 @@ def test_clean_extract_exits_0(tmp_path: Path, capsys: pytest.CaptureFixture) ->
 
 
 def test_findings_exit_1_and_report_written(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    folder = _write(tmp_path / "x", [_row("01.03.2021", "1"), _row("31.02.2021", "1"),
-                                     _row("01.06.2021", "4", plan_beh="8")])
+    folder = _write(
+        tmp_path / "x",
+        [_row("01.03.2021", "1"), _row("31.02.2021", "1"), _row("01.06.2021", "4", plan_beh="8")],
+    )
     report = tmp_path / "findings.csv"
     assert run_validate(_args(folder, report)) == 1
     out = capsys.readouterr().out
@@ -55,7 +63,9 @@ def test_findings_exit_1_and_report_written(tmp_path: Path, capsys: pytest.Captu
     assert "1 error(s) (rows rejected), 1 warning(s) (rows kept)" in out
     t = pd.read_csv(report)
     assert t[["row", "column", "rule", "severity"]].values.tolist() == [
-        [3, "dato_mp_beh", "invalid_date", "error"], [4, "plan_beh", "unknown_code", "warning"]]
+        [3, "dato_mp_beh", "invalid_date", "error"],
+        [4, "plan_beh", "unknown_code", "warning"],
+    ]
     assert "p1" not in report.read_text() and "c1" not in report.read_text()
 
 
@@ -83,15 +93,28 @@ def test_report_refuses_broken_accounting() -> None:
 
 
 def test_report_by_rule_and_csv(tmp_path: Path) -> None:
-    f = pd.concat([
-        finding_frame("a.csv", [3, 4], "x", ["1", "2"], "not_a_number", "warning", "bad"),
-        finding_frame("b.csv", [2], "PasientGUID", ["secret"], "required", "error", "missing", is_id=True),
-    ])
-    rows = pd.DataFrame({"file": ["a.csv", "b.csv"], "form": ["F", "G"], "read": [3, 1], "accepted": [3, 0],
-                         "rejected": [0, 1]})
+    f = pd.concat(
+        [
+            finding_frame("a.csv", [3, 4], "x", ["1", "2"], "not_a_number", "warning", "bad"),
+            finding_frame(
+                "b.csv", [2], "PasientGUID", ["secret"], "required", "error", "missing", is_id=True
+            ),
+        ]
+    )
+    rows = pd.DataFrame(
+        {
+            "file": ["a.csv", "b.csv"],
+            "form": ["F", "G"],
+            "read": [3, 1],
+            "accepted": [3, 0],
+            "rejected": [0, 1],
+        }
+    )
     rep = ValidationReport(f, rows)
     assert rep.by_rule()[["severity", "rule", "findings"]].values.tolist() == [
-        ["error", "required", 1], ["warning", "not_a_number", 2]]
+        ["error", "required", 1],
+        ["warning", "not_a_number", 2],
+    ]
     text = rep.to_csv(tmp_path / "r.csv").read_text()
     assert "secret" not in text and "<id>" in text
     assert repr(rep) == "ValidationReport(2 files, 4 rows read, 1 rejected, 1 errors, 2 warnings)"

@@ -22,7 +22,12 @@ MP = f"DataDump_Prod_Målepunkt_{DATE}_0700.csv"
 BASIS = f"DataDump_Prod_Basisopplysninger_{DATE}_0700.csv"
 NETT = f"DataDump_Prod_Nettverksarbeid_{DATE}_0700.csv"
 FORM_OF = {MP: "Målepunkt", BASIS: "Basisopplysninger", NETT: "Nettverksarbeid"}
-DEFAULTS = {"UnitId": "10", "db_unit_title": "TSB poliklinikk Bergen", "PatientAge": "34", "PatientGender": "1"}
+DEFAULTS = {
+    "UnitId": "10",
+    "db_unit_title": "TSB poliklinikk Bergen",
+    "PatientAge": "34",
+    "PatientGender": "1",
+}
 
 
 def header(form: str) -> list[str]:
@@ -47,7 +52,13 @@ def write(folder: Path, files: dict[str, str | bytes]) -> Path:
 
 
 def mp(pid: str, course: str, date: str, status: int | str, **kw: str) -> dict[str, str]:
-    return {"PasientGUID": pid, "ForlopsID": course, "dato_mp_beh": date, "behandlingsstatus": str(status), **kw}
+    return {
+        "PasientGUID": pid,
+        "ForlopsID": course,
+        "dato_mp_beh": date,
+        "behandlingsstatus": str(status),
+        **kw,
+    }
 
 
 def basis(pid: str, course: str, date: str, **kw: str) -> dict[str, str]:
@@ -57,8 +68,10 @@ def basis(pid: str, course: str, date: str, **kw: str) -> dict[str, str]:
 def row_findings(reg: kr.Registry) -> list[tuple]:
     t = reg.validation.table
     t = t[t["row"].notna()]
-    return [(f.file, int(f.row), None if pd.isna(f.column) else f.column, f.rule, f.severity)
-            for f in t.itertuples()]
+    return [
+        (f.file, int(f.row), None if pd.isna(f.column) else f.column, f.rule, f.severity)
+        for f in t.itertuples()
+    ]
 
 
 def accounting(reg: kr.Registry) -> dict[str, tuple[int, int, int]]:
@@ -79,8 +92,11 @@ def test_clean_extract_has_no_finding_and_hand_computed_course(tmp_path: Path) -
     # p2: inpatient course without baseline, MP 01.02.2021 (1) and ending 01.03.2021 (3 = interrupted):
     # follow-up due 01.03.2021 + 365 + 90 days = 30.05.2022 < extract date 31.01.2023 -> not_registered.
     rows = CLEAN_MP + [mp("p2", "c2", "01.02.2021", 1), mp("p2", "c2", "01.03.2021", 3)]
-    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows), BASIS: dump_text("Basisopplysninger",
-                                                                                             CLEAN_BASIS)}))
+    reg = read_extract(
+        write(
+            tmp_path, {MP: dump_text("Målepunkt", rows), BASIS: dump_text("Basisopplysninger", CLEAN_BASIS)}
+        )
+    )
     assert reg.validation.is_clean
     assert accounting(reg) == {BASIS: (1, 1, 0), MP: (5, 5, 0)}
     c = reg.courses.set_index("course_id")
@@ -101,7 +117,13 @@ def test_clean_extract_has_no_finding_and_hand_computed_course(tmp_path: Path) -
         # 1 unknown code: plan_beh has codes 1-3 (0 = velg verdi is missing) -> 7 is unknown; row kept.
         ([mp("p1", "c1", "10.03.2021", 1, plan_beh="7")], 2, "plan_beh", "unknown_code", "warning"),
         # 2 text in a numeric field; row kept, value missing.
-        ([mp("p1", "c1", "10.03.2021", 1, dager_rus_30="mange")], 2, "dager_rus_30", "not_a_number", "warning"),
+        (
+            [mp("p1", "c1", "10.03.2021", 1, dager_rus_30="mange")],
+            2,
+            "dager_rus_30",
+            "not_a_number",
+            "warning",
+        ),
         # 3 impossible date: 31 February -> required date unreadable -> row rejected.
         ([mp("p1", "c1", "31.02.2021", 1)], 2, "dato_mp_beh", "invalid_date", "error"),
         # 4 date in the future: after the extract date 31.01.2023.
@@ -118,8 +140,9 @@ def test_clean_extract_has_no_finding_and_hand_computed_course(tmp_path: Path) -
         ([mp("p1", "c1", "10.03.2021", 1, dager_rus_30="2,5")], 2, "dager_rus_30", "not_a_number", "warning"),
     ],
 )
-def test_single_value_problems(tmp_path: Path, rows: list, line: int, column: str, rule: str,
-                               severity: str) -> None:
+def test_single_value_problems(
+    tmp_path: Path, rows: list, line: int, column: str, rule: str, severity: str
+) -> None:
     reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}))
     assert row_findings(reg) == [(MP, line, column, rule, severity)]
     rejected = 1 if severity == "error" else 0
@@ -163,15 +186,23 @@ def test_missing_required_column(tmp_path: Path) -> None:
     cols = [c for c in header("Målepunkt") if c != "dato_mp_beh"]
     with pytest.raises(FileProblem) as exc:
         read_extract(write(tmp_path, {MP: dump_text("Målepunkt", CLEAN_MP, cols)}))
-    assert (exc.value.file, exc.value.column, exc.value.rule) == (MP, "dato_mp_beh", "missing_required_column")
+    assert (exc.value.file, exc.value.column, exc.value.rule) == (
+        MP,
+        "dato_mp_beh",
+        "missing_required_column",
+    )
 
 
 def test_duplicate_header(tmp_path: Path) -> None:
     cols = header("Målepunkt") + ["plan_beh"]
     with pytest.raises(FileProblem) as exc:
         read_extract(write(tmp_path, {MP: dump_text("Målepunkt", CLEAN_MP, cols)}))
-    assert (exc.value.file, exc.value.line, exc.value.column, exc.value.rule) == (MP, 1, "plan_beh",
-                                                                                   "duplicate_column")
+    assert (exc.value.file, exc.value.line, exc.value.column, exc.value.rule) == (
+        MP,
+        1,
+        "plan_beh",
+        "duplicate_column",
+    )
 
 
 def test_empty_file(tmp_path: Path) -> None:
@@ -181,8 +212,9 @@ def test_empty_file(tmp_path: Path) -> None:
 
 
 def test_header_only_file_is_read_with_zero_rows(tmp_path: Path) -> None:
-    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", CLEAN_MP), BASIS: dump_text(
-        "Basisopplysninger", [])}))
+    reg = read_extract(
+        write(tmp_path, {MP: dump_text("Målepunkt", CLEAN_MP), BASIS: dump_text("Basisopplysninger", [])})
+    )
     assert accounting(reg) == {BASIS: (0, 0, 0), MP: (3, 3, 0)}
 
 
@@ -232,8 +264,15 @@ def test_followup_without_ending_when_courses_are_derived(tmp_path: Path) -> Non
 
 def test_ending_before_start(tmp_path: Path) -> None:
     rows = [mp("p1", "c1", "10.03.2021", 1), mp("p1", "c1", "01.03.2021", 4)]
-    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows), BASIS: dump_text(
-        "Basisopplysninger", [basis("p1", "c1", "05.03.2021")])}))
+    reg = read_extract(
+        write(
+            tmp_path,
+            {
+                MP: dump_text("Målepunkt", rows),
+                BASIS: dump_text("Basisopplysninger", [basis("p1", "c1", "05.03.2021")]),
+            },
+        )
+    )
     assert row_findings(reg) == [(MP, 3, "dato_mp_beh", "ending_before_start", "error")]
     assert accounting(reg) == {BASIS: (1, 1, 0), MP: (2, 1, 1)}
 
@@ -294,16 +333,26 @@ def test_quoted_newline_keeps_line_numbers(tmp_path: Path) -> None:
     text = text.replace("10.06.2021;4", "10.06.2021;4x")
     reg = read_extract(write(tmp_path, {MP: text}))
     # the ending (line 4) is rejected, so the follow-up (line 5) has no ending left: the rejection cascades
-    assert row_findings(reg) == [(MP, 4, "behandlingsstatus", "not_a_number", "error"),
-                                 (MP, 5, "dato_mp_beh", "followup_without_ending", "error")]
+    assert row_findings(reg) == [
+        (MP, 4, "behandlingsstatus", "not_a_number", "error"),
+        (MP, 5, "dato_mp_beh", "followup_without_ending", "error"),
+    ]
     assert accounting(reg) == {MP: (3, 1, 2)}
 
 
 def test_network_work_invalid_boolean(tmp_path: Path) -> None:
-    row = {"PasientGUID": "n1", "dato_utskriving": "03.03.2022", "nettverksmote": "2", "invitert_familie": "kanskje",
-           "deltok_familie": "-1", "invitert_fastlege": "True", "deltok_fastlege": "0"}
-    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", CLEAN_MP),
-                                        NETT: dump_text("Nettverksarbeid", [row])}))
+    row = {
+        "PasientGUID": "n1",
+        "dato_utskriving": "03.03.2022",
+        "nettverksmote": "2",
+        "invitert_familie": "kanskje",
+        "deltok_familie": "-1",
+        "invitert_fastlege": "True",
+        "deltok_fastlege": "0",
+    }
+    reg = read_extract(
+        write(tmp_path, {MP: dump_text("Målepunkt", CLEAN_MP), NETT: dump_text("Nettverksarbeid", [row])})
+    )
     assert row_findings(reg) == [(NETT, 2, "invitert_familie", "invalid_boolean", "warning")]
     nw = reg.network_work.iloc[0]
     assert pd.isna(nw["invitert_familie"]) and pd.isna(nw["deltok_familie"])  # -1 = missing
@@ -312,8 +361,18 @@ def test_network_work_invalid_boolean(tmp_path: Path) -> None:
 
 
 def test_missing_labels_are_missing_without_finding(tmp_path: Path) -> None:
-    rows = [mp("p1", "c1", "10.03.2021", 1, plan_beh="Velg verdi", dager_rus_30="99", bolig="---",
-               psykiske_plager="12,5")]
+    rows = [
+        mp(
+            "p1",
+            "c1",
+            "10.03.2021",
+            1,
+            plan_beh="Velg verdi",
+            dager_rus_30="99",
+            bolig="---",
+            psykiske_plager="12,5",
+        )
+    ]
     reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}))
     assert reg.validation.is_clean
     r = reg.registrations.iloc[0]

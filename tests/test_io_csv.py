@@ -73,8 +73,19 @@ def test_numbers_with_decimal_comma() -> None:
 
 
 def test_dates_and_datetimes() -> None:
-    arr = pa.array(["29.02.2020", "29.02.2021", "1.3.2021", "01.03.2021 13:45:10", "2021-03-01", "01.13.2021",
-                    "01.03.2021 25:00:00", "01/03/2021", None])
+    arr = pa.array(
+        [
+            "29.02.2020",
+            "29.02.2021",
+            "1.3.2021",
+            "01.03.2021 13:45:10",
+            "2021-03-01",
+            "01.13.2021",
+            "01.03.2021 25:00:00",
+            "01/03/2021",
+            None,
+        ]
+    )
     d, bad = parse_dates(arr, keep_time=True)
     assert str(d[0])[:10] == "2020-02-29"  # a leap day
     assert bad.tolist() == [False, True, False, False, False, True, True, True, False]
@@ -90,16 +101,36 @@ def test_booleans() -> None:
 
 
 def test_enum_labels_are_mapped_to_codes() -> None:
-    c = convert_column(pa.array(["Ja", "nei", "3", "Velg verdi", "Kanskje"]), CB.variable("plan_beh"),
-                       CB.missing_labels)
+    c = convert_column(
+        pa.array(["Ja", "nei", "3", "Velg verdi", "Kanskje"]), CB.variable("plan_beh"), CB.missing_labels
+    )
     assert [None if x is pd.NA else x for x in c.values.tolist()] == [2, 1, 3, None, None]
     assert c.bad.tolist() == [False, False, False, False, True]
 
 
 # -- properties ------------------------------------------------------------------------------------------------
 FIELD = st.one_of(
-    st.sampled_from(["", "1", "2", "0", "-1", "99", "p1", "c1", "01.03.2021", "31.02.2021", "2,5", "Velg verdi",
-                     '"a;b"', '"x\ny"', '"', "True", "æøå"]),
+    st.sampled_from(
+        [
+            "",
+            "1",
+            "2",
+            "0",
+            "-1",
+            "99",
+            "p1",
+            "c1",
+            "01.03.2021",
+            "31.02.2021",
+            "2,5",
+            "Velg verdi",
+            '"a;b"',
+            '"x\ny"',
+            '"',
+            "True",
+            "æøå",
+        ]
+    ),
     st.text(max_size=6),
 )
 COLS = [v.name for v in CB.form_variables("Målepunkt")]

@@ -16,14 +16,16 @@ CB = kr.load_codebook()
 
 
 def _table() -> pd.DataFrame:
-    return pd.DataFrame({
-        "patient_id": pd.array(["a", "b", None], dtype="string"),
-        "status": pd.array([1, 4, None], dtype="Int64"),
-        "plan_beh": pd.array([2, None, 3], dtype="Int64"),
-        "psykiske_plager": pd.array([12.5, None, 30.0], dtype="Float64"),
-        "invitert_familie": pd.array([True, False, None], dtype="boolean"),
-        "date": pd.to_datetime(["2021-01-05", "2021-02-01", None]),
-    })
+    return pd.DataFrame(
+        {
+            "patient_id": pd.array(["a", "b", None], dtype="string"),
+            "status": pd.array([1, 4, None], dtype="Int64"),
+            "plan_beh": pd.array([2, None, 3], dtype="Int64"),
+            "psykiske_plager": pd.array([12.5, None, 30.0], dtype="Float64"),
+            "invitert_familie": pd.array([True, False, None], dtype="boolean"),
+            "date": pd.to_datetime(["2021-01-05", "2021-02-01", None]),
+        }
+    )
 
 
 @pytest.mark.parametrize("suffix", [".sav", ".dta"])

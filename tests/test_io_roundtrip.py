@@ -64,11 +64,13 @@ def test_courses_units_coverage_network_equal(pair: tuple) -> None:
     ucols = ["unit_id", "unit_name", "region", "setting"]
     assert _plain(clean.units[ucols].sort_values("unit_id", ignore_index=True)) == _plain(back.units[ucols])
     assert _plain(clean.coverage.sort_values(["unit_id", "year"], ignore_index=True)) == _plain(
-        back.coverage.sort_values(["unit_id", "year"], ignore_index=True))
+        back.coverage.sort_values(["unit_id", "year"], ignore_index=True)
+    )
     nw_cols = [c for c in back.network_work.columns if c != "case_id"]
     key = ["patient_id", "date"]
     assert _plain(clean.network_work[nw_cols].sort_values(key, ignore_index=True)) == _plain(
-        back.network_work[nw_cols].sort_values(key, ignore_index=True))
+        back.network_work[nw_cols].sort_values(key, ignore_index=True)
+    )
     assert len(back.patients) == len(clean.patients)
     sex = clean.patients.set_index("patient_id")["sex"]
     expected = sex.reindex(back.patients["patient_id"].astype(object)).tolist()
@@ -103,8 +105,18 @@ def test_xlsx_dump_reads_like_the_csv(pair: tuple, tmp_path: Path) -> None:
     ws = wb.active
     for line in lines:
         cells = line.split(";")[:-1]
-        ws.append([int(c) if c.isdigit() and not c.startswith("0") else (pd.Timestamp(c[6:] + "-" + c[3:5] + "-" + c[:2]).to_pydatetime()
-                   if len(c) == 10 and c[2] == "." else (c or None)) for c in cells])
+        ws.append(
+            [
+                int(c)
+                if c.isdigit() and not c.startswith("0")
+                else (
+                    pd.Timestamp(c[6:] + "-" + c[3:5] + "-" + c[:2]).to_pydatetime()
+                    if len(c) == 10 and c[2] == "."
+                    else (c or None)
+                )
+                for c in cells
+            ]
+        )
     wb.save(small / csv.name.replace(".csv", ".xlsx"))
     (small / "via_csv").mkdir()
     (small / "via_csv" / csv.name).write_text("\r\n".join(lines) + "\r\n", encoding="utf-8-sig")

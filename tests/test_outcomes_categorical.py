@@ -114,3 +114,17 @@ def test_alluvial_plot(artifacts) -> None:
         "Homeless",
     ]
     ax.figure.savefig(artifacts / "outcomes_transitions_bolig.png", bbox_inches="tight")
+
+
+def test_crosstab_and_protection() -> None:
+    res = transitions(long_from_counts(BOLIG, "bolig", CODES), "bolig")
+    wide = res.crosstab("baseline", "ending")
+    assert list(wide.index) == ["Own or rented home", "Temporary housing", "Institution", "Homeless"]
+    np.testing.assert_array_equal(wide.to_numpy(), BOLIG)
+    prot = res.protected().table
+    cell = prot[(prot.from_timepoint == "baseline") & (prot.to_timepoint == "ending")]
+    # the 3 (own home -> temporary) is below 5: suppressed together with its share
+    row = cell[(cell.from_code == 1) & (cell.to_code == 2)].iloc[0]
+    assert pd.isna(row["n"]) and pd.isna(row["share"])
+    with pytest.raises(AnalysisError, match="no transition table"):
+        res.crosstab("ending", "baseline")

@@ -160,3 +160,15 @@ def test_synthetic_change_covers_truth(synthetic_timepoints) -> None:
     for row in res.table.itertuples():
         truth = reg.truth["change"][row.outcome]["baseline_to_ending"]
         assert row.change_ci_low <= truth <= row.change_ci_high, (row.outcome, truth)
+
+
+def test_protected_export_suppresses_small_groups(tmp_path) -> None:
+    # All (4), alcohol (2) and cannabis (2) have 1-4 paired courses: the counts are suppressed ("<5") and
+    # every statistic computed from them goes with them; the "(missing)" group's 0 may stay
+    res = change(tiny_long(), "dager_rus_30", by="hovedrusmiddel")
+    prot = res.protected()
+    assert prot.table["n"].iloc[:3].isna().all() and prot.table["mean_change"].isna().all()
+    assert prot.table["n"].iloc[3] == 0
+    assert (prot.log["reason"].str.contains("below 5")).any()
+    out = res.to_csv(tmp_path / "change.csv")
+    assert "-7.0" not in out.read_text()  # the overall mean change of 4 courses does not leave

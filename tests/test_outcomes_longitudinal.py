@@ -94,6 +94,7 @@ def test_gee_and_categorical_covariate_match_statsmodels() -> None:
     )
 
 
+@pytest.mark.filterwarnings("ignore:The MLE may be on the boundary")
 def test_continuous_time_random_slope_matches_statsmodels(artifacts) -> None:
     df = panel(n=120, seed=2)
     res = longitudinal(df, "dager_rus_30", time="continuous", random_slope=True)
@@ -132,3 +133,34 @@ def test_errors_and_missing_covariates() -> None:
         longitudinal(df, "dager_rus_30", time="spline")
     with pytest.raises(AnalysisError, match="neither a column"):
         longitudinal(df, "dager_rus_30", covariates=["income"])
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_vectorised_start_is_the_statsmodels_optimum(reml) -> None:
+    # The fast profile-likelihood search must land where statsmodels' own optimiser (default start) ends:
+    # same variance ratio cov_re / scale and the same fixed effects.
+    from kvarus_research.outcomes.longitudinal import _start_params
+
+    d = panel(n=200, seed=8, drop=0.3).dropna(subset=["dager_rus_30"])
+    model = smf.mixedlm("dager_rus_30 ~ C(timepoint) + age", d, groups=d["course_id"])
+    direct = model.fit(reml=reml)
+    start = _start_params(model, d["course_id"].to_numpy(), reml)
+    assert start.cov_re[0, 0] == pytest.approx(direct.cov_re.iloc[0, 0] / direct.scale, rel=1e-3)
+    np.testing.assert_allclose(start.fe_params, direct.fe_params.to_numpy(), rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_synthetic_trajectory(artifacts) -> None:
+    import kvarus_research as kr
+    from kvarus_research.cohort import align_timepoints
+
+    reg = kr.synthetic.generate(n_courses=3000, seed=3)
+    tp = align_timepoints(reg, baseline="registration")
+    res = longitudinal(tp, "dager_rus_30", timepoints=["baseline", "MP1", "MP2", "ending"], covariates=["age_at_start"],
+                       courses=reg.courses)  # fmt: skip
+    # the synthetic courses improve on average (truth: mean latent change to ending < 0): the model's
+    # baseline -> ending difference must be negative with its whole CI
+    assert reg.truth["change"]["dager_rus_30"]["baseline_to_ending"] < 0
+    assert res.table.set_index("timepoint").loc["ending", "diff_ci_high"] < 0
+    ax = res.plot(spaghetti=40, seed=2)
+    ax.figure.savefig(artifacts / "outcomes_trajectory_synthetic.png")

@@ -76,6 +76,18 @@ def test_pseudonyms_are_hmac_sha256_and_consistent_across_tables():
     assert report.unique_ids == {"patient": 2, "course": 2, "registration": 4}
 
 
+def test_registration_patient_is_its_own_even_when_it_disagrees_with_the_course():
+    reg = tiny_registry()
+    reg.registrations.loc[3, "patient_id"] = "pZ"  # course c2 belongs to pB, this row says pZ
+    reg.registrations.loc[2, "course_id"] = "c9"  # a course missing from the course table
+    out, report = pseudonymize(reg, KEY)
+    assert out.registrations["patient_id"].tolist()[2:] == [
+        expected("patient", "pA", "P"),
+        expected("patient", "pZ", "P"),
+    ]
+    assert report.unique_ids["patient"] == 3 and report.unique_ids["course"] == 3
+
+
 def test_age_derived_from_national_id_then_number_dropped():
     reg, report = pseudonymize(tiny_registry(), KEY)
     # born 1980-01-01, course start 2024-05-01 -> 44 completed years; the other course already had 30.

@@ -18,10 +18,28 @@ def _courses() -> pd.DataFrame:
         {
             "course_id": ["a", "b", "c", "d", "e", "f", "g", "h", "i"],
             "start_date": [D("2021-01-01")] * 6 + [pd.NaT, D("2021-03-01"), D("2022-02-01")],
-            "end_date": [D("2021-01-11"), D("2021-02-01"), D("2021-03-02"), pd.NaT, D("2021-01-01"), pd.NaT,
-                         D("2021-05-01"), D("2021-02-01"), pd.NaT],
-            "ending_type": ["interrupted", "mutual_agreement", "transferred", "active", "unknown", "interrupted",
-                            "interrupted", "interrupted", "active"],
+            "end_date": [
+                D("2021-01-11"),
+                D("2021-02-01"),
+                D("2021-03-02"),
+                pd.NaT,
+                D("2021-01-01"),
+                pd.NaT,
+                D("2021-05-01"),
+                D("2021-02-01"),
+                pd.NaT,
+            ],
+            "ending_type": [
+                "interrupted",
+                "mutual_agreement",
+                "transferred",
+                "active",
+                "unknown",
+                "interrupted",
+                "interrupted",
+                "interrupted",
+                "active",
+            ],
             "age_at_start": [19, 25, 34, 35, 60, 40, 30, 30, 30],
         }
     )
@@ -33,8 +51,13 @@ def test_durations_censoring_and_exclusions_by_hand() -> None:
     # a: 1 Jan -> 11 Jan = 10 days; b: -> 1 Feb = 31; c: -> 2 Mar = 31 + 28 + 1 = 60;
     # d: active, censored at 31 Dec 2021 = 364 days; e: ends on its start day = 0 days (kept).
     assert t["duration"].to_dict() == {"a": 10.0, "b": 31.0, "c": 60.0, "d": 364.0, "e": 0.0}
-    assert t["cause"].to_dict() == {"a": "dropout", "b": "mutual_agreement", "c": "transferred",
-                                   "d": "censored", "e": "unknown"}
+    assert t["cause"].to_dict() == {
+        "a": "dropout",
+        "b": "mutual_agreement",
+        "c": "transferred",
+        "d": "censored",
+        "e": "unknown",
+    }
     assert t["event"].tolist() == [1, 1, 1, 0, 1]
     # causes in order: dropout, mutual_agreement, transferred, unknown (present) -> codes 1..4, censored 0
     assert tte.causes == ("dropout", "mutual_agreement", "transferred", "unknown")
@@ -83,7 +106,9 @@ def test_registry_and_cohort_input_drop_opted_out_patients() -> None:
     assert tte.opted_out_courses == len(reg.courses) - n_kept
     assert tte.extract_date == reg.extract_date
     # main substance from the baseline registration, labelled from the codebook
-    assert set(tte.table["hovedrusmiddel"].dropna()) <= set(reg.codebook.value_labels("hovedrusmiddel").values())
+    assert set(tte.table["hovedrusmiddel"].dropna()) <= set(
+        reg.codebook.value_labels("hovedrusmiddel").values()
+    )
     # censoring: an active course's duration is extract date - start
     act = tte.table[tte.table["ending_type"] == "active"].iloc[0]
     assert act["duration"] == (reg.extract_date - act["start_date"]).days

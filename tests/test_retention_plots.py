@@ -39,7 +39,9 @@ def test_km_by_setting_png_with_at_risk_table(tte, artifacts: Path) -> None:  # 
     assert all(int(s) % 5 == 0 and int(s) >= 10 for s in _at_risk_texts(ax))
     # the drawn steps are the table's estimates (after the starting point at 1)
     line = ax.get_lines()[0]
-    np.testing.assert_allclose(line.get_ydata()[1:], km.table.loc[km.table["group"] == "inpatient", "estimate"])
+    np.testing.assert_allclose(
+        line.get_ydata()[1:], km.table.loc[km.table["group"] == "inpatient", "estimate"]
+    )
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["inpatient", "outpatient"]
     plt.close(ax.figure)
 
@@ -49,7 +51,11 @@ def test_cumulative_incidence_png_labels_from_codebook(tte, artifacts: Path) -> 
     ax = ci.plot()
     ax.figure.savefig(artifacts / "retention_cumulative_incidence.png", dpi=90)
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["Dropout (Interrupted)", "Completed by mutual agreement", "Transferred to another legal entity"]
+    assert legend == [
+        "Dropout (Interrupted)",
+        "Completed by mutual agreement",
+        "Transferred to another legal entity",
+    ]
     first = _at_risk_texts(ax)[0]
     n_total = len(tte.table)
     assert int(first) == 5 * np.floor(n_total / 5 + 0.5)  # all courses at risk at time 0, rounded to 5
@@ -64,13 +70,17 @@ def test_cumulative_incidence_png_labels_from_codebook(tte, artifacts: Path) -> 
 
 
 def test_forest_plot_png(tte, artifacts: Path) -> None:  # noqa: ANN001
-    res = cox(tte, covariates=["latent_severity", "age_at_start", "setting", "hovedrusmiddel"],
-              scale={"age_at_start": 10}, reference={"setting": "outpatient"})
+    res = cox(
+        tte,
+        covariates=["latent_severity", "age_at_start", "setting", "hovedrusmiddel"],
+        scale={"age_at_start": 10},
+        reference={"setting": "outpatient"},
+    )
     ax = res.plot()
     ax.figure.savefig(artifacts / "retention_forest_dropout.png", dpi=90, bbox_inches="tight")
     labels = [t.get_text().rstrip("†") for t in ax.get_yticklabels()]
     assert labels == res.table["label"].tolist()[::-1]
-    drawn = ax.get_lines()[0].get_xdata()
+    drawn = np.asarray(ax.get_lines()[0].get_xdata(), dtype=float)
     np.testing.assert_allclose(drawn, res.table["hr"].to_numpy()[::-1])
     plt.close(ax.figure)
 

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
-from scipy.stats import chi2 as chi2_dist
 from hypothesis import strategies as st
 from lifelines import AalenJohansenFitter, KaplanMeierFitter
 from lifelines.statistics import multivariate_logrank_test
 from lifelines.utils import restricted_mean_survival_time
+from scipy.stats import chi2 as chi2_dist
 from statsmodels.duration.survfunc import SurvfuncRight, survdiff
 
 import kvarus_research as kr
@@ -45,13 +45,32 @@ def tiny() -> pd.DataFrame:
     Active courses are censored at the extract date, so their start is moved back to make the durations.
     """
     days = [2, 2, 2, 4, 5, 6, 6, 8]
-    ending = ["interrupted", "mutual_agreement", "active", "interrupted", "active", "mutual_agreement",
-              "mutual_agreement", "active"]
+    ending = [
+        "interrupted",
+        "mutual_agreement",
+        "active",
+        "interrupted",
+        "active",
+        "mutual_agreement",
+        "mutual_agreement",
+        "active",
+    ]
     extract = START + pd.Timedelta(days=100)
-    start = [extract - pd.Timedelta(days=d) if e == "active" else START for d, e in zip(days, ending, strict=True)]
-    end = [pd.NaT if e == "active" else START + pd.Timedelta(days=d) for d, e in zip(days, ending, strict=True)]
-    return pd.DataFrame({"course_id": [f"c{i}" for i in range(1, 9)], "start_date": start, "end_date": end,
-                         "ending_type": ending, "grp": list("aabbabab")})
+    start = [
+        extract - pd.Timedelta(days=d) if e == "active" else START for d, e in zip(days, ending, strict=True)
+    ]
+    end = [
+        pd.NaT if e == "active" else START + pd.Timedelta(days=d) for d, e in zip(days, ending, strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "course_id": [f"c{i}" for i in range(1, 9)],
+            "start_date": start,
+            "end_date": end,
+            "ending_type": ending,
+            "grp": list("aabbabab"),
+        }
+    )
 
 
 EXTRACT = START + pd.Timedelta(days=100)
@@ -117,8 +136,9 @@ def test_aalen_johansen_matches_lifelines_without_ties() -> None:
     code = rng.choice([0, 1, 2], size=n, p=[0.3, 0.4, 0.3])
     counts = event_counts(dur, code, 2)
     counts = counts[(counts["d_1"] + counts["d_2"]) > 0]
-    ours = aalen_johansen_from_counts(counts["n_at_risk"].to_numpy(), [counts["d_1"].to_numpy(),
-                                                                       counts["d_2"].to_numpy()])
+    ours = aalen_johansen_from_counts(
+        counts["n_at_risk"].to_numpy(), [counts["d_1"].to_numpy(), counts["d_2"].to_numpy()]
+    )
     for k in (1, 2):
         aj = AalenJohansenFitter(calculate_variance=True).fit(dur, code, event_of_interest=k)
         ref = aj.cumulative_density_.iloc[:, 0].reindex(counts["time"]).to_numpy()
@@ -148,8 +168,11 @@ def test_km_and_aj_on_tied_days_match_lifelines_and_statsmodels(synth: kr.Regist
     kmf = KaplanMeierFitter().fit(t["duration"], t["event"])
     ref = kmf.survival_function_.iloc[:, 0].reindex(km.table["time"]).to_numpy()
     np.testing.assert_allclose(km.table["estimate"], ref, rtol=1e-12)
-    np.testing.assert_allclose(km.table[["ci_lower", "ci_upper"]],
-                               kmf.confidence_interval_.reindex(km.table["time"]).to_numpy(), rtol=1e-9)
+    np.testing.assert_allclose(
+        km.table[["ci_lower", "ci_upper"]],
+        kmf.confidence_interval_.reindex(km.table["time"]).to_numpy(),
+        rtol=1e-9,
+    )
     sm = SurvfuncRight(t["duration"].to_numpy(), t["event"].to_numpy())
     np.testing.assert_allclose(km.table["estimate"], sm.surv_prob, rtol=1e-12)
     # Tied event times: lifelines jitters them (by up to ±0.0001). Breaking ties between events leaves the AJ
@@ -158,8 +181,9 @@ def test_km_and_aj_on_tied_days_match_lifelines_and_statsmodels(synth: kr.Regist
     ci = cumulative_incidence(tte, protect=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        aj = AalenJohansenFitter(seed=1, calculate_variance=False).fit(t["duration"], t["cause_code"],
-                                                                       event_of_interest=1)
+        aj = AalenJohansenFitter(seed=1, calculate_variance=False).fit(
+            t["duration"], t["cause_code"], event_of_interest=1
+        )
     cif = aj.cumulative_density_.iloc[:, 0]
     ours = ci.table[ci.table["cause"] == "dropout"]
     at = np.searchsorted(cif.index.to_numpy(), ours["time"].to_numpy() + 0.5, side="right") - 1
@@ -197,7 +221,7 @@ def test_protected_table_is_coarse_rounded_and_computed_from_itself(synth: kr.Re
     assert (t["n_at_risk"] >= 10).all()
     assert (t["n_events"] >= 0).all()
     # The curve is the AJ estimator applied to the rounded counts in the table itself:
-    for g, sub in t.groupby("group"):
+    for _group, sub in t.groupby("group"):
         wide = sub.pivot(index="time", columns="cause", values="n_events")
         n = sub.drop_duplicates("time").set_index("time")["n_at_risk"]
         causes = list(dict.fromkeys(sub["cause"]))
@@ -207,8 +231,9 @@ def test_protected_table_is_coarse_rounded_and_computed_from_itself(synth: kr.Re
     # and close to lifelines on the exact data (rounding error only): within 0.01 at each grid point
     drop = t[(t["group"] == "outpatient") & (t["cause"] == "dropout")]
     sub = tte.table[tte.table["setting"] == "outpatient"]
-    exact = cumulative_incidence(sub.reset_index(drop=True), extract_date=tte.extract_date, protect=False,
-                                 step=30)
+    exact = cumulative_incidence(
+        sub.reset_index(drop=True), extract_date=tte.extract_date, protect=False, step=30
+    )
     ex = exact.table[exact.table["cause"] == "dropout"].set_index("time")["estimate"]
     at = ex.reindex(ex.index.union(drop["time"])).ffill().reindex(drop["time"]).to_numpy()
     assert np.max(np.abs(drop["estimate"].to_numpy() - at)) < 0.01
@@ -234,7 +259,9 @@ def test_coarsened_without_rounding_equals_lifelines_on_grid_times() -> None:
     st.integers(1, 20),
 )
 @settings(max_examples=60, deadline=None)
-def test_coarsened_counts_never_show_small_or_unrounded_counts(rows: list, base: int, min_at_risk: int) -> None:
+def test_coarsened_counts_never_show_small_or_unrounded_counts(
+    rows: list, base: int, min_at_risk: int
+) -> None:
     dur = np.array([r[0] for r in rows], dtype=float)
     code = np.array([r[1] for r in rows])
     c = coarsened_counts(dur, code, 2, step=30, round_to=base, min_at_risk=min_at_risk)
@@ -249,3 +276,22 @@ def test_coarsened_counts_never_show_small_or_unrounded_counts(rows: list, base:
         true_cum = np.array([((grid <= t) & (code == k)).sum() for t in c["time"]])
         assert np.all(np.abs(cum - true_cum) <= base / 2)
     assert np.all(round_to_base(np.arange(50), base) % base == 0)
+
+
+def test_vectorised_logrank_equals_lifelines() -> None:
+    from kvarus_research.retention.estimators import logrank_from_events
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    grp = rng.integers(0, 4, n)
+    dur = np.ceil(rng.exponential(100 * (1 + 0.1 * grp)))  # integer days: many ties
+    ev = rng.random(n) < 0.7
+    stat, df = logrank_from_events(dur, ev, grp)
+    ref = multivariate_logrank_test(dur, grp, ev)
+    assert df == 3 and stat == pytest.approx(ref.test_statistic, rel=1e-9)
+    # by hand, two groups, times 1..4 alternating groups, all events:
+    # t=1: n=(2,2) d=(1,0) E1=0.5 V=1*3/3*(2/4)(2/4)=0.25; t=2: n=(1,2) d=(0,1) E1=1/3 V=(1/3)(2/3)=2/9;
+    # t=3: n=(1,1) d=(1,0) E1=0.5 V=0.25; t=4: n=(0,1): E1=0, V=0. O1-E1 = 2 - 4/3 = 2/3, V = 13/18
+    # statistic = (2/3)^2 / (13/18) = 8/13
+    s2, _ = logrank_from_events(np.array([1.0, 2, 3, 4]), np.ones(4), np.array([0, 1, 0, 1]))
+    assert s2 == pytest.approx(8 / 13)

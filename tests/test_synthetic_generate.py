@@ -151,7 +151,9 @@ def test_every_outcome_improves_on_average_but_some_patients_worsen(reg: kr.Regi
         assert t["share_ending"] < t["share_baseline_ended"], name
 
 
-def test_truth_equals_the_mean_of_the_latent_values_in_the_tables(reg: kr.Registry, clean: kr.Registry) -> None:
+def test_truth_equals_the_mean_of_the_latent_values_in_the_tables(
+    reg: kr.Registry, clean: kr.Registry
+) -> None:
     c = clean.courses
     for name in reg.codebook.outcomes():
         ended = c.dropna(subset=[f"latent_{name}_ending"])
@@ -171,7 +173,9 @@ def test_registered_values_are_the_latent_values(reg: kr.Registry) -> None:
         rows = regs[regs["kind"] == kind].dropna(subset=["dager_rus_30", "psykiske_plager"])
         assert len(rows) > 1000
         np.testing.assert_allclose(rows["dager_rus_30"].astype(float), rows[f"latent_dager_rus_30_{tp}"])
-        np.testing.assert_allclose(rows["psykiske_plager"].astype(float), rows[f"latent_psykiske_plager_{tp}"])
+        np.testing.assert_allclose(
+            rows["psykiske_plager"].astype(float), rows[f"latent_psykiske_plager_{tp}"]
+        )
 
 
 def test_complete_case_followup_is_optimistic_because_better_patients_respond(clean: kr.Registry) -> None:
@@ -188,7 +192,9 @@ def test_complete_case_followup_is_optimistic_because_better_patients_respond(cl
     c = clean.courses
     reg_fu = c[c["followup_status"].isin(["reached", "not_reached", "declined"])]
     improvement = reg_fu["latent_dager_rus_30_baseline"] - reg_fu["latent_dager_rus_30_followup"]
-    fit = sm.Logit((reg_fu["followup_status"] == "reached").astype(float), sm.add_constant(improvement)).fit(disp=0)
+    fit = sm.Logit((reg_fu["followup_status"] == "reached").astype(float), sm.add_constant(improvement)).fit(
+        disp=0
+    )
     assert fit.params.iloc[1] > 0 and fit.pvalues.iloc[1] < 1e-6
 
 
@@ -217,6 +223,8 @@ def test_unit_plan_shares_span_the_indicator_bands(reg: kr.Registry) -> None:
     mp = reg.registrations[reg.registrations["kind"] == "measurement"]
     shares = (mp["plan_beh"].dropna() == 2).groupby(mp["unit_id"]).mean()
     assert (shares >= 0.8).any() and ((shares >= 0.6) & (shares < 0.8)).any() and (shares < 0.6).any()
+    crisis = (mp["plan_krise"].dropna() == 2).groupby(mp["unit_id"]).mean()  # bands 60 / 40 %
+    assert (crisis >= 0.6).any() and ((crisis >= 0.4) & (crisis < 0.6)).any() and (crisis < 0.4).any()
     benefit = mp["eval_utbytte"].dropna().isin([4, 5]).groupby(mp["unit_id"]).mean()
     assert (benefit >= 0.8).any() and ((benefit >= 0.6) & (benefit < 0.8)).any() and (benefit < 0.6).any()
     counts = mp["plan_beh"].dropna().groupby(mp["unit_id"]).size()
@@ -227,7 +235,10 @@ def test_unit_plan_shares_span_the_indicator_bands(reg: kr.Registry) -> None:
 
 def test_coverage_grows_over_time(reg: kr.Registry) -> None:
     cov = reg.coverage.merge(
-        reg.courses.assign(year=reg.courses["start_date"].dt.year).groupby(["unit_id", "year"]).size().rename("n"),
+        reg.courses.assign(year=reg.courses["start_date"].dt.year)
+        .groupby(["unit_id", "year"])
+        .size()
+        .rename("n"),
         on=["unit_id", "year"],
         how="left",
     ).fillna({"n": 0})
@@ -250,8 +261,10 @@ def test_network_work_echoes_the_poster(reg: kr.Registry) -> None:
     assert m_ward["deltok_kommune"].mean() > m_amb["deltok_kommune"].mean()
     assert (m_amb["mote_sted"] == 2).mean() > (m_ward["mote_sted"] == 2).mean()  # outside hospital
     no_meeting = nw[nw["nettverksmote"] == 1]
-    assert no_meeting["ikke_invitert_grunn"].notna().all() and nw.loc[nw["nettverksmote"] == 2,
-                                                                          "ikke_invitert_grunn"].isna().all()
+    assert (
+        no_meeting["ikke_invitert_grunn"].notna().all()
+        and nw.loc[nw["nettverksmote"] == 2, "ikke_invitert_grunn"].isna().all()
+    )
 
 
 def test_bad_arguments_are_refused() -> None:

@@ -14,7 +14,8 @@ What the workbook cannot say is inferred, and documented here:
 - **valid range** from ``Gyldighet`` (``"0 - 30"``, ``"min 0 maks 30"``); **required** when it says ``Påkrevd``
   or ``Obligatorisk``.
 - **roles** from the MRS column names (``PasientGUID``, ``ForlopsID``, ``UnitId``, ``db_unit_title``,
-  ``PatientAge``, ``PatientGender``, ``behandlingsstatus``) and, for dates, the first date field of each form.
+  ``PatientAge``, ``PatientGender``, ``behandlingsstatus``) and, for dates, the first Dato or Dato/Tid field of each
+  form.
 - **English labels, outcome metadata and form tables** are not in the workbook: pass ``base`` (e.g. the bundled
   codebook) to carry them over for variables and forms it knows.
 """
@@ -31,7 +32,14 @@ from typing import Any
 from kvarus_research.codebook.model import Codebook, codebook_from_dict, load_codebook
 from kvarus_research.errors import CodebookError
 
-COLUMNS: tuple[str, ...] = ("Visningsnavn", "Variabelnavn", "Felttype", "Mulige verdier", "Gyldighet", "Hjelpetekst")
+COLUMNS: tuple[str, ...] = (
+    "Visningsnavn",
+    "Variabelnavn",
+    "Felttype",
+    "Mulige verdier",
+    "Gyldighet",
+    "Hjelpetekst",
+)
 #: Felttype (lower case) -> codebook type.
 FIELD_TYPES: dict[str, str] = {
     "enum": "enum",
@@ -69,16 +77,24 @@ ROLE_NAMES: dict[str, str] = {
 }
 _VALUE = re.compile(r"^\s*(-?\d+)\s*=\s*(.*?)\s*$")
 _NUMBER = r"-?\d+(?:[.,]\d+)?"
-_RANGE = re.compile(rf"({_NUMBER})\s*(?:-|–|til|to)\s*({_NUMBER})|min\w*\s*:?\s*({_NUMBER}).*?maks\w*\s*:?\s*({_NUMBER})",
-                    re.IGNORECASE)
+_RANGE = re.compile(
+    rf"({_NUMBER})\s*(?:-|–|til|to)\s*({_NUMBER})|min\w*\s*:?\s*({_NUMBER}).*?maks\w*\s*:?\s*({_NUMBER})",
+    re.IGNORECASE,
+)
 _FIXED_TIME = "2000-01-01T00:00:00Z"
 
 
 def _form_kind(name: str) -> str:
     low = name.lower()
-    for key, kind in (("basis", "baseline"), ("nettverk", "network_work"), ("avslutning", "ending"),
-                      ("oppfølging", "followup"), ("oppfolging", "followup"), ("målepunkt", "status"),
-                      ("maalepunkt", "status")):
+    for key, kind in (
+        ("basis", "baseline"),
+        ("nettverk", "network_work"),
+        ("avslutning", "ending"),
+        ("oppfølging", "followup"),
+        ("oppfolging", "followup"),
+        ("målepunkt", "status"),
+        ("maalepunkt", "status"),
+    ):
         if key in low:
             return kind
     return "status"
@@ -121,7 +137,9 @@ def _sheet_variables(ws: Any, file: str) -> list[dict[str, Any]]:
     rows = ws.iter_rows(values_only=True)
     header = next(rows, None)
     if header is None:
-        raise CodebookError(f"{file}, sheet {ws.title!r}: the sheet is empty; expected a header row {list(COLUMNS)}")
+        raise CodebookError(
+            f"{file}, sheet {ws.title!r}: the sheet is empty; expected a header row {list(COLUMNS)}"
+        )
     names = [_text(h) for h in header]
     missing = [c for c in COLUMNS[:3] if c not in names]
     if missing:
@@ -155,7 +173,9 @@ def _sheet_variables(ws: Any, file: str) -> list[dict[str, Any]]:
             }
             out.append(current)
         elif current is None:
-            raise CodebookError(f"{where}, column Variabelnavn: a value row comes before the first variable name")
+            raise CodebookError(
+                f"{where}, column Variabelnavn: a value row comes before the first variable name"
+            )
         for line in cells.get("Mulige verdier", "").splitlines():
             if not line.strip():
                 continue
@@ -287,13 +307,15 @@ def _variable(raw: dict[str, Any], form: str, base: Codebook | None, *, first_da
     if re.search(r"påkrevd|obligatorisk|required", raw["validity"], re.IGNORECASE):
         out["required"] = True
     role = known.role if known else ROLE_NAMES.get(name)
-    if role is None and raw["type"] == "date" and first_date and known is None:
+    if role is None and raw["type"] in ("date", "datetime") and first_date and known is None:
         role = "date"
     if role:
         out["role"] = role
     if known is not None and known.outcome is not None:
         out["outcome"] = {
-            k: getattr(known.outcome, k) for k in ("direction", "reliability", "cutoff") if getattr(known.outcome, k)
+            k: getattr(known.outcome, k)
+            for k in ("direction", "reliability", "cutoff")
+            if getattr(known.outcome, k)
         }
     if raw["help"]:
         out["description"] = raw["help"]
@@ -340,13 +362,25 @@ def write_rapport(codebook: Codebook | None, path: str | Path) -> Path:
         ws.append(list(COLUMNS))
         for v in cb.form_variables(form.name):
             values = [f"{c} = {v.code_label(c, 'nb')}" for c in v.codes]
-            values += [f"{c} = {'Velg verdi' if c == 0 else 'Ukjent'}" for c in v.missing_codes if c not in v.codes]
+            values += [
+                f"{c} = {'Velg verdi' if c == 0 else 'Ukjent'}" for c in v.missing_codes if c not in v.codes
+            ]
             validity = "; ".join(
-                x for x in ("Påkrevd" if v.required else "", f"{_fmt(v.range[0])} - {_fmt(v.range[1])}" if v.range else "")
+                x
+                for x in (
+                    "Påkrevd" if v.required else "",
+                    f"{_fmt(v.range[0])} - {_fmt(v.range[1])}" if v.range else "",
+                )
                 if x
             )
-            first = [v.label_in("nb"), v.name, WRITE_TYPES[v.type], values[0] if values else None, validity or None,
-                     v.description or None]
+            first = [
+                v.label_in("nb"),
+                v.name,
+                WRITE_TYPES[v.type],
+                values[0] if values else None,
+                validity or None,
+                v.description or None,
+            ]
             ws.append(first)
             for value in values[1:]:
                 ws.append([None, None, None, value, None, None])
@@ -366,7 +400,9 @@ def _reproducible_zip(data: bytes) -> bytes:
             content = src.read(info.filename)
             if info.filename == "docProps/core.xml":
                 text = content.decode("utf-8")
-                text = re.sub(r"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)", rf"\g<1>{_FIXED_TIME}\2", text)
+                text = re.sub(
+                    r"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)", rf"\g<1>{_FIXED_TIME}\2", text
+                )
                 content = text.encode("utf-8")
             fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
             fixed.compress_type = zipfile.ZIP_DEFLATED

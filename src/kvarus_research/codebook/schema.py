@@ -52,7 +52,9 @@ def variable_checks(variable: Variable) -> list[pa.Check]:
     return checks
 
 
-def form_schema(codebook: Codebook, form: str, *, columns: dict[str, str] | None = None) -> pa.DataFrameSchema:
+def form_schema(
+    codebook: Codebook, form: str, *, columns: dict[str, str] | None = None
+) -> pa.DataFrameSchema:
     """A pandera schema for the typed table of one form.
 
     Parameters

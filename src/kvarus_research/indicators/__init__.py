@@ -40,8 +40,10 @@ from kvarus_research.indicators.kvarus import (
     mutual_agreement_flags,
 )
 from kvarus_research.indicators.network import NetworkWorkResult, network_work
+from kvarus_research.indicators.network_protection import protect_network_table
 from kvarus_research.indicators.plots import funnel_limits, funnel_plot, indicator_bars, p_chart
 from kvarus_research.indicators.progress import ProgressResult, patient_progress
+from kvarus_research.indicators.protection import protect_indicator_table
 from kvarus_research.indicators.result import IndicatorResult
 
 __all__ = [
@@ -74,6 +76,8 @@ __all__ = [
     "network_work",
     "p_chart",
     "patient_progress",
+    "protect_indicator_table",
+    "protect_network_table",
     "proportion_ci",
     "wilson_ci",
 ]

@@ -179,7 +179,14 @@ class Indicator:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def definition(self, *, ci_method: CIMethod = "wilson", n_limit: int = 10) -> Definition:
-        """The definition carried by results of this indicator."""
+        """The definition carried by results of this indicator.
+
+        Examples
+        --------
+        >>> from kvarus_research.indicators import CRISIS_PLAN
+        >>> CRISIS_PLAN.definition(ci_method="exact").details["confidence interval"]
+        '95 % exact (Clopper–Pearson)'
+        """
         ci = "Wilson score" if ci_method == "wilson" else "exact (Clopper–Pearson)"
         details: dict[str, Any] = {
             "numerator": self.numerator,
@@ -255,7 +262,17 @@ def as_registry(data: Any) -> Any:
 
 
 def check_flags(flags: pd.DataFrame, key: str) -> pd.DataFrame:
-    """Check a flags table against the contract; numerator rows outside the denominator are an error."""
+    """Check a flags table against the contract; numerator rows outside the denominator are an error.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"unit_id": [1], "date": [pd.Timestamp("2021-01-01")], "denominator": [False],
+    ...     "numerator": [False], "exclusion": [None]})
+    >>> check_flags(f, "demo")
+    Traceback (most recent call last):
+    ...
+    kvarus_research.errors.AnalysisError: indicator 'demo': 1 row(s) are left out of the denominator without a reason
+    """
     missing = [c for c in FLAG_COLUMNS if c not in flags.columns]
     if missing:
         raise AnalysisError(
@@ -293,7 +310,13 @@ def count_exclusions(flags: pd.DataFrame) -> pd.DataFrame:
 
 
 def unit_names(units: pd.DataFrame) -> pd.Series:
-    """unit_id → display name (``unit_name`` when present, else ``"Unit <id>"``)."""
+    """unit_id → display name (``unit_name`` when present, else ``"Unit <id>"``).
+
+    Examples
+    --------
+    >>> unit_names(pd.DataFrame({"unit_id": [1, 2], "unit_name": ["A", None]})).tolist()
+    ['A', 'Unit 2']
+    """
     ids = units["unit_id"]
     names = units["unit_name"] if "unit_name" in units.columns else pd.Series(pd.NA, index=units.index)
     fallback = "Unit " + ids.astype(str)

@@ -27,8 +27,8 @@ MEASURES: dict[str, str] = {
     "place": "Where meetings were held (share of cases with a meeting)",
     "reason": "Why the network was not invited (share of cases without a meeting)",
 }
-COLUMNS = ["unit_id", "group", "year", "measure", "category", "numerator", "denominator", "proportion", "ci_low",
-           "ci_high"]  # fmt: skip
+COLUMNS = ["unit_id", "group", "year", "measure", "category", "key", "numerator", "denominator", "proportion",
+           "ci_low", "ci_high"]  # fmt: skip
 
 
 class NetworkWorkResult(Result):
@@ -41,7 +41,15 @@ class NetworkWorkResult(Result):
 
     count_columns = ("numerator", "denominator")
     derived_columns = {c: ("numerator", "denominator") for c in ("proportion", "ci_low", "ci_high")}
-    group_columns = ("group",)
+
+    def protected(self, rules: Any = "norway", *, enabled: bool = True) -> Any:
+        """The table after disclosure control, closed over the links between its cells.
+
+        See :func:`kvarus_research.indicators.network_protection.protect_network_table`.
+        """
+        from kvarus_research.indicators.network_protection import protect_network_table
+
+        return protect_network_table(self.table, rules, enabled=enabled)
 
     def __init__(
         self, table: pd.DataFrame, cases: pd.DataFrame, exclusions: pd.DataFrame, definition: Definition
@@ -52,7 +60,15 @@ class NetworkWorkResult(Result):
         self.definition = definition
 
     def measure(self, measure: Measure, year: int | None = None) -> pd.DataFrame:
-        """Rows of one measure and year (``None``: all years), wide: one row per category, one column per unit."""
+        """Rows of one measure and year (``None``: all years), wide: one row per category, one column per unit.
+
+        Examples
+        --------
+        >>> import kvarus_research as kr
+        >>> res = network_work(kr.synthetic.generate(n_courses=1000, seed=1))
+        >>> res.measure("meeting").index.tolist()
+        ['Network meeting held']
+        """
         t = self.table[(self.table["measure"] == measure)]
         t = t[t["year"].isna()] if year is None else t[t["year"].eq(year).fillna(False).to_numpy(dtype=bool)]
         return t.pivot_table(index="category", columns="group", values="proportion", sort=False)
@@ -92,7 +108,11 @@ class NetworkWorkResult(Result):
 
 
 def _rows(
-    frame: pd.DataFrame, measure: str, flags: dict[str, np.ndarray], base: np.ndarray
+    frame: pd.DataFrame,
+    measure: str,
+    flags: dict[str, np.ndarray],
+    base: np.ndarray,
+    role_keys: dict[str, str] | None = None,
 ) -> list[pd.DataFrame]:
     out = []
     for category, flag in flags.items():
@@ -103,6 +123,7 @@ def _rows(
             if not years:
                 s["year"] = pd.array([pd.NA] * len(s), dtype="Int64")
             s["measure"], s["category"] = measure, category
+            s["key"] = (role_keys or {}).get(category, "")
             out.append(s.rename(columns={"x": "numerator", "n": "denominator"}))
     return out
 
@@ -140,10 +161,11 @@ def network_work(data: Any, *, ci_method: Literal["wilson", "exact"] = "wilson")
     parts = _rows(frame, "meeting", {cb.label("nettverksmote"): meeting}, answered)
     for kind, measure in (("invitert", "invited"), ("deltok", "took_part")):
         flags = {cb.label(f"{kind}_{r}"): nw[f"{kind}_{r}"].fillna(False).to_numpy(dtype=bool) for r in ROLES}
-        parts += _rows(frame, measure, flags, meeting)
+        parts += _rows(frame, measure, flags, meeting, {cb.label(f"{kind}_{r}"): r for r in ROLES})
     flags = {cb.label(f"invitert_{r}").replace("invited", "not invited"): ~nw[f"invitert_{r}"].fillna(False)
              .to_numpy(dtype=bool) for r in ROLES}  # fmt: skip
-    parts += _rows(frame, "not_invited", flags, meeting)
+    not_keys = {cb.label(f"invitert_{r}").replace("invited", "not invited"): r for r in ROLES}
+    parts += _rows(frame, "not_invited", flags, meeting, not_keys)
     place = pd.to_numeric(nw["mote_sted"], errors="coerce").to_numpy()
     parts += _rows(
         frame, "place", {lab: place == c for c, lab in cb.value_labels("mote_sted").items()}, meeting

@@ -27,7 +27,17 @@ def _axes(ax: Any, n_rows: int = 6) -> Any:
 
 
 def target_bands(ax: Any, target: Target | None, *, scale: float = 100.0, vertical: bool = True) -> None:
-    """Shade the low / moderate / high ranges of ``target`` (red / yellow / green) on ``ax``."""
+    """Shade the low / moderate / high ranges of ``target`` (red / yellow / green) on ``ax``.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> _, ax = plt.subplots()
+    >>> target_bands(ax, Target(high=0.8, moderate=0.6))
+    >>> len(ax.patches)
+    3
+    """
     if target is None:
         return
     span = ax.axvspan if vertical else ax.axhspan
@@ -146,7 +156,7 @@ def funnel_plot(table: pd.DataFrame, *, ax: Any = None, title: str = "") -> Any:
     units = table[table["level"].isin(("unit", "pooled"))]
     shown = units.dropna(subset=["denominator", "proportion"])
     n_supp = len(units) - len(shown)
-    ax = _axes(ax)
+    ax = _axes(ax, n_rows=10)
     n = shown["denominator"].astype(float).to_numpy()
     p = shown["proportion"].astype(float).to_numpy()
     ax.scatter(n, p * 100, color="#2171b5", zorder=3, s=18, label="unit")

@@ -59,9 +59,27 @@ class IndicatorResult(Result):
         self._flags = flags  # unit, date and the two flags only: no identifiers
         self._units = units
 
+    def protected(self, rules: Any = "norway", *, enabled: bool = True) -> Any:
+        """The table after disclosure control, with its totals declared for secondary suppression.
+
+        See :func:`kvarus_research.indicators.protection.protect_indicator_table`.
+        """
+        from kvarus_research.indicators.protection import protect_indicator_table
+
+        return protect_indicator_table(self.table, rules, enabled=enabled)
+
     # -- views -------------------------------------------------------------------------------------------
     def for_year(self, year: int | None = None) -> pd.DataFrame:
-        """Rows of one year (``None``: all years together)."""
+        """Rows of one year (``None``: all years together).
+
+        Examples
+        --------
+        >>> import kvarus_research as kr
+        >>> from kvarus_research.indicators import TREATMENT_PLAN
+        >>> res = TREATMENT_PLAN.compute(kr.synthetic.generate(n_courses=300, seed=1))
+        >>> bool(res.for_year(None)["year"].isna().all())
+        True
+        """
         mask = self.table["year"].isna() if year is None else self.table["year"].eq(year).fillna(False)
         return self.table[mask.to_numpy(dtype=bool)].reset_index(drop=True)
 
@@ -77,6 +95,15 @@ class IndicatorResult(Result):
         -------
         DataFrame
             ``period, numerator, denominator, proportion, centre, lcl, ucl, signal``.
+
+        Examples
+        --------
+        >>> import kvarus_research as kr
+        >>> from kvarus_research.indicators import MUTUAL_AGREEMENT
+        >>> res = MUTUAL_AGREEMENT.compute(kr.synthetic.generate(n_courses=300, seed=1))
+        >>> spc = res.spc_table(period="year")
+        >>> int(spc["numerator"].sum()) == int(res.for_year(None).query("level == 'national'")["numerator"].iloc[0])
+        True
         """
         f = self._flags
         if unit_id is not None:

@@ -34,9 +34,13 @@ def add_validate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
     )
     p.add_argument("folder", help="extract folder (or a parent folder of YYYY-MM-DD extract folders)")
     p.add_argument("--report", metavar="FILE", help="write every finding to this CSV file")
-    p.add_argument("--codebook", metavar="FILE", help="codebook (YAML or rapport.xlsx) instead of the folder's")
+    p.add_argument(
+        "--codebook", metavar="FILE", help="codebook (YAML or rapport.xlsx) instead of the folder's"
+    )
     p.add_argument("--extract-date", metavar="YYYY-MM-DD", help="which dated extract folder to read")
-    p.add_argument("--allow-cp1252", action="store_true", help="read files that are not UTF-8 as Windows-1252")
+    p.add_argument(
+        "--allow-cp1252", action="store_true", help="read files that are not UTF-8 as Windows-1252"
+    )
     p.set_defaults(handler=run_validate)
     return p
 
@@ -48,16 +52,22 @@ def run_validate(args: argparse.Namespace) -> int:
 
     try:
         codebook = load_codebook(args.codebook) if getattr(args, "codebook", None) else None
-        reg = read_extract(args.folder, codebook, extract_date=getattr(args, "extract_date", None),
-                           allow_cp1252=bool(getattr(args, "allow_cp1252", False)))
+        reg = read_extract(
+            args.folder,
+            codebook,
+            extract_date=getattr(args, "extract_date", None),
+            allow_cp1252=bool(getattr(args, "allow_cp1252", False)),
+        )
     except KvarusError as exc:
         print(f"kvarus-research validate: the extract cannot be read: {exc}", file=sys.stderr)
         return 2
     report = reg.validation
     print(report.summary())
-    print(f"Registry: {len(reg.patients)} patients, {len(reg.courses)} courses, "
-          f"{len(reg.registrations)} registrations, {len(reg.units)} units; extract date "
-          f"{reg.extract_date:%d.%m.%Y}")
+    print(
+        f"Registry: {len(reg.patients)} patients, {len(reg.courses)} courses, "
+        f"{len(reg.registrations)} registrations, {len(reg.units)} units; extract date "
+        f"{reg.extract_date:%d.%m.%Y}"
+    )
     if getattr(args, "report", None):
         path = report.to_csv(Path(args.report))
         print(f"Findings written to {path}")

@@ -83,17 +83,22 @@ def completeness(registry: Registry, *, language: str = "en") -> pd.DataFrame:
                 if v.role is not None or v.name not in sub.columns:
                     continue
                 present = int(sub[v.name].notna().sum())
-                rows.append((form.name, kind or "network_work", v.name, v.label_in(language), len(sub), present))
+                rows.append(
+                    (form.name, kind or "network_work", v.name, v.label_in(language), len(sub), present)
+                )
     out = pd.DataFrame(rows, columns=["form", "kind", "variable", "label", "applicable", "present"])
     out["completeness"] = out["present"] / out["applicable"].where(out["applicable"] > 0)
     out["ci_low"], out["ci_high"] = _wilson(out["present"], out["applicable"])
-    out.attrs["definition"] = ("share of non-missing values among the registrations of the forms (and kinds) "
-                               "that carry the variable; opted-out patients excluded; Wilson 95 % CI")
+    out.attrs["definition"] = (
+        "share of non-missing values among the registrations of the forms (and kinds) "
+        "that carry the variable; opted-out patients excluded; Wilson 95 % CI"
+    )
     return out
 
 
-def course_completeness(registry: Registry, *, by: str | None = None,
-                        inactive_days: int = INACTIVE_DAYS) -> pd.DataFrame:
+def course_completeness(
+    registry: Registry, *, by: str | None = None, inactive_days: int = INACTIVE_DAYS
+) -> pd.DataFrame:
     """Forløpskompletthet: the share of ended-or-due courses that have an ending registration.
 
     Denominator: courses (opted-out patients excluded) that either have an ending registration, or have none
@@ -138,12 +143,19 @@ def course_completeness(registry: Registry, *, by: str | None = None,
         out = pd.DataFrame({"courses": g.size(), "ended": g["ended"].sum(), "overdue": g["overdue"].sum()})
         out = out.reset_index()
     else:
-        out = pd.DataFrame({"courses": [len(frame)], "ended": [int(frame["ended"].sum())],
-                            "overdue": [int(frame["overdue"].sum())]})
+        out = pd.DataFrame(
+            {
+                "courses": [len(frame)],
+                "ended": [int(frame["ended"].sum())],
+                "overdue": [int(frame["overdue"].sum())],
+            }
+        )
     out["denominator"] = out["ended"] + out["overdue"]
     out["completeness"] = out["ended"] / out["denominator"].where(out["denominator"] > 0)
     out["ci_low"], out["ci_high"] = _wilson(out["ended"], out["denominator"])
-    out.attrs["definition"] = (f"courses with an ending registration among courses that have one or whose last "
-                               f"registration is more than {inactive_days} days before the extract date "
-                               f"({reg.extract_date:%Y-%m-%d}); opted-out patients excluded; Wilson 95 % CI")
+    out.attrs["definition"] = (
+        f"courses with an ending registration among courses that have one or whose last "
+        f"registration is more than {inactive_days} days before the extract date "
+        f"({reg.extract_date:%Y-%m-%d}); opted-out patients excluded; Wilson 95 % CI"
+    )
     return out

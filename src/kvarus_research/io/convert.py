@@ -19,11 +19,14 @@ import pyarrow.compute as pc
 from kvarus_research.codebook.model import Variable
 
 NUMBER_RE = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
-DMY_RE = r"^(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})(?:[ T](?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?)?$"
+DMY_RE = (
+    r"^(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})(?:[ T](?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?)?$"
+)
 ISO_RE = r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?:[ T](?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?)?$"
 TRUE_TEXT = ("1", "true", "sann", "ja", "yes")
 FALSE_TEXT = ("0", "false", "usann", "nei", "no")
 BOOL_MISSING = ("-1",)
+DATE_EXPECTED = "a date dd.mm.YYYY (or dd.mm.YYYY HH:MM:SS)"
 
 
 class Converted:
@@ -31,8 +34,9 @@ class Converted:
 
     __slots__ = ("values", "bad", "rule", "expected")
 
-    def __init__(self, values: pd.api.extensions.ExtensionArray | np.ndarray, bad: np.ndarray, rule: str,
-                 expected: str) -> None:
+    def __init__(
+        self, values: pd.api.extensions.ExtensionArray | np.ndarray, bad: np.ndarray, rule: str, expected: str
+    ) -> None:
         self.values, self.bad, self.rule, self.expected = values, bad, rule, expected
 
 
@@ -53,7 +57,9 @@ def _is_bad(clean: pa.Array, parsed_valid: np.ndarray) -> np.ndarray:
 
 def to_text(clean: pa.Array) -> pd.api.extensions.ExtensionArray:
     """Text as a pandas ``string`` array (pyarrow storage)."""
-    return pd.array(pd.arrays.ArrowStringArray(clean.cast(pa.large_string())), dtype=pd.StringDtype("pyarrow"))
+    return pd.array(
+        pd.arrays.ArrowStringArray(clean.cast(pa.large_string())), dtype=pd.StringDtype("pyarrow")
+    )
 
 
 def parse_numbers(clean: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -83,8 +89,31 @@ def _int_array(values: np.ndarray) -> pd.arrays.IntegerArray:
     return pd.arrays.IntegerArray(np.where(mask, 0, values).astype(np.int64), mask)
 
 
-def convert_number(clean: pa.Array, v: Variable) -> Converted:
-    """An integer, enum or float column; missing codes become NA; enum labels are mapped to their codes."""
+def _fast_integers(arr: pa.Array, v: Variable) -> Converted | None:
+    """Every present value a plain integer: one cast kernel, missing codes masked; else None."""
+    try:
+        ints = pc.cast(arr, pa.int64())
+    except pa.ArrowInvalid:
+        return None
+    mask = np.asarray(ints.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    if v.missing_codes:
+        codes = pa.array([int(c) for c in v.missing_codes if float(c).is_integer()], type=pa.int64())
+        mask |= np.asarray(pc.fill_null(pc.is_in(ints, value_set=codes), False).to_numpy(zero_copy_only=False))
+    values = np.asarray(ints.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    expected = "a whole number" if v.type == "integer" else "a code"
+    return Converted(pd.arrays.IntegerArray(values, mask), np.zeros(len(arr), dtype=bool), "not_a_number", expected)
+
+
+def convert_number(arr: pa.Array, v: Variable, missing_labels: tuple[str, ...] = ()) -> Converted:
+    """An integer, enum or float column; missing codes become NA; enum labels are mapped to their codes.
+
+    ``arr`` holds the raw text (empty fields already null); a fast path casts whole integer columns at once.
+    """
+    if v.type != "float":
+        fast = _fast_integers(arr, v)
+        if fast is not None:
+            return fast
+    clean = clean_text(arr, missing_labels)
     values, bad = parse_numbers(clean)
     if v.type == "enum" and bad.any():
         labels = {str(lab).strip().lower(): c for c, d in v.codes.items() for lab in d.values()}
@@ -96,13 +125,19 @@ def convert_number(clean: pa.Array, v: Variable) -> Converted:
     if v.missing_codes:
         values[np.isin(values, np.asarray(v.missing_codes, dtype=np.float64))] = np.nan
     if v.type == "float":
-        return Converted(pd.arrays.FloatingArray(np.nan_to_num(values), np.isnan(values)), bad, "not_a_number",
-                         "a number (decimal comma allowed)")
+        return Converted(
+            pd.arrays.FloatingArray(np.nan_to_num(values), np.isnan(values)),
+            bad,
+            "not_a_number",
+            "a number (decimal comma allowed)",
+        )
     frac = ~np.isnan(values) & (values != np.round(values))
     if frac.any():
         values[frac] = np.nan
         return Converted(_int_array(values), bad | frac, "not_a_number", "a whole number")
-    return Converted(_int_array(values), bad, "not_a_number", "a whole number" if v.type == "integer" else "a code")
+    return Converted(
+        _int_array(values), bad, "not_a_number", "a whole number" if v.type == "integer" else "a code"
+    )
 
 
 def _components(clean: pa.Array, pattern: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -153,9 +188,6 @@ def parse_dates(clean: pa.Array, *, keep_time: bool) -> tuple[np.ndarray, np.nda
     >>> [str(x)[:10] for x in d], bad.tolist()
     (['2021-03-01', 'NaT', '2021-03-02', 'NaT'], [False, True, False, False])
     """
-    fast = _fast_dates(clean)
-    if fast is not None:
-        return fast, np.zeros(len(clean), dtype=bool)
     ok1, p1 = _components(clean, DMY_RE)
     ok2, p2 = _components(clean, ISO_RE)
     ok = ok1 | ok2
@@ -165,7 +197,9 @@ def parse_dates(clean: pa.Array, *, keep_time: bool) -> tuple[np.ndarray, np.nda
     valid = ok & (m >= 1) & (m <= 12) & (d >= 1) & (y >= 1800) & (y <= 2200)
     month_start = np.where(valid, month_start, 0)
     first = month_start.astype("datetime64[M]").astype("datetime64[D]")
-    days_in_month = ((month_start + 1).astype("datetime64[M]").astype("datetime64[D]") - first).astype(np.int64)
+    days_in_month = ((month_start + 1).astype("datetime64[M]").astype("datetime64[D]") - first).astype(
+        np.int64
+    )
     valid &= d <= days_in_month
     valid &= (hh < 24) & (mm < 60) & (ss < 60)
     out = (first + (np.where(valid, d, 1) - 1).astype("timedelta64[D]")).astype("datetime64[ns]")
@@ -185,8 +219,12 @@ def parse_booleans(clean: pa.Array) -> tuple[pd.arrays.BooleanArray, np.ndarray]
     ([True, False, <NA>, <NA>, <NA>], [False, False, False, True, False])
     """
     low = pc.utf8_lower(clean)
-    is_true = np.asarray(pc.fill_null(pc.is_in(low, value_set=pa.array(TRUE_TEXT)), False).to_numpy(zero_copy_only=False))
-    is_false = np.asarray(pc.fill_null(pc.is_in(low, value_set=pa.array(FALSE_TEXT)), False).to_numpy(zero_copy_only=False))
+    is_true = np.asarray(
+        pc.fill_null(pc.is_in(low, value_set=pa.array(TRUE_TEXT)), False).to_numpy(zero_copy_only=False)
+    )
+    is_false = np.asarray(
+        pc.fill_null(pc.is_in(low, value_set=pa.array(FALSE_TEXT)), False).to_numpy(zero_copy_only=False)
+    )
     is_missing = np.asarray(
         pc.fill_null(pc.is_in(low, value_set=pa.array(BOOL_MISSING)), False).to_numpy(zero_copy_only=False)
     )
@@ -194,7 +232,9 @@ def parse_booleans(clean: pa.Array) -> tuple[pd.arrays.BooleanArray, np.ndarray]
     return pd.arrays.BooleanArray(is_true, ~known), _is_bad(clean, known | is_missing)
 
 
-def convert_column(arr: pa.ChunkedArray | pa.Array, v: Variable | None, missing_labels: tuple[str, ...]) -> Converted:
+def convert_column(
+    arr: pa.ChunkedArray | pa.Array, v: Variable | None, missing_labels: tuple[str, ...]
+) -> Converted:
     """Convert one text column by its codebook variable (``None``: keep as text).
 
     Examples
@@ -205,13 +245,19 @@ def convert_column(arr: pa.ChunkedArray | pa.Array, v: Variable | None, missing_
     >>> c.values.tolist(), c.bad.tolist(), c.rule
     ([2, <NA>, <NA>, <NA>], [False, False, False, True], 'not_a_number')
     """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], type=pa.string())
+    if v is not None and v.type in ("integer", "enum", "float"):
+        return convert_number(arr, v, missing_labels)
+    if v is not None and v.type == "date":
+        fast = _fast_dates(arr)
+        if fast is not None:
+            return Converted(fast, np.zeros(len(arr), dtype=bool), "invalid_date", DATE_EXPECTED)
     clean = clean_text(arr, missing_labels)
     if v is None or v.type in ("id", "text"):
         return Converted(to_text(clean), np.zeros(len(clean), dtype=bool), "", "text")
-    if v.type in ("integer", "enum", "float"):
-        return convert_number(clean, v)
     if v.type in ("date", "datetime"):
         values, bad = parse_dates(clean, keep_time=v.type == "datetime")
-        return Converted(values, bad, "invalid_date", "a date dd.mm.YYYY (or dd.mm.YYYY HH:MM:SS)")
+        return Converted(values, bad, "invalid_date", DATE_EXPECTED)
     values, bad = parse_booleans(clean)
     return Converted(values, bad, "invalid_boolean", "a boolean (-1/0/1 or False/True)")

@@ -42,16 +42,26 @@ EARLIEST_DATE = pd.Timestamp("2019-01-01")
 Sources = list[tuple[str, str]]
 
 
-def _findings(regs: pd.DataFrame, mask: np.ndarray, rule: str, message: str, column: str | None,
-              sources: Sources) -> list[pd.DataFrame]:
+def _findings(
+    regs: pd.DataFrame, mask: np.ndarray, rule: str, message: str, column: str | None, sources: Sources
+) -> list[pd.DataFrame]:
     """Findings for the masked rows, one table per source file (``column="date"``: the file's date column)."""
     out = []
     sub = regs.loc[mask]
     for src, grp in sub.groupby("_src", sort=True):
         file, date_column = sources[int(src)]
         values = grp["date"].dt.strftime("%d.%m.%Y").fillna("") if column == "date" else None
-        out.append(finding_frame(file, grp["_line"].to_numpy(), date_column if column == "date" else column,
-                                 values, rule, "error", message))
+        out.append(
+            finding_frame(
+                file,
+                grp["_line"].to_numpy(),
+                date_column if column == "date" else column,
+                values,
+                rule,
+                "error",
+                message,
+            )
+        )
     return out
 
 
@@ -71,10 +81,22 @@ def check_dates(regs: pd.DataFrame, extract_date: pd.Timestamp, sources: Sources
     date = regs["date"]
     early = (date < EARLIEST_DATE).to_numpy(dtype=bool, na_value=False)
     late = (date > extract_date).to_numpy(dtype=bool, na_value=False)
-    found = _findings(regs, early, "date_before_2019", "dated before 01.01.2019 (before Kvarus); row rejected", "date",
-                      sources)
-    found += _findings(regs, late, "date_in_future",
-                       f"dated after the extract date {extract_date:%d.%m.%Y}; row rejected", "date", sources)
+    found = _findings(
+        regs,
+        early,
+        "date_before_2019",
+        "dated before 01.01.2019 (before Kvarus); row rejected",
+        "date",
+        sources,
+    )
+    found += _findings(
+        regs,
+        late,
+        "date_in_future",
+        f"dated after the extract date {extract_date:%d.%m.%Y}; row rejected",
+        "date",
+        sources,
+    )
     return early | late, found
 
 
@@ -101,9 +123,17 @@ def check_duplicates(regs: pd.DataFrame, sources: Sources) -> tuple[np.ndarray, 
     first_line = regs.groupby(key, sort=False, dropna=False)["_line"].transform("first").to_numpy()[dup]
     sub = regs.loc[dup].assign(_first=first_line)
     for (src, line_first), g in sub.groupby(["_src", "_first"], sort=True):
-        out.append(finding_frame(sources[int(src)][0], g["_line"].to_numpy(), "<patient, form, date>", None,
-                                 "duplicate_registration", "error",
-                                 f"same patient, form, date and course as line {line_first}; row rejected"))
+        out.append(
+            finding_frame(
+                sources[int(src)][0],
+                g["_line"].to_numpy(),
+                "<patient, form, date>",
+                None,
+                "duplicate_registration",
+                "error",
+                f"same patient, form, date and course as line {line_first}; row rejected",
+            )
+        )
     return dup, out
 
 
@@ -121,11 +151,22 @@ def assign_courses(regs: pd.DataFrame, sources: Sources) -> tuple[pd.Series, np.
         owner_of = np.full(int(codes.max()) + 1, -1, dtype=np.int64)
         owner_of[owner.index.to_numpy()] = owner.to_numpy()
         other = (~missing) & (pid != owner_of[np.maximum(codes, 0)])
-        found = _findings(regs, missing, "orphan_registration",
-                          "no course id (ForlopsID) while the extract has course ids: the course is unknown; "
-                          "row rejected", "ForlopsID", sources)
-        found += _findings(regs, other, "orphan_registration",
-                           "the course id (ForlopsID) belongs to another patient; row rejected", "ForlopsID", sources)
+        found = _findings(
+            regs,
+            missing,
+            "orphan_registration",
+            "no course id (ForlopsID) while the extract has course ids: the course is unknown; row rejected",
+            "ForlopsID",
+            sources,
+        )
+        found += _findings(
+            regs,
+            other,
+            "orphan_registration",
+            "the course id (ForlopsID) belongs to another patient; row rejected",
+            "ForlopsID",
+            sources,
+        )
         return cid, missing | other, found
     ids, problems = derive_course_ids(regs)
     bad = np.zeros(len(regs), dtype=bool)
@@ -133,8 +174,14 @@ def assign_courses(regs: pd.DataFrame, sources: Sources) -> tuple[pd.Series, np.
     for rule, grp in problems.groupby("rule"):
         mask = np.zeros(len(regs), dtype=bool)
         mask[grp["row"].to_numpy(dtype=np.int64)] = True
-        found += _findings(regs, mask, str(rule), str(grp["message"].iloc[0]) + " (courses derived from "
-                           "behandlingsstatus); row rejected", "behandlingsstatus", sources)
+        found += _findings(
+            regs,
+            mask,
+            str(rule),
+            str(grp["message"].iloc[0]) + " (courses derived from behandlingsstatus); row rejected",
+            "behandlingsstatus",
+            sources,
+        )
         bad |= mask
     return ids.astype("string"), bad, found
 

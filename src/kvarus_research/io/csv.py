@@ -46,7 +46,9 @@ class FileProblem(ExtractError):
         ``missing_required_column``, ``unreadable``, ``missing_form``.
     """
 
-    def __init__(self, message: str, *, file: str, rule: str, line: int | None = None, column: str | None = None):
+    def __init__(
+        self, message: str, *, file: str, rule: str, line: int | None = None, column: str | None = None
+    ):
         super().__init__(message)
         self.file, self.rule, self.line, self.column = file, rule, line, column
 
@@ -93,7 +95,9 @@ class RawTable:
 def _utf8_error(data: bytes) -> int | None:
     """Byte offset of the first invalid UTF-8 sequence, or None when ``data`` is valid UTF-8."""
     arr = pa.Array.from_buffers(
-        pa.large_binary(), 1, [None, pa.py_buffer(np.array([0, len(data)], dtype=np.int64)), pa.py_buffer(data)]
+        pa.large_binary(),
+        1,
+        [None, pa.py_buffer(np.array([0, len(data)], dtype=np.int64)), pa.py_buffer(data)],
     )
     try:
         arr.cast(pa.large_string())
@@ -111,28 +115,43 @@ def _header(first_line: str, name: str) -> tuple[list[str], bool]:
     try:
         names = next(csv.reader([first_line], delimiter=";"), [])
     except csv.Error as exc:
-        raise FileProblem(f"{name} line 1: the header cannot be split into columns ({exc})", file=name, line=1,
-                          rule="unreadable") from exc
+        raise FileProblem(
+            f"{name} line 1: the header cannot be split into columns ({exc})",
+            file=name,
+            line=1,
+            rule="unreadable",
+        ) from exc
     names = [n.strip() for n in names]
     trailing = len(names) > 1 and names[-1] == ""
     if trailing:
         names = names[:-1]
     if not names or all(n == "" for n in names):
-        raise FileProblem(f"{name} line 1: the header names no columns; expected ';'-separated column names",
-                          file=name, line=1, rule="empty_file")
+        raise FileProblem(
+            f"{name} line 1: the header names no columns; expected ';'-separated column names",
+            file=name,
+            line=1,
+            rule="empty_file",
+        )
     if len(names) == 1:
         for delim, label in ((",", "','"), ("\t", "a tab"), ("|", "'|'")):
             if delim in names[0]:
                 raise FileProblem(
                     f"{name} line 1: the columns are separated by {label}, expected ';' (MRS data dumps use ';')",
-                    file=name, line=1, rule="wrong_delimiter",
+                    file=name,
+                    line=1,
+                    rule="wrong_delimiter",
                 )
     seen: set[str] = set()
     for n in names:
         if n and n in seen:
-            raise FileProblem(f"{name} line 1: column {n!r} appears more than once; duplicate column names are "
-                              "refused (which one holds the data is unknown)", file=name, line=1, column=n,
-                              rule="duplicate_column")
+            raise FileProblem(
+                f"{name} line 1: column {n!r} appears more than once; duplicate column names are "
+                "refused (which one holds the data is unknown)",
+                file=name,
+                line=1,
+                column=n,
+                rule="duplicate_column",
+            )
         seen.add(n)
     names = [n if n else f"unnamed_{i + 1}" for i, n in enumerate(names)]
     return names, trailing
@@ -145,7 +164,9 @@ def _line_count(data: bytes) -> tuple[int, bool]:
     return n, blank
 
 
-def parse_csv(data: bytes, name: str, *, allow_cp1252: bool = False) -> RawTable:
+def parse_csv(
+    data: bytes, name: str, *, allow_cp1252: bool = False, null_values: tuple[str, ...] = ("",)
+) -> RawTable:
     """Split the bytes of one MRS CSV data dump into text fields.
 
     Parameters
@@ -156,6 +177,8 @@ def parse_csv(data: bytes, name: str, *, allow_cp1252: bool = False) -> RawTable
         File name, used in findings and messages.
     allow_cp1252 : bool
         Read a file that is not valid UTF-8 as Windows-1252 (with a warning note) instead of refusing it.
+    null_values : tuple of str
+        Field texts read as null (missing): the empty field and, from the reader, the codebook's missing labels.
 
     Returns
     -------
@@ -171,6 +194,8 @@ def parse_csv(data: bytes, name: str, *, allow_cp1252: bool = False) -> RawTable
     >>> raw = parse_csv("\\ufeffPasientGUID;dager_rus_30;\\na;3;\\nb;2,5;\\n".encode(), "f.csv")
     >>> raw.columns, raw.lines.tolist(), raw.table.column("dager_rus_30").to_pylist()
     (['PasientGUID', 'dager_rus_30'], [2, 3], ['3', '2,5'])
+    >>> parse_csv(b"a;\\n;\\n---;\\n", "g.csv", null_values=("", "---")).table.column("a").to_pylist()
+    [None, None]
     """
     if data.startswith(BOM):
         data = data[len(BOM) :]
@@ -185,31 +210,43 @@ def parse_csv(data: bytes, name: str, *, allow_cp1252: bool = False) -> RawTable
             raise FileProblem(
                 f"{name} line {line}: the file is not UTF-8 (byte 0x{data[bad]:02x} at offset {bad}); MRS dumps "
                 "are UTF-8. If it was saved by Excel as Windows-1252, read it with allow_cp1252=True",
-                file=name, line=line, rule="encoding",
+                file=name,
+                line=line,
+                rule="encoding",
             )
         try:
             data = data.decode("cp1252").encode("utf-8")
         except UnicodeDecodeError as exc:
-            raise FileProblem(f"{name}: the file is neither UTF-8 nor Windows-1252 (byte offset {exc.start})",
-                              file=name, line=line, rule="encoding") from exc
+            raise FileProblem(
+                f"{name}: the file is neither UTF-8 nor Windows-1252 (byte offset {exc.start})",
+                file=name,
+                line=line,
+                rule="encoding",
+            ) from exc
         encoding = "cp1252"
         notes.append(("encoding_cp1252", None, "file is not UTF-8; read as Windows-1252 as allowed"))
     if b"\x00" in data:
         line = data.count(b"\n", 0, data.index(b"\x00")) + 1
-        raise FileProblem(f"{name} line {line}: the file contains NUL bytes: not a text file",
-                          file=name, line=line, rule="unreadable")
+        raise FileProblem(
+            f"{name} line {line}: the file contains NUL bytes: not a text file",
+            file=name,
+            line=line,
+            rule="unreadable",
+        )
     end = data.find(b"\n")
     first = (data if end < 0 else data[:end]).decode("utf-8").rstrip("\r")
     names, trailing = _header(first, name)
     n_fields = len(names) + (1 if trailing else 0)
-    raw = _fast_parse(data, names, n_fields, name) if end >= 0 else None
+    raw = _fast_parse(data, names, n_fields, name, null_values) if end >= 0 else None
     if raw is None:
-        raw = _slow_parse(data.decode("utf-8"), names, n_fields, trailing, name)
+        raw = _slow_parse(data.decode("utf-8"), names, n_fields, trailing, name, null_values)
     raw.encoding, raw.notes = encoding, notes + raw.notes
     return raw
 
 
-def _fast_parse(data: bytes, names: list[str], n_fields: int, name: str) -> RawTable | None:
+def _fast_parse(
+    data: bytes, names: list[str], n_fields: int, name: str, null_values: tuple[str, ...]
+) -> RawTable | None:
     """pyarrow's parser when every record sits on one line with the right number of fields; else None."""
     n_lines, blank = _line_count(data)
     if blank:
@@ -221,15 +258,23 @@ def _fast_parse(data: bytes, names: list[str], n_fields: int, name: str) -> RawT
             read_options=pcsv.ReadOptions(skip_rows=1, column_names=cols, block_size=1 << 24),
             parse_options=pcsv.ParseOptions(delimiter=";", newlines_in_values=False),
             convert_options=pcsv.ConvertOptions(
-                column_types=dict.fromkeys(cols, pa.string()), strings_can_be_null=False, quoted_strings_can_be_null=False
+                column_types=dict.fromkeys(cols, pa.string()),
+                null_values=list(null_values),
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowException):
         return None
     if table.num_rows != n_lines - 1:
         return None
-    raw = RawTable(file=name, columns=names, table=table.select(cols[: len(names)]).rename_columns(names),
-                   lines=np.arange(2, table.num_rows + 2, dtype=np.int64), expected_fields=n_fields)
+    raw = RawTable(
+        file=name,
+        columns=names,
+        table=table.select(cols[: len(names)]).rename_columns(names),
+        lines=np.arange(2, table.num_rows + 2, dtype=np.int64),
+        expected_fields=n_fields,
+    )
     if n_fields > len(names):
         _check_trailing(raw, table.column(cols[-1]).to_pylist())
     return raw
@@ -238,11 +283,22 @@ def _fast_parse(data: bytes, names: list[str], n_fields: int, name: str) -> RawT
 def _check_trailing(raw: RawTable, values: list[Any]) -> None:
     filled = sum(1 for v in values if v not in ("", None))
     if filled:
-        raw.notes.append(("unnamed_column_not_empty", None,
-                          f"the unnamed last column holds values in {filled} row(s); they were ignored"))
+        raw.notes.append(
+            (
+                "unnamed_column_not_empty",
+                None,
+                f"the unnamed last column holds values in {filled} row(s); they were ignored",
+            )
+        )
 
 
-def _slow_parse(text: str, names: list[str], n_fields: int, trailing: bool, name: str) -> RawTable:
+def _nulled(values: tuple[str, ...] | list[str], null_values: frozenset[str]) -> list[str | None]:
+    return [None if v in null_values else v for v in values]
+
+
+def _slow_parse(
+    text: str, names: list[str], n_fields: int, trailing: bool, name: str, null_values: tuple[str, ...] = ("",)
+) -> RawTable:
     """Python's csv module, line by line: handles quoted newlines, blank lines and rows of the wrong length."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=";")
     rows: list[list[str]] = []
@@ -263,12 +319,23 @@ def _slow_parse(text: str, names: list[str], n_fields: int, trailing: bool, name
             else:
                 bad.append((start, len(rec)))
     except csv.Error as exc:
-        raise FileProblem(f"{name} line {prev + 1}: cannot be split into fields ({exc})", file=name, line=prev + 1,
-                          rule="unreadable") from exc
+        raise FileProblem(
+            f"{name} line {prev + 1}: cannot be split into fields ({exc})",
+            file=name,
+            line=prev + 1,
+            rule="unreadable",
+        ) from exc
     columns = list(zip(*rows)) if rows else [()] * len(names)
-    table = pa.table({n: pa.array(list(c), type=pa.string()) for n, c in zip(names, columns)})
-    raw = RawTable(file=name, columns=names, table=table, lines=np.asarray(lines, dtype=np.int64), bad_rows=bad,
-                   expected_fields=n_fields)
+    nulls = frozenset(null_values)
+    table = pa.table({n: pa.array(_nulled(c, nulls), type=pa.string()) for n, c in zip(names, columns)})
+    raw = RawTable(
+        file=name,
+        columns=names,
+        table=table,
+        lines=np.asarray(lines, dtype=np.int64),
+        bad_rows=bad,
+        expected_fields=n_fields,
+    )
     if trailing:
         _check_trailing(raw, extra)
     return raw
@@ -291,7 +358,7 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def parse_sheet(rows: Any, name: str) -> RawTable:
+def parse_sheet(rows: Any, name: str, null_values: tuple[str, ...] = ("",)) -> RawTable:
     """Split the rows of one xlsx sheet (``openpyxl`` ``iter_rows(values_only=True)``) like a CSV dump.
 
     Row numbers are the sheet's (header = row 1); fully blank rows are skipped and not counted.
@@ -322,22 +389,33 @@ def parse_sheet(rows: Any, name: str) -> RawTable:
         data.append(cells)
         lines.append(i)
     columns = list(zip(*data)) if data else [()] * len(names)
-    table = pa.table({n: pa.array(list(c), type=pa.string()) for n, c in zip(names, columns)})
-    return RawTable(file=name, columns=names, table=table, lines=np.asarray(lines, dtype=np.int64),
-                    expected_fields=len(names))
+    nulls = frozenset(null_values)
+    table = pa.table({n: pa.array(_nulled(c, nulls), type=pa.string()) for n, c in zip(names, columns)})
+    return RawTable(
+        file=name,
+        columns=names,
+        table=table,
+        lines=np.asarray(lines, dtype=np.int64),
+        expected_fields=len(names),
+    )
 
 
-def read_workbook(path: Path) -> dict[str, RawTable]:
+def read_workbook(path: Path, null_values: tuple[str, ...] = ("",)) -> dict[str, RawTable]:
     """Every sheet of an xlsx data dump, by sheet name."""
     import openpyxl
 
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a broken file
-        raise FileProblem(f"{path.name}: not a readable xlsx workbook ({type(exc).__name__}: {exc})",
-                          file=path.name, rule="unreadable") from exc
+        raise FileProblem(
+            f"{path.name}: not a readable xlsx workbook ({type(exc).__name__}: {exc})",
+            file=path.name,
+            rule="unreadable",
+        ) from exc
     try:
-        return {ws.title: parse_sheet(ws.iter_rows(values_only=True), f"{path.name}[{ws.title}]")
-                for ws in wb.worksheets}
+        return {
+            ws.title: parse_sheet(ws.iter_rows(values_only=True), f"{path.name}[{ws.title}]", null_values)
+            for ws in wb.worksheets
+        }
     finally:
         wb.close()

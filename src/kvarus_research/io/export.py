@@ -88,8 +88,9 @@ def export_table(df: pd.DataFrame, path: str | Path, codebook: Codebook, *, lang
         if suffix == ".sav":
             pyreadstat.write_sav(data, str(path), column_labels=labels, variable_value_labels=value_labels)
         else:
-            pyreadstat.write_dta(data, str(path), column_labels=labels, variable_value_labels=value_labels,
-                                 version=15)
+            pyreadstat.write_dta(
+                data, str(path), column_labels=labels, variable_value_labels=value_labels, version=15
+            )
     except Exception as exc:  # pyreadstat raises its own types (e.g. a name Stata refuses)
         raise ExtractError(f"{path.name}: cannot be written ({type(exc).__name__}: {exc})") from exc
     return path

@@ -104,40 +104,73 @@ def convert_form(raw: RawTable, form: Form, codebook: Codebook) -> FormTable:
     ['missing_column']
     """
     file = raw.file
-    findings: list[pd.DataFrame] = [file_finding(file, col, rule, "warning", msg) for rule, col, msg in raw.notes]
+    findings: list[pd.DataFrame] = [
+        file_finding(file, col, rule, "warning", msg) for rule, col, msg in raw.notes
+    ]
     form_vars = codebook.form_variables(form.name)
     for v in form_vars:
         if v.required and v.name not in raw.columns:
             raise FileProblem(
                 f"{file}: required column {v.name!r} of form {form.name!r} is missing; the file has columns "
                 f"{raw.columns[:12]}{' ...' if len(raw.columns) > 12 else ''}",
-                file=file, column=v.name, rule="missing_required_column",
+                file=file,
+                column=v.name,
+                rule="missing_required_column",
             )
         if v.role is None and v.name not in raw.columns:
-            findings.append(file_finding(file, v.name, "missing_column", "warning",
-                                         f"codebook variable of form {form.name} has no column: all values missing"))
+            findings.append(
+                file_finding(
+                    file,
+                    v.name,
+                    "missing_column",
+                    "warning",
+                    f"codebook variable of form {form.name} has no column: all values missing",
+                )
+            )
     lines = raw.lines
     n = len(lines)
     rejected = np.zeros(n, dtype=bool)
     if raw.bad_rows:
         bad_lines = [b[0] for b in raw.bad_rows]
         counts = [f"{b[1]} fields" for b in raw.bad_rows]
-        findings.append(finding_frame(file, bad_lines, None, counts, "wrong_field_count", "error",
-                                      f"expected {raw.expected_fields} fields separated by ';' (a truncated "
-                                      "line or an unquoted ';'); row rejected"))
+        findings.append(
+            finding_frame(
+                file,
+                bad_lines,
+                None,
+                counts,
+                "wrong_field_count",
+                "error",
+                f"expected {raw.expected_fields} fields separated by ';' (a truncated "
+                "line or an unquoted ';'); row rejected",
+            )
+        )
     cols: dict[str, object] = {}
     for name in raw.columns:
         v = codebook.variable(name) if name in codebook else None
         if v is None:
-            findings.append(file_finding(file, name, "unknown_column", "warning",
-                                         "column not in the codebook: kept as text"))
+            findings.append(
+                file_finding(
+                    file, name, "unknown_column", "warning", "column not in the codebook: kept as text"
+                )
+            )
         conv = convert_column(raw.table.column(name), v, codebook.missing_labels)
         cols[name] = conv.values
         if v is not None and conv.bad.any():
             sev = "error" if v.required else "warning"
             msg = MESSAGES[conv.rule].format(expected=conv.expected) + _tail(sev)
-            findings.append(finding_frame(file, lines[conv.bad], name, _texts(raw, name, conv.bad), conv.rule, sev,
-                                          msg, is_id=v.type == "id"))
+            findings.append(
+                finding_frame(
+                    file,
+                    lines[conv.bad],
+                    name,
+                    _texts(raw, name, conv.bad),
+                    conv.rule,
+                    sev,
+                    msg,
+                    is_id=v.type == "id",
+                )
+            )
             if sev == "error":
                 rejected |= conv.bad
     data = pd.DataFrame(cols, index=pd.RangeIndex(n))
@@ -149,7 +182,9 @@ def convert_form(raw: RawTable, form: Form, codebook: Codebook) -> FormTable:
     fc = fc[fc["index"].notna() & fc["column"].isin(raw.columns)]
     for (column, rule), grp in fc.groupby(["column", "check"], sort=True):
         pos = grp["index"].to_numpy(dtype=np.int64)
-        pos = pos[~parse_bad[column][pos]]  # a value that did not parse is reported once, not again as missing
+        pos = pos[
+            ~parse_bad[column][pos]
+        ]  # a value that did not parse is reported once, not again as missing
         if not len(pos):
             continue
         v = codebook.variable(column)

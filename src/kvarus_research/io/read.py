@@ -35,8 +35,10 @@ from kvarus_research.io.validate import ValidationReport, concat_findings, file_
 from kvarus_research.registry import Registry
 from kvarus_research.registry.courses import summarise_courses
 
-DUMP_RE = re.compile(r"^DataDump_(?:Prod|QA)_(?P<form>.+?)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<time>\d{4})\.(?P<ext>csv|xlsx)$",
-                     re.IGNORECASE)
+DUMP_RE = re.compile(
+    r"^DataDump_(?:Prod|QA)_(?P<form>.+?)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<time>\d{4})\.(?P<ext>csv|xlsx)$",
+    re.IGNORECASE,
+)
 DATE_DIR_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 REGISTRATION_KINDS = ("baseline", "status", "measurement", "ending", "followup")
 
@@ -90,8 +92,11 @@ def resolve_folder(path: str | Path, extract_date: str | pd.Timestamp | None = N
             if p.name == want:
                 return p
         raise ExtractError(f"{path} has no extract folder for {want}; folders: {[p.name for p in dated]}")
-    has_dumps = any(p.suffix.lower() in (".csv", ".xlsx") and p.name.lower() != "rapport.xlsx"
-                    for p in path.iterdir() if p.is_file())
+    has_dumps = any(
+        p.suffix.lower() in (".csv", ".xlsx") and p.name.lower() != "rapport.xlsx"
+        for p in path.iterdir()
+        if p.is_file()
+    )
     if dated and not has_dumps:
         return dated[-1]
     return path
@@ -104,9 +109,12 @@ class _Source:
     raw: RawTable
 
 
-def _collect(folder: Path, codebook: Codebook, allow_cp1252: bool, progress: bool) -> tuple[list[_Source], list]:
+def _collect(
+    folder: Path, codebook: Codebook, allow_cp1252: bool, progress: bool
+) -> tuple[list[_Source], list]:
     """Find and parse every data-dump file (and xlsx sheet) of the folder."""
     notes: list[pd.DataFrame] = []
+    nulls = ("", *codebook.missing_labels)
     by_form: dict[str, list[tuple[str, Path, str | None]]] = {}
     files = sorted(p for p in folder.iterdir() if p.is_file())
     workbooks = []
@@ -115,45 +123,75 @@ def _collect(folder: Path, codebook: Codebook, allow_cp1252: bool, progress: boo
         if m:
             form = match_form(m["form"], codebook)
             if form is None:
-                notes.append(file_finding(p.name, None, "unknown_form", "warning",
-                                          f"form {m['form']!r} is not in the codebook: file not read"))
+                notes.append(
+                    file_finding(
+                        p.name,
+                        None,
+                        "unknown_form",
+                        "warning",
+                        f"form {m['form']!r} is not in the codebook: file not read",
+                    )
+                )
                 continue
             by_form.setdefault(form.name, []).append((m["date"] + m["time"], p, None))
         elif p.suffix.lower() == ".xlsx" and p.name.lower() != "rapport.xlsx":
             workbooks.append(p)
     sources: list[_Source] = []
     for wb in workbooks:
-        sheets = read_workbook(wb)
+        sheets = read_workbook(wb, nulls)
         found = set()
         for title, raw in sheets.items():
             form = match_form(title, codebook)
             if form is None:
-                notes.append(file_finding(raw.file, None, "unknown_form", "warning",
-                                          f"sheet {title!r} is not a form of the codebook: not read"))
+                notes.append(
+                    file_finding(
+                        raw.file,
+                        None,
+                        "unknown_form",
+                        "warning",
+                        f"sheet {title!r} is not a form of the codebook: not read",
+                    )
+                )
                 continue
             found.add(form.name)
             sources.append(_Source(form, raw.file, raw))
         for f in codebook.forms:
             if f.name not in found and f.name not in by_form:
-                notes.append(file_finding(wb.name, None, "missing_form", "warning",
-                                          f"the workbook has no sheet for form {f.name!r}: no {f.name} data"))
+                notes.append(
+                    file_finding(
+                        wb.name,
+                        None,
+                        "missing_form",
+                        "warning",
+                        f"the workbook has no sheet for form {f.name!r}: no {f.name} data",
+                    )
+                )
     items = [(k, sorted(v)) for k, v in by_form.items()]
     for form_name, versions in tqdm(items, desc="reading dumps", disable=not progress):
         for _, old, _ in versions[:-1]:
-            notes.append(file_finding(old.name, None, "older_dump_ignored", "warning",
-                                      "a newer dump of the same form is in the folder: this one was not read"))
+            notes.append(
+                file_finding(
+                    old.name,
+                    None,
+                    "older_dump_ignored",
+                    "warning",
+                    "a newer dump of the same form is in the folder: this one was not read",
+                )
+            )
         p = versions[-1][1]
         form = codebook.form(form_name)
         if p.suffix.lower() == ".xlsx":
-            sheets = read_workbook(p)
+            sheets = read_workbook(p, nulls)
             raw = next(iter(sheets.values()))
             raw.file = p.name
         else:
-            raw = parse_csv(p.read_bytes(), p.name, allow_cp1252=allow_cp1252)
+            raw = parse_csv(p.read_bytes(), p.name, allow_cp1252=allow_cp1252, null_values=nulls)
         sources.append(_Source(form, p.name, raw))
     if not sources:
-        raise ExtractError(f"{folder}: no MRS data dump files (DataDump_<Prod|QA>_<form>_<YYYY-MM-DD>_<HHMM>.csv "
-                           "or .xlsx) found")
+        raise ExtractError(
+            f"{folder}: no MRS data dump files (DataDump_<Prod|QA>_<form>_<YYYY-MM-DD>_<HHMM>.csv "
+            "or .xlsx) found"
+        )
     return sources, notes
 
 
@@ -248,17 +286,24 @@ def read_extract(
     net_idx = [i for i, t in enumerate(tables) if t.form.kind == "network_work"]
     if not reg_idx:
         raise ExtractError(f"{folder}: no registration form (baseline or Målepunkt) among the files read")
-    regs = cast_to_codebook(pd.concat([registration_table(tables[i], cb, i) for i in reg_idx], ignore_index=True),
-                            cb)
+    regs = cast_to_codebook(
+        pd.concat([registration_table(tables[i], cb, i) for i in reg_idx], ignore_index=True), cb
+    )
     if ext_date is None:
-        ext_date = pd.Timestamp(regs["date"].max()).normalize() if regs["date"].notna().any() else pd.Timestamp.today()
+        ext_date = (
+            pd.Timestamp(regs["date"].max()).normalize()
+            if regs["date"].notna().any()
+            else pd.Timestamp.today()
+        )
     keep, found = _check_registrations(regs, sources_meta, ext_date)
     findings += found
     accepted = regs if keep.all() else regs.loc[keep].reset_index(drop=True)
     del regs
     network = None
     if net_idx:
-        net = cast_to_codebook(pd.concat([network_table(tables[i], cb, i) for i in net_idx], ignore_index=True), cb)
+        net = cast_to_codebook(
+            pd.concat([network_table(tables[i], cb, i) for i in net_idx], ignore_index=True), cb
+        )
         nkeep = ~net["_rejected"].to_numpy()
         bad, found = check_dates(net.loc[nkeep, ["date", "_src", "_line"]], ext_date, sources_meta)
         nkeep[np.flatnonzero(nkeep)[bad]] = False
@@ -267,12 +312,14 @@ def read_extract(
     counts = np.bincount(accepted["_src"].to_numpy(dtype=np.int64), minlength=len(tables))
     if network is not None:
         counts += np.bincount(network["_src"].to_numpy(dtype=np.int64), minlength=len(tables))
-    rows = pd.DataFrame({
-        "file": [t.file for t in tables],
-        "form": [t.form.name for t in tables],
-        "read": [t.n_read for t in tables],
-        "accepted": counts.tolist(),
-    })
+    rows = pd.DataFrame(
+        {
+            "file": [t.file for t in tables],
+            "form": [t.form.name for t in tables],
+            "read": [t.n_read for t in tables],
+            "accepted": counts.tolist(),
+        }
+    )
     rows["rejected"] = rows["read"] - rows["accepted"]
     units, unit_findings, unit_files = build_units(folder, accepted, network, allow_cp1252)
     findings += unit_findings
@@ -280,9 +327,13 @@ def read_extract(
     report = ValidationReport(concat_findings(findings), rows, source=str(folder))
     courses = _courses(accepted, ext_date)
     patients = _patients(accepted)
-    registrations = accepted.drop(columns=[c for c in accepted.columns if c.startswith("_")] + ["sex", "unit_name"])
+    registrations = accepted.drop(
+        columns=[c for c in accepted.columns if c.startswith("_")] + ["sex", "unit_name"]
+    )
     if network is not None:
-        network = network.drop(columns=[c for c in network.columns if c.startswith("_")] + ["sex", "unit_name"])
+        network = network.drop(
+            columns=[c for c in network.columns if c.startswith("_")] + ["sex", "unit_name"]
+        )
     meta = {
         "source": "extract",
         "folder": str(folder),
@@ -291,13 +342,23 @@ def read_extract(
         "files": rows.to_dict(orient="records"),
         "other_files": unit_files + cov_files,
     }
-    return Registry(patients=patients, courses=courses, registrations=registrations, units=units,
-                    network_work=network, coverage=coverage, codebook=cb, extract_date=ext_date, meta=meta,
-                    validation=report)
+    return Registry(
+        patients=patients,
+        courses=courses,
+        registrations=registrations,
+        units=units,
+        network_work=network,
+        coverage=coverage,
+        codebook=cb,
+        extract_date=ext_date,
+        meta=meta,
+        validation=report,
+    )
 
 
-def _check_registrations(regs: pd.DataFrame, sources: list[tuple[str, str]],
-                         ext_date: pd.Timestamp) -> tuple[np.ndarray, list[pd.DataFrame]]:
+def _check_registrations(
+    regs: pd.DataFrame, sources: list[tuple[str, str]], ext_date: pd.Timestamp
+) -> tuple[np.ndarray, list[pd.DataFrame]]:
     """Run the course-model rules on the rows the codebook checks kept; returns the rows kept and findings.
 
     The rules work on a narrow frame of integer codes (patient, course), so millions of rows stay fast.
@@ -305,15 +366,17 @@ def _check_registrations(regs: pd.DataFrame, sources: list[tuple[str, str]],
     keep = ~regs["_rejected"].to_numpy()
     has_ids = bool(regs["course_id"].notna().any())
     course_codes = pd.factorize(regs["course_id"])[0] if has_ids else regs["_rank"].to_numpy()
-    core = pd.DataFrame({
-        "patient_id": pd.factorize(regs["patient_id"])[0],
-        "course_id": pd.array(np.where(course_codes < 0, 0, course_codes), dtype="Int64"),
-        "_course_key": course_codes,
-        "date": regs["date"].to_numpy(),
-        "_rank": regs["_rank"].to_numpy(),
-        "_src": regs["_src"].to_numpy(),
-        "_line": regs["_line"].to_numpy(),
-    })
+    core = pd.DataFrame(
+        {
+            "patient_id": pd.factorize(regs["patient_id"])[0],
+            "course_id": pd.array(np.where(course_codes < 0, 0, course_codes), dtype="Int64"),
+            "_course_key": course_codes,
+            "date": regs["date"].to_numpy(),
+            "_rank": regs["_rank"].to_numpy(),
+            "_src": regs["_src"].to_numpy(),
+            "_line": regs["_line"].to_numpy(),
+        }
+    )
     if has_ids:
         core.loc[course_codes < 0, "course_id"] = pd.NA
     findings: list[pd.DataFrame] = []
@@ -351,13 +414,25 @@ def _courses(accepted: pd.DataFrame, ext_date: pd.Timestamp) -> pd.DataFrame:
 
 
 def _patients(regs: pd.DataFrame) -> pd.DataFrame:
-    """One row per patient: the first non-missing sex in date order; nobody in an extract has opted out."""
-    narrow = regs[["patient_id", "sex", "date"]]
-    out = narrow.drop_duplicates("patient_id")[["patient_id"]].reset_index(drop=True)
-    sex = narrow.dropna(subset=["sex"]).sort_values("date", kind="stable").drop_duplicates("patient_id")
-    out["sex"] = out["patient_id"].map(sex.set_index("patient_id")["sex"]).astype("Int64")
-    out["reserved"] = False
-    return out
+    """One row per patient (order of first appearance) with the first non-missing sex in date order.
+
+    Nobody in an extract has opted out (``reserved`` is False): the register leaves them out of deliveries.
+    """
+    codes, uniques = pd.factorize(regs["patient_id"])
+    sex = regs["sex"].to_numpy(dtype=np.float64, na_value=np.nan)
+    ok = ~np.isnan(sex) & (codes >= 0)
+    date = regs["date"].to_numpy(dtype="datetime64[ns]")[ok]
+    order = np.lexsort((date, codes[ok]))
+    c_sorted = codes[ok][order]
+    first = np.ones(len(c_sorted), dtype=bool)
+    first[1:] = c_sorted[1:] != c_sorted[:-1]
+    sex_of = np.full(len(uniques), np.nan)
+    sex_of[c_sorted[first]] = sex[ok][order][first]
+    return pd.DataFrame({
+        "patient_id": pd.array(uniques, dtype=TEXT),
+        "sex": pd.array(sex_of, dtype="Float64").astype("Int64"),
+        "reserved": np.zeros(len(uniques), dtype=bool),
+    })
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -396,8 +471,13 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raw = parse_csv(path.read_bytes(), path.name)
         if raw.bad_rows:
             line, n = raw.bad_rows[0]
-            raise FileProblem(f"{path.name} line {line}: {n} fields, expected {raw.expected_fields}",
-                              file=path.name, line=line, rule="wrong_field_count")
+            raise FileProblem(
+                f"{path.name} line {line}: {n} fields, expected {raw.expected_fields}",
+                file=path.name,
+                line=line,
+                rule="wrong_field_count",
+            )
         return raw.table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow")).set_axis(
-            pd.Index(raw.lines, name="line"))
+            pd.Index(raw.lines, name="line")
+        )
     raise ExtractError(f"{path.name}: unknown table format {suffix!r}; expected .sav, .dta, .parquet or .csv")

@@ -175,7 +175,9 @@ class ValidationReport:
         g = self.findings.groupby(["severity", "rule"], observed=True)
         out = g.size().rename("findings").to_frame()
         out["files"] = g["file"].agg(lambda s: ", ".join(sorted(set(s))))
-        return out.reset_index().sort_values(["severity", "findings"], ascending=[True, False], ignore_index=True)
+        return out.reset_index().sort_values(
+            ["severity", "findings"], ascending=[True, False], ignore_index=True
+        )
 
     def summary(self, max_examples: int = 10) -> str:
         """A readable summary: rows per file, findings per rule, the first findings.
@@ -191,7 +193,9 @@ class ValidationReport:
         """
         lines = [f"Extract {self.source}" if self.source else "Extract"]
         for r in self.rows.itertuples(index=False):
-            lines.append(f"{r.file} ({r.form}): {r.read} rows read, {r.accepted} accepted, {r.rejected} rejected")
+            lines.append(
+                f"{r.file} ({r.form}): {r.read} rows read, {r.accepted} accepted, {r.rejected} rejected"
+            )
         if self.is_clean:
             lines.append("No findings: the extract is clean.")
             return "\n".join(lines)

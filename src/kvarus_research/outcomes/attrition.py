@@ -31,6 +31,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 from statsmodels.imputation.mice import MICEData
+from tqdm.auto import tqdm
 
 from kvarus_research.codebook import Codebook
 from kvarus_research.errors import AnalysisError
@@ -154,7 +155,14 @@ def _design(x: pd.DataFrame, cb: Codebook) -> pd.DataFrame:
 
 
 def multiple_imputation(
-    design: pd.DataFrame, y1: np.ndarray, *, m: int = 20, n_burnin: int = 10, n_skip: int = 3, seed: int = 0
+    design: pd.DataFrame,
+    y1: np.ndarray,
+    *,
+    m: int = 20,
+    n_burnin: int = 10,
+    n_skip: int = 3,
+    seed: int = 0,
+    progress: bool = False,
 ) -> tuple[float, float, float]:
     """Mean change ``y1 - y0`` by multiple imputation of the missing ``y1`` (statsmodels MICEData, PMM).
 
@@ -176,7 +184,7 @@ def multiple_imputation(
     imp = MICEData(frame, rng=np.random.default_rng(seed))
     imp.update_all(n_burnin)
     q, u = [], []
-    for _ in range(m):
+    for _ in tqdm(range(m), desc="multiple imputation", disable=not progress):
         imp.update_all(n_skip)
         d = (imp.data["y1"] - imp.data["y0"]).to_numpy()
         q.append(d.mean())
@@ -203,6 +211,7 @@ def attrition(
     include_start: bool = True,
     ci: float = 0.95,
     seed: int = 0,
+    progress: bool = False,
     codebook: Codebook | None = None,
     language: str = "en",
 ) -> AttritionResult:
@@ -233,6 +242,8 @@ def attrition(
     ci : float
     seed : int
         Seed of the imputations.
+    progress : bool
+        Show a progress bar over the imputations (tqdm).
     codebook : Codebook, optional
     language : str
 
@@ -316,8 +327,9 @@ def attrition(
         ("IPW", n_r, mu, se_w, mu - z * se_w, mu + z * se_w, "robust sandwich (weights as known), normal CI")
     )
     if n_imputations > 0:
-        est, se_mi, df_mi = multiple_imputation(design, y1, m=n_imputations,
-                                                n_burnin=n_burnin, seed=seed)  # fmt: skip
+        est, se_mi, df_mi = multiple_imputation(
+            design, y1, m=n_imputations, n_burnin=n_burnin, seed=seed, progress=progress
+        )
         tq = stats.t.ppf((1 + ci) / 2, df_mi) if np.isfinite(df_mi) else z
         rows.append(("MI", flow["due"], est, se_mi, est - tq * se_mi, est + tq * se_mi,
                      f"Rubin's rules over m = {n_imputations} imputations (PMM), t CI on {df_mi:.0f} df"))  # fmt: skip

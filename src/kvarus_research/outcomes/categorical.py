@@ -125,6 +125,29 @@ class TransitionResult(Result):
         self.labels = labels
         self.definition = definition
 
+    def crosstab(self, start: str, end: str) -> pd.DataFrame:
+        """The transition table of one pair as a wide table of counts (rows = ``start``), codebook order and labels.
+
+        Examples
+        --------
+        >>> long = pd.DataFrame({"course_id": [1, 1, 2, 2], "timepoint": ["baseline", "ending"] * 2,
+        ...                      "injisert_30": [2, 1, 2, 2]})
+        >>> transitions(long, "injisert_30", timepoints=("baseline", "ending")).crosstab("baseline", "ending")
+        ending    No  Yes
+        baseline
+        No         0    0
+        Yes        1    1
+        """
+        t = self.table[(self.table["from_timepoint"] == start) & (self.table["to_timepoint"] == end)]
+        if t.empty:
+            raise AnalysisError(
+                f"no transition table for {start!r} -> {end!r}; pairs: {self.definition.details['pairs']}"
+            )
+        wide = t.pivot(index="from_code", columns="to_code", values="n")
+        wide.index = [self.labels[c] for c in wide.index]
+        wide.columns = [self.labels[c] for c in wide.columns]
+        return wide.rename_axis(index=start, columns=end)
+
     def plot(self, ax: Any = None, **kwargs: Any) -> Any:
         """Alluvial-style plot: stacked bars per timepoint joined by bands as wide as the number moving."""
         import matplotlib.pyplot as plt

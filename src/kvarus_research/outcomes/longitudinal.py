@@ -13,6 +13,7 @@ MixedLM, robust sandwich for GEE), and the CI is normal (Wald).
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -164,18 +165,43 @@ def _design(
     return frame.reset_index(drop=True), terms, excl
 
 
-def _start_params(model: Any, groups: np.ndarray) -> MixedLMParams:
-    """Moment start values for a random-intercept model: OLS fixed effects, one-way ANOVA variance ratio."""
-    ols = sm.OLS(model.endog, model.exog).fit()
-    e = pd.Series(ols.resid)
-    g = e.groupby(groups)
-    k, gm = g.size(), g.mean()
-    n_obs, n_grp = len(e), len(k)
-    msw = float(((e.to_numpy() - gm.reindex(groups).to_numpy()) ** 2).sum() / max(n_obs - n_grp, 1))
-    msb = float((k * (gm - e.mean()) ** 2).sum() / max(n_grp - 1, 1))
-    n0 = (n_obs - float((k**2).sum()) / n_obs) / max(n_grp - 1, 1)
-    ratio = max((msb - msw) / n0, 0.01 * msw) / max(msw, 1e-12)
-    return MixedLMParams.from_components(fe_params=ols.params, cov_re=np.array([[ratio]]))
+def _start_params(model: Any, groups: np.ndarray, reml: bool) -> MixedLMParams:
+    """Start values for a random-intercept model at the (RE)ML optimum, found by a fast vectorised search.
+
+    With ``V_i = sigma^2 (I + g J)`` for a course with ``n_i`` values, ``V_i^-1 = (I - g/(1 + n_i g) J) / sigma^2``,
+    so ``X'V^-1 X``, ``X'V^-1 y`` and ``y'V^-1 y`` need only per-course column sums. The profile log-likelihood in
+    ``g`` (REML: ``-(N-p)/2 log r'Wr - 1/2 sum log(1 + n_i g) - 1/2 log|X'WX|``) is maximised over ``log g``;
+    statsmodels then starts at the optimum, so its optimiser only confirms it (one or two likelihood passes over
+    the courses instead of many) before computing the Hessian for the standard errors.
+    """
+    y = np.asarray(model.endog, dtype=float)
+    X = np.asarray(model.exog, dtype=float)
+    codes, _ = pd.factorize(groups)
+    n_g = np.bincount(codes).astype(float)
+    sx = np.zeros((len(n_g), X.shape[1]))
+    np.add.at(sx, codes, X)
+    sy = np.bincount(codes, weights=y)
+    xtx, xty, yty = X.T @ X, X.T @ y, y @ y
+    n, p = X.shape
+    dof = n - p if reml else n
+
+    def parts(g: float) -> tuple[float, np.ndarray]:
+        c = g / (1 + n_g * g)
+        a = xtx - (sx * c[:, None]).T @ sx
+        b = xty - (sx * c[:, None]).T @ sy
+        beta = np.linalg.solve(a, b)
+        rss = yty - np.sum(c * sy**2) - beta @ b
+        ll = -0.5 * dof * np.log(rss) - 0.5 * np.sum(np.log1p(n_g * g))
+        if reml:
+            ll -= 0.5 * np.linalg.slogdet(a)[1]
+        return float(ll), beta
+
+    from scipy.optimize import minimize_scalar
+
+    opt = minimize_scalar(lambda lg: -parts(float(np.exp(lg)))[0], bounds=(-12, 8), method="bounded",
+                          options={"xatol": 1e-9})  # fmt: skip
+    g = float(np.exp(opt.x))
+    return MixedLMParams.from_components(fe_params=parts(g)[1], cov_re=np.array([[g]]))
 
 
 def longitudinal(
@@ -279,7 +305,7 @@ def longitudinal(
             model = smf.mixedlm(
                 formula, frame, groups=frame["course_id"], re_formula="~t" if random_slope else None
             )
-            start = None if random_slope else _start_params(model, frame["course_id"].to_numpy())
+            start = None if random_slope else _start_params(model, frame["course_id"].to_numpy(), reml)
             fit = model.fit(reml=reml, method=["lbfgs"], start_params=start)
             fe = fit.fe_params
             desc = f"linear mixed model (statsmodels MixedLM, {'REML' if reml else 'ML'}), random intercept per course"
@@ -301,7 +327,7 @@ def longitudinal(
         population=f"registered values of {outcome!r} at {', '.join(timepoints)} (all observed values, MAR)",
         method=desc + "; estimated marginal means with covariates at their means, normal (Wald) CIs",
         details={
-            "formula": formula.replace("tp", "timepoint").replace("C(t)", "t"),
+            "formula": _readable(formula, covariates),
             "covariates": ", ".join(covariates) or "none",
             "time": time,
             "model": "MixedLM" if method == "mixed" else "GEE",
@@ -313,6 +339,13 @@ def longitudinal(
         },
     )
     return LongitudinalResult(table, coefs, fit, frame, excl, definition, meta_label)
+
+
+def _readable(formula: str, covariates: Sequence[str]) -> str:
+    """The model formula with the outcome, timepoint and covariate names a reader knows."""
+    names = {f"c{i}": name for i, name in enumerate(covariates)}
+    out = re.sub(r"\bc(\d+)\b", lambda m: names.get(m.group(0), m.group(0)), formula)
+    return out.replace("C(tp)", "C(timepoint)").replace("y ~", "outcome ~")
 
 
 def _emms(

@@ -16,6 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
+
+try:  # CPython's OpenSSL binding: HMAC objects whose copy/update/digest run in C
+    from _hashlib import hmac_new as _hmac_new
+except ImportError:  # pragma: no cover - other Pythons
+    _hmac_new = None
 
 from kvarus_research.errors import PrivacyError
 
@@ -70,11 +76,22 @@ class PseudonymKey:
 
     def digests(self, values: np.ndarray, domain: str) -> np.ndarray:
         """HMAC-SHA-256 of ``domain`` + separator + each value, as an (n, 32) uint8 array."""
-        base = hmac.new(self._key, domain.encode() + b"\x1f", hashlib.sha256)
+        prefix = domain.encode() + b"\x1f"
+        # OpenSSL's HMAC object directly (copy/update/digest in C); the same digest as hmac.new(..., sha256)
+        base = (
+            _hmac_new(self._key, prefix, "sha256")
+            if _hmac_new
+            else hmac.new(self._key, prefix, hashlib.sha256)
+        )
         out = bytearray()
-        for v in values:
+        it = (
+            values
+            if len(values) < 200_000
+            else tqdm(values, desc=f"pseudonyms ({domain})", unit="id", leave=False)
+        )
+        for v in it:
             h = base.copy()
-            h.update(str(v).encode())
+            h.update(v.encode() if isinstance(v, str) else str(v).encode())
             out += h.digest()
         return np.frombuffer(bytes(out), dtype=np.uint8).reshape(-1, 32)
 
@@ -175,15 +192,24 @@ def keyed_pseudonyms(
     (2, True, True, True, 17, True)
     """
     factorized = [pd.factorize(c, use_na_sentinel=True) for c in columns]
-    all_uniques = pd.Index(np.concatenate([np.asarray(u, dtype=object) for _, u in factorized])).unique()
-    names = _hex_names(key.digests(all_uniques.to_numpy(dtype=object), domain), prefix)
-    if len(pd.unique(names)) != len(names):
+    # union of the columns' unique values: the first column's, then whatever the others add
+    all_uniques = pd.Index(np.asarray(factorized[0][1], dtype=object)) if factorized else pd.Index([])
+    for _, u in factorized[1:]:
+        extra = np.asarray(u, dtype=object)[all_uniques.get_indexer(np.asarray(u, dtype=object)) < 0]
+        if len(extra):
+            all_uniques = all_uniques.append(pd.Index(extra)).unique()
+    digests = key.digests(all_uniques.to_numpy(dtype=object), domain)
+    names = _hex_names(digests, prefix)
+    first64 = np.sort(digests[:, :8].copy().view(np.uint64).ravel())
+    if (first64[1:] == first64[:-1]).any():
         raise PrivacyError(f"pseudonym collision among {len(names)} {domain} ids; use a longer pseudonym")
     out = []
     for col, (codes, uniques) in zip(columns, factorized):
-        mapped = (
-            names[all_uniques.get_indexer(np.asarray(uniques, dtype=object))] if len(uniques) else names[:0]
-        )
-        values = np.where(codes >= 0, mapped[np.maximum(codes, 0)] if len(mapped) else None, None)
-        out.append(pd.Series(values, index=col.index, name=col.name, dtype=object))
+        upos = np.asarray(all_uniques.get_indexer(np.asarray(uniques, dtype=object)), dtype=np.int64)
+        union_codes = np.where(codes >= 0, upos[np.maximum(codes, 0)] if len(upos) else -1, -1)
+        values = np.where(union_codes >= 0, names[np.maximum(union_codes, 0)] if len(names) else None, None)
+        series = pd.Series(values, index=col.index, name=col.name, dtype=object)
+        # kept so derived pseudonyms (registration ids, course rows) need no second hash pass over the strings
+        series.attrs["pseudonym_codes"] = (union_codes, names)
+        out.append(series)
     return out, len(all_uniques)

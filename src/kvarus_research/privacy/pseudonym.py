@@ -57,7 +57,7 @@ class PseudonymizationReport:
     ages_derived : int
         Course ages at start filled from a birth date or identity number.
     invalid_national_ids : int
-        Identity numbers that did not validate (no age derived from them).
+        Identity numbers that did not validate, counted when they were needed to derive a missing age.
     linkage_rows : int
         Rows written to the linkage key file (0 when none was asked for).
     """
@@ -109,32 +109,49 @@ def _birth_dates(reg: Any, report: PseudonymizationReport) -> pd.Series | None:
 
 
 def _derive_ages(reg: Any, report: PseudonymizationReport) -> pd.DataFrame:
-    """Courses with ``age_at_start`` filled from birth dates where it is missing."""
+    """Courses with ``age_at_start`` filled from birth dates (or identity numbers) where it is missing."""
     courses = reg.courses
+    if "age_at_start" in courses.columns:
+        age = courses["age_at_start"]
+    else:
+        age = pd.Series(pd.NA, index=courses.index, dtype="Int64")
+    need = age.isna().to_numpy()
+    if not need.any():
+        return courses
     births = _birth_dates(reg, report)
     if births is None:
         return courses
     births = births[~births.index.duplicated()]
-    courses = courses.copy()
-    age = (
-        courses["age_at_start"]
-        if "age_at_start" in courses.columns
-        else pd.Series(pd.NA, index=courses.index)
-    )
-    need = age.isna().to_numpy()
-    if need.any():
-        b = births.reindex(courses.loc[need, "patient_id"]).to_numpy()
-        derived = age_in_years(b, courses.loc[need, "start_date"].to_numpy())
-        age = age.astype("Int64")
-        age[need] = derived.to_numpy()
-        report.ages_derived = int(derived.notna().sum())
-        courses["age_at_start"] = age
+    courses = courses.copy(deep=False)
+    b = births.reindex(courses.loc[need, "patient_id"]).to_numpy()
+    derived = age_in_years(b, courses.loc[need, "start_date"].to_numpy())
+    age = age.astype("Int64").copy()
+    age[need] = derived.to_numpy()
+    report.ages_derived = int(derived.notna().sum())
+    courses["age_at_start"] = age
     return courses
+
+
+def _course_rows(reg_course: pd.Series, courses: pd.DataFrame) -> np.ndarray:
+    """For each registration, the row of its course in ``courses`` (-1 when absent); both already pseudonymised."""
+    reg_codes, _ = reg_course.attrs.get("pseudonym_codes", (None, None))
+    course_codes, names = courses["course_id"].attrs.get("pseudonym_codes", (None, None))
+    if reg_codes is None or course_codes is None:
+        index = pd.Index(courses["course_id"])
+        if not index.is_unique:
+            return np.full(len(reg_course), -1, dtype=np.int64)
+        return np.asarray(index.get_indexer(reg_course.to_numpy(dtype=object)), dtype=np.int64)
+    valid = course_codes >= 0
+    if len(np.unique(course_codes[valid])) != valid.sum():  # duplicated course ids: no unique row to take
+        return np.full(len(reg_course), -1, dtype=np.int64)
+    row_of = np.full(len(names) + 1, -1, dtype=np.int64)
+    row_of[course_codes[valid]] = np.flatnonzero(valid)
+    return row_of[np.where(reg_codes >= 0, reg_codes, len(names))]
 
 
 def _registration_pseudonyms(regs: pd.DataFrame, course_p: pd.Series) -> pd.Series:
     """Course pseudonym + '-' + order within the course by (date, kind, original order); built with pyarrow."""
-    codes, names = course_p.attrs.get("pseudonym_codes") or pd.factorize(course_p)
+    codes, names = course_p.attrs.get("pseudonym_codes") or pd.factorize(course_p, use_na_sentinel=True)
     codes = np.asarray(codes, dtype=np.int64)
     n = len(regs)
     if "kind" in regs.columns:
@@ -225,26 +242,49 @@ def pseudonymize(
     report = PseudonymizationReport()
     courses = _derive_ages(registry, report)
     tables: dict[str, pd.DataFrame] = {
-        name: df.copy() for name in ID_TABLES if (df := getattr(registry, name, None)) is not None
+        name: df.copy(deep=False) for name in ID_TABLES if (df := getattr(registry, name, None)) is not None
     }
-    tables["courses"] = courses.copy()
+    tables["courses"] = courses.copy(deep=False)  # shallow: columns are replaced, never modified in place
     with_pid = [n for n in ID_TABLES if n in tables and "patient_id" in tables[n].columns]
-    original_patients = pd.concat([tables[n]["patient_id"] for n in with_pid], ignore_index=True)
+    original_patients = None
+    if linkage_path is not None:
+        original_patients = pd.concat([tables[n]["patient_id"] for n in with_pid], ignore_index=True)
 
-    def replace_ids(column: str, domain: str, prefix: str, names: tuple[str, ...]) -> None:
+    def replace_ids(
+        column: str, domain: str, prefix: str, names: tuple[str, ...], extra=None
+    ) -> list[pd.Series]:
         present = [n for n in names if n in tables and column in tables[n].columns]
         if not present:
-            return
-        new, n_unique = keyed_pseudonyms(
-            [tables[n][column] for n in present], k, domain=domain, prefix=prefix
-        )
+            return []
+        columns = [tables[n][column] for n in present] + ([extra] if extra is not None else [])
+        new, n_unique = keyed_pseudonyms(columns, k, domain=domain, prefix=prefix)
         for n, col in zip(present, new):
             tables[n][column] = col
             report.replaced_columns.append(f"{n}.{column}")
         report.unique_ids[domain] = n_unique
+        return new[len(present) :]
 
-    replace_ids("patient_id", "patient", "P", ID_TABLES)
     replace_ids("course_id", "course", "C", ("courses", "registrations"))
+    # registrations.patient_id: taken from the registration's course where it agrees with the course's patient
+    # (one 5-million-row hash pass saved); rows that disagree or lack a course are hashed directly.
+    regs = tables.get("registrations")
+    via_course = None
+    if regs is not None and "patient_id" in regs.columns and "course_id" in regs.columns:
+        via_course = _course_rows(regs["course_id"], tables["courses"])
+        own = regs["patient_id"].to_numpy(dtype=object)
+        course_pid = tables["courses"]["patient_id"].to_numpy(dtype=object)
+        ok = via_course >= 0
+        ok[ok] = own[ok] == course_pid[via_course[ok]]
+        rest = regs["patient_id"][~ok]
+        names = ("patients", "courses", "network_work")
+        (fallback,) = replace_ids("patient_id", "patient", "P", names, extra=rest)
+        new_pid = np.empty(len(regs), dtype=object)
+        new_pid[ok] = tables["courses"]["patient_id"].to_numpy(dtype=object)[via_course[ok]]
+        new_pid[~ok] = fallback.to_numpy(dtype=object)
+        regs["patient_id"] = new_pid
+        report.replaced_columns.append("registrations.patient_id")
+    else:
+        replace_ids("patient_id", "patient", "P", ID_TABLES)
     replace_ids("case_id", "case", "N", ("network_work",))
     regs = tables.get("registrations")
     if regs is not None and "registration_id" in regs.columns:
@@ -260,7 +300,7 @@ def pseudonymize(
         if drop:
             tables[name] = df.drop(columns=drop)
             report.dropped_columns += [f"{name}.{c}" for c in drop]
-    if linkage_path is not None:
+    if linkage_path is not None and original_patients is not None:
         new_patients = pd.concat([tables[n]["patient_id"] for n in with_pid], ignore_index=True)
         report.linkage_rows = _write_linkage(linkage_path, output_dir, original_patients, new_patients)
     meta = {**registry.meta, "pseudonymized": True}

@@ -65,15 +65,25 @@ class TimeToEvent:
                 "competing causes": ", ".join(self.causes),
                 "extract date": self.extract_date.strftime("%Y-%m-%d"),
                 "time unit": self.time_unit,
-                **({"opted-out courses removed": self.opted_out_courses} if self.opted_out_courses is not None else {}),
+                **(
+                    {"opted-out courses removed": self.opted_out_courses}
+                    if self.opted_out_courses is not None
+                    else {}
+                ),
             },
         )
 
     def label(self, column: str) -> str:
         """Codebook label of a column (``age_group`` and structural columns get readable names)."""
-        own = {"age_group": "Age group", "unit_name": "Unit", "region": "Region", "setting": "Setting",
-               "age_at_start": "Age at course start", "sex": "Sex",
-               "latent_severity": "Baseline severity (synthetic latent, SD units)"}
+        own = {
+            "age_group": "Age group",
+            "unit_name": "Unit",
+            "region": "Region",
+            "setting": "Setting",
+            "age_at_start": "Age at course start",
+            "sex": "Sex",
+            "latent_severity": "Baseline severity (synthetic latent, SD units)",
+        }
         return own.get(column) or self.codebook.label(column, "en")
 
     def cause_label(self, cause: str) -> str:
@@ -91,7 +101,11 @@ class TimeToEvent:
 
         def one(ending: str) -> str:
             code = ENDING_STATUS_CODE.get(ending)
-            return self.codebook.variable(status).code_label(code, "en") if code and status in self.codebook else ending
+            return (
+                self.codebook.variable(status).code_label(code, "en")
+                if code and status in self.codebook
+                else ending
+            )
 
         if cause == DROPOUT:
             return "Dropout (" + ", ".join(one(t) for t in self.dropout) + ")"
@@ -196,7 +210,9 @@ def time_to_event(
     if extract_date is None:
         extract_date = own_date
     if extract_date is None:
-        raise AnalysisError("time_to_event on a DataFrame needs extract_date= (where active courses are censored)")
+        raise AnalysisError(
+            "time_to_event on a DataFrame needs extract_date= (where active courses are censored)"
+        )
     extract_date = pd.Timestamp(extract_date)
     df = courses.copy()
     start = pd.to_datetime(df["start_date"])
@@ -241,7 +257,8 @@ def time_to_event(
     if "hovedrusmiddel" in out.columns and pd.api.types.is_numeric_dtype(out["hovedrusmiddel"]):
         labels = codebook.value_labels("hovedrusmiddel", "en")
         out["hovedrusmiddel"] = pd.Categorical(
-            pd.to_numeric(out["hovedrusmiddel"], errors="coerce").map(labels), categories=list(labels.values())
+            pd.to_numeric(out["hovedrusmiddel"], errors="coerce").map(labels),
+            categories=list(labels.values()),
         )
     return TimeToEvent(
         table=out,

@@ -40,8 +40,9 @@ def at_risk_at(curve: pd.DataFrame, ticks: np.ndarray) -> list[float | None]:
     return out
 
 
-def plot_curves(result: Any, *, ax: Any = None, cause: str | None = None, at_risk: bool = True,
-                ci: bool = True) -> Any:
+def plot_curves(
+    result: Any, *, ax: Any = None, cause: str | None = None, at_risk: bool = True, ci: bool = True
+) -> Any:
     """Draw a :class:`~kvarus_research.retention.survival.SurvivalResult` (see its ``plot`` method)."""
     import matplotlib.pyplot as plt
 
@@ -71,7 +72,9 @@ def plot_curves(result: Any, *, ax: Any = None, cause: str | None = None, at_ris
         label = ": ".join(name) or "All courses"
         labels.append(label)
         colour = colours[i % len(colours)]
-        ax.step(x, np.concatenate([[start], sub["estimate"].to_numpy()]), where="post", color=colour, label=label)
+        ax.step(
+            x, np.concatenate([[start], sub["estimate"].to_numpy()]), where="post", color=colour, label=label
+        )
         if ci:
             lo = np.concatenate([[start], sub["ci_lower"].to_numpy()])
             hi = np.concatenate([[start], sub["ci_upper"].to_numpy()])
@@ -103,8 +106,9 @@ def _guess_step(table: pd.DataFrame) -> float:
     return 30.0
 
 
-def _at_risk_table(ax: Any, table: pd.DataFrame, curves: list, labels: list[str], ticks: np.ndarray,
-                   groups: list) -> None:
+def _at_risk_table(
+    ax: Any, table: pd.DataFrame, curves: list, labels: list[str], ticks: np.ndarray, groups: list
+) -> None:
     """Rows of numbers at risk under the x axis, one row per group (causes share the group's risk set)."""
     import matplotlib.transforms as mtransforms
 
@@ -112,15 +116,26 @@ def _at_risk_table(ax: Any, table: pd.DataFrame, curves: list, labels: list[str]
     rows = []
     for g in groups:
         c = next(c for gg, c in curves if gg == g)
-        rows.append((str(g) if len(groups) > 1 else "At risk", table[(table["group"] == g) & (table["cause"] == c)]))
+        rows.append(
+            (str(g) if len(groups) > 1 else "At risk", table[(table["group"] == g) & (table["cause"] == c)])
+        )
     y0 = -0.2
-    ax.text(-0.07, y0 + 0.01, "Number at risk", transform=ax.transAxes, ha="right", va="bottom", fontsize="small",
-            fontweight="bold")
+    ax.text(
+        -0.07,
+        y0 + 0.01,
+        "Number at risk",
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize="small",
+        fontweight="bold",
+    )
     for r, (name, sub) in enumerate(rows):
         y = y0 - 0.07 * (r + 1)
         ax.text(-0.07, y, name, transform=ax.transAxes, ha="right", va="center", fontsize="small")
         for x, n in zip(ticks, at_risk_at(sub, ticks), strict=True):
             if n is not None:
-                ax.text(x, y, f"{n:g}", transform=trans, ha="center", va="center", fontsize="small",
-                        gid="at_risk")
+                ax.text(
+                    x, y, f"{n:g}", transform=trans, ha="center", va="center", fontsize="small", gid="at_risk"
+                )
     ax.figure.subplots_adjust(bottom=min(0.55, 0.2 + 0.07 * len(rows)), left=0.25)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
+from scipy.stats import chi2, norm
 
 from kvarus_research.errors import AnalysisError
 from kvarus_research.results import Definition, Result
@@ -24,9 +24,12 @@ from kvarus_research.retention.estimators import (
     coarsened_counts,
     event_counts,
     kaplan_meier_from_counts,
+    logrank_from_events,
 )
 
 ANY = "any ending"
+#: Above this many courses the log-rank test uses the vectorised implementation instead of lifelines.
+LIFELINES_MAX_ROWS = 100_000
 
 
 class SurvivalResult(Result):
@@ -86,7 +89,9 @@ def _groups(tte: TimeToEvent, by: str | None) -> tuple[list[Any], list[np.ndarra
     if by is None:
         return ["all"], [np.arange(len(t))]
     if by not in t.columns:
-        raise AnalysisError(f"by={by!r}: no such column in the course table; available: {sorted(map(str, t.columns))}")
+        raise AnalysisError(
+            f"by={by!r}: no such column in the course table; available: {sorted(map(str, t.columns))}"
+        )
     key = t[by]
     n_missing = int(key.isna().sum())
     codes, uniques = pd.factorize(key, sort=True)
@@ -106,16 +111,40 @@ def _curve_rows(
         s, _, lo, hi = kaplan_meier_from_counts(n, d, alpha)
         s = np.clip(s, 0, 1)
         cum = np.cumsum(d)
-        return [pd.DataFrame({**base, "cause": ANY, "n_events": d, "cum_events": cum, "estimate": s,
-                              "ci_lower": lo, "ci_upper": hi})]
+        return [
+            pd.DataFrame(
+                {
+                    **base,
+                    "cause": ANY,
+                    "n_events": d,
+                    "cum_events": cum,
+                    "estimate": s,
+                    "ci_lower": lo,
+                    "ci_upper": hi,
+                }
+            )
+        ]
     out = []
     for cause, d, (f, _, lo, hi) in zip(causes, ds, aalen_johansen_from_counts(n, ds, alpha), strict=True):
-        out.append(pd.DataFrame({**base, "cause": cause, "n_events": d, "cum_events": np.cumsum(d),
-                                 "estimate": np.clip(f, 0, 1), "ci_lower": lo, "ci_upper": hi}))
+        out.append(
+            pd.DataFrame(
+                {
+                    **base,
+                    "cause": cause,
+                    "n_events": d,
+                    "cum_events": np.cumsum(d),
+                    "estimate": np.clip(f, 0, 1),
+                    "ci_lower": lo,
+                    "ci_upper": hi,
+                }
+            )
+        )
     return out
 
 
-def _rmst(time: np.ndarray, surv: np.ndarray, n: np.ndarray, d: np.ndarray, horizon: float) -> tuple[float, float]:
+def _rmst(
+    time: np.ndarray, surv: np.ndarray, n: np.ndarray, d: np.ndarray, horizon: float
+) -> tuple[float, float]:
     """Restricted mean ∫_0^τ S(u) du of a KM step function and its Greenwood-type standard error.
 
     Var = sum_{t_j <= τ} A_j^2 d_j / (n_j (n_j - d_j)), A_j = ∫_{t_j}^τ S(u) du (Klein & Moeschberger §4.5).
@@ -170,57 +199,85 @@ def _fit(
     rows, summary = [], []
     for value, idx in zip(values, index, strict=True):
         exact = event_counts(dur[idx], code[idx], len(causes))
-        exact = exact.loc[exact[[f"d_{i + 1}" for i in range(len(causes))]].sum(axis=1) > 0].reset_index(drop=True)
+        exact = exact.loc[exact[[f"d_{i + 1}" for i in range(len(causes))]].sum(axis=1) > 0].reset_index(
+            drop=True
+        )
         exact_rows = _curve_rows(exact, causes, kind, alpha, value)
         if protect:
-            grid = coarsened_counts(dur[idx], code[idx], len(causes), step=step, round_to=round_to,
-                                    min_at_risk=min_at_risk)
+            grid = coarsened_counts(
+                dur[idx], code[idx], len(causes), step=step, round_to=round_to, min_at_risk=min_at_risk
+            )
             rows += _curve_rows(grid, causes, kind, alpha, value)
         else:
             rows += exact_rows
         n_events = int((code[idx] > 0).sum())
         for r in exact_rows:
             tm, est = r["time"].to_numpy(), r["estimate"].to_numpy()
-            entry: dict[str, Any] = {"group": value, "cause": r["cause"].iloc[0] if len(r) else ANY,
-                                     "n_courses": len(idx), "n_events": int(r["n_events"].sum())}
+            entry: dict[str, Any] = {
+                "group": value,
+                "cause": r["cause"].iloc[0] if len(r) else ANY,
+                "n_courses": len(idx),
+                "n_events": int(r["n_events"].sum()),
+            }
             if kind == "km":
                 entry["n_events"] = n_events
                 med = _median(tm, est, r["ci_lower"].to_numpy(), r["ci_upper"].to_numpy())
                 entry.update(median=med[0], median_ci_lower=med[1], median_ci_upper=med[2])
                 m, se = _rmst(tm, est, r["n_at_risk"].to_numpy(), r["n_events"].to_numpy(), horizon)
-                entry.update(horizon=horizon, rmst=m, rmst_ci_lower=m - z * se, rmst_ci_upper=min(m + z * se, horizon))
+                entry.update(
+                    horizon=horizon, rmst=m, rmst_ci_lower=m - z * se, rmst_ci_upper=min(m + z * se, horizon)
+                )
             else:
                 at = np.searchsorted(tm, horizon, side="right") - 1
-                pick = (lambda col: float(r[col].iloc[at]) if at >= 0 else 0.0)  # noqa: E731
-                entry.update(horizon=horizon, cumulative_incidence=pick("estimate"), ci_lower=pick("ci_lower"),
-                             ci_upper=pick("ci_upper"))
+                cols = {"cumulative_incidence": "estimate", "ci_lower": "ci_lower", "ci_upper": "ci_upper"}
+                entry["horizon"] = horizon
+                entry.update({k: float(r[c].iloc[at]) if at >= 0 else 0.0 for k, c in cols.items()})
             summary.append(entry)
     table = pd.concat(rows, ignore_index=True)
-    table = table[["group", "cause", "time", "n_at_risk", "n_events", "cum_events", "estimate", "ci_lower",
-                   "ci_upper"]]
+    table = table[
+        ["group", "cause", "time", "n_at_risk", "n_events", "cum_events", "estimate", "ci_lower", "ci_upper"]
+    ]
     tests = _logrank(tte, by, causes, kind, alpha) if by else pd.DataFrame()
-    what = "Kaplan–Meier estimate of still being in treatment" if kind == "km" else (
-        "Aalen–Johansen cumulative incidence of each ending type (competing risks)")
+    what = (
+        "Kaplan–Meier estimate of still being in treatment"
+        if kind == "km"
+        else ("Aalen–Johansen cumulative incidence of each ending type (competing risks)")
+    )
     if protect:
-        disclosure = (f"times moved up to a {step:g}-{tte.time_unit} grid; counts at risk and cumulative events "
-                      f"rounded to {round_to}; tail with fewer than {min_at_risk} at risk cut; curves and CIs "
-                      "computed from the rounded table")
+        disclosure = (
+            f"times moved up to a {step:g}-{tte.time_unit} grid; counts at risk and cumulative events "
+            f"rounded to {round_to}; tail with fewer than {min_at_risk} at risk cut; curves and CIs "
+            "computed from the rounded table"
+        )
     else:
         disclosure = "OFF: exact curve at every event time (not for export)"
     details = dict(tte.definition.details)
-    details.update({
-        "groups": f"by {tte.label(by)}" if by else "all courses",
-        "CI": f"{100 * (1 - alpha):g} % pointwise, log(-log) scale"
-              + (" (Greenwood)" if kind == "km" else " (delta method, Collett 2015)"),
-        "summary": ("median: first time S <= 0.5, CI from the pointwise CI; restricted mean time in treatment "
-                    f"(RMST) up to {horizon:g} {tte.time_unit}, Greenwood-type SE" if kind == "km" else
-                    f"cumulative incidence at {horizon:g} {tte.time_unit}"),
-        "disclosure control": disclosure,
-    })
+    details.update(
+        {
+            "groups": f"by {tte.label(by)}" if by else "all courses",
+            "CI": f"{100 * (1 - alpha):g} % pointwise, log(-log) scale"
+            + (" (Greenwood)" if kind == "km" else " (delta method, Collett 2015)"),
+            "summary": (
+                "median: first time S <= 0.5, CI from the pointwise CI; restricted mean time in treatment "
+                f"(RMST) up to {horizon:g} {tte.time_unit}, Greenwood-type SE"
+                if kind == "km"
+                else f"cumulative incidence at {horizon:g} {tte.time_unit}"
+            ),
+            "disclosure control": disclosure,
+        }
+    )
     definition = Definition(population=tte.definition.population, method=what, details=details)
-    return SurvivalResult(table, pd.DataFrame(summary), tests, definition, kind=kind, by=by,
-                          by_label=tte.label(by) if by else "", time_unit=tte.time_unit,
-                          cause_labels={c: tte.cause_label(c) for c in causes})
+    return SurvivalResult(
+        table,
+        pd.DataFrame(summary),
+        tests,
+        definition,
+        kind=kind,
+        by=by,
+        by_label=tte.label(by) if by else "",
+        time_unit=tte.time_unit,
+        cause_labels={c: tte.cause_label(c) for c in causes},
+    )
 
 
 TIME_SCALE = {"days": 1.0, "weeks": 7.0, "months": 365.25 / 12, "years": 365.25}
@@ -235,15 +292,29 @@ def _logrank(tte: TimeToEvent, by: str, causes: Sequence[str], kind: str, alpha:
         return pd.DataFrame()
     dur = t["duration"].to_numpy(dtype=float)
     groups = t[by].astype(str).to_numpy()
-    targets = [(ANY, t["event"].to_numpy())] if kind == "km" else [
-        (c, (t["cause"] == c).to_numpy().astype(int)) for c in causes
-    ]
+    targets = (
+        [(ANY, t["event"].to_numpy())]
+        if kind == "km"
+        else [(c, (t["cause"] == c).to_numpy().astype(int)) for c in causes]
+    )
     rows = []
+    codes = pd.factorize(groups, sort=True)[0]
     for cause, ev in targets:
-        res = multivariate_logrank_test(dur, groups, ev, alpha=1 - alpha)
-        rows.append({"cause": cause, "groups": t[by].nunique(), "test": "log-rank" if kind == "km" else
-                     "cause-specific log-rank (other endings censored)", "statistic": float(res.test_statistic),
-                     "df": int(res.degrees_of_freedom), "p_value": float(res.p_value)})
+        if len(t) <= LIFELINES_MAX_ROWS:
+            res = multivariate_logrank_test(dur, groups, ev, alpha=1 - alpha)
+            stat, df = float(res.test_statistic), int(res.degrees_of_freedom)
+        else:  # lifelines builds per-group survival tables in pandas: too slow for a national registry
+            stat, df = logrank_from_events(dur, ev, codes)
+        rows.append(
+            {
+                "cause": cause,
+                "groups": t[by].nunique(),
+                "test": "log-rank" if kind == "km" else "cause-specific log-rank (other endings censored)",
+                "statistic": stat,
+                "df": df,
+                "p_value": float(chi2.sf(stat, df)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -291,12 +362,24 @@ def kaplan_meier(
     >>> c = pd.DataFrame({"start_date": pd.to_datetime(["2021-01-01"] * 4),
     ...     "end_date": pd.to_datetime(["2021-01-11", "2021-01-11", "2021-01-21", None]),
     ...     "ending_type": ["interrupted", "active", "mutual_agreement", "active"]})
-    >>> km = kaplan_meier(c, extract_date="2021-01-16", protect=False)
-    >>> km.table["estimate"].round(3).tolist()  # 4 at risk, 1 ends at day 10 -> 0.75 (then censoring only)
-    [0.75]
+    >>> km = kaplan_meier(c, extract_date="2021-02-01", protect=False)
+    >>> km.table["estimate"].round(3).tolist()  # day 10: 1 - 1/4 = 0.75; day 20: 0.75 * (1 - 1/3) = 0.5
+    [0.75, 0.5]
     """
-    return _fit(data, "km", by=by, dropout=dropout, extract_date=extract_date, time_unit=time_unit, alpha=alpha,
-                horizon=horizon, protect=protect, step=step, round_to=round_to, min_at_risk=min_at_risk)
+    return _fit(
+        data,
+        "km",
+        by=by,
+        dropout=dropout,
+        extract_date=extract_date,
+        time_unit=time_unit,
+        alpha=alpha,
+        horizon=horizon,
+        protect=protect,
+        step=step,
+        round_to=round_to,
+        min_at_risk=min_at_risk,
+    )
 
 
 def cumulative_incidence(
@@ -341,5 +424,17 @@ def cumulative_incidence(
     >>> ci.summary.set_index("cause")["cumulative_incidence"].round(3).to_dict()
     {'dropout': 0.5, 'mutual_agreement': 0.25, 'transferred': 0.0}
     """
-    return _fit(data, "cif", by=by, dropout=dropout, extract_date=extract_date, time_unit=time_unit, alpha=alpha,
-                horizon=horizon, protect=protect, step=step, round_to=round_to, min_at_risk=min_at_risk)
+    return _fit(
+        data,
+        "cif",
+        by=by,
+        dropout=dropout,
+        extract_date=extract_date,
+        time_unit=time_unit,
+        alpha=alpha,
+        horizon=horizon,
+        protect=protect,
+        step=step,
+        round_to=round_to,
+        min_at_risk=min_at_risk,
+    )

@@ -27,9 +27,14 @@ def add_synth_command(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--courses", type=int, default=5000, help="number of treatment courses (default 5000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--out", type=Path, required=True, help="parent folder; the extract goes to OUT/<extract date>/")
-    p.add_argument("--raw", action="store_true",
-                   help="add synthetic national identity numbers (Tenor test range) for pseudonymisation tests")
+    p.add_argument(
+        "--out", type=Path, required=True, help="parent folder; the extract goes to OUT/<extract date>/"
+    )
+    p.add_argument(
+        "--raw",
+        action="store_true",
+        help="add synthetic national identity numbers (Tenor test range) for pseudonymisation tests",
+    )
     p.add_argument("--extract-date", default="2026-06-30", help="extract date (default 2026-06-30)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(handler=run_synth)
@@ -48,6 +53,8 @@ def run_synth(args: argparse.Namespace) -> int:
     folder = write_extract(reg, args.out, raw=args.raw, progress=not args.quiet)
     if not args.quiet:
         n_out = len(reg.reserved_patients())
-        print(f"wrote {folder}: {reg.n_courses} courses, {len(reg.registrations)} registrations "
-              f"({n_out} opted-out patients left out of the files) in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"wrote {folder}: {reg.n_courses} courses, {len(reg.registrations)} registrations "
+            f"({n_out} opted-out patients left out of the files) in {time.perf_counter() - t0:.1f} s"
+        )
     return 0

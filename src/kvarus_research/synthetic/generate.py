@@ -10,110 +10,35 @@ from tqdm.auto import tqdm
 
 from kvarus_research.codebook import Codebook, load_codebook
 from kvarus_research.registry import Registry, summarise_courses
-from kvarus_research.registry.constants import ENDING_STATUS_CODE, FOLLOWUP_GRACE_DAYS, FOLLOWUP_STATUS_CODE, KIND_ORDER
+from kvarus_research.registry.constants import (
+    ENDING_STATUS_CODE,
+    FOLLOWUP_GRACE_DAYS,
+    FOLLOWUP_STATUS_CODE,
+    KIND_ORDER,
+)
 from kvarus_research.synthetic import params as P
 from kvarus_research.synthetic.ids import guids
-from kvarus_research.synthetic.trajectories import code_with_label, eta_at, followup_response, item_values, unit_feedback
+from kvarus_research.synthetic.skeleton import CAUSES, course_skeleton, measurement_points
+from kvarus_research.synthetic.trajectories import (
+    code_with_label,
+    followup_response,
+    item_values,
+    unit_feedback,
+)
 from kvarus_research.synthetic.truth import build_truth
 from kvarus_research.synthetic.units import coverage_table, make_units, network_work
 
-CAUSES: tuple[str, ...] = tuple(P.ENDING_BASE_HAZARD)
 #: Timepoints whose latent outcome values are kept on the courses table as ``latent_<variable>_<timepoint>``.
 LATENT_TIMEPOINTS: tuple[str, ...] = ("baseline", "ending", "followup")
-
-
-def _growing_days(rng: np.random.Generator, n: int, span: int) -> np.ndarray:
-    """Day offsets in [0, span] with density proportional to 1 + a x (volume growing over the period)."""
-    a = P.VOLUME_GROWTH
-    u = rng.random(n)
-    x = (-1.0 + np.sqrt(1.0 + 2.0 * a * u * (1.0 + a / 2.0))) / a
-    return np.minimum(np.floor(x * (span + 1)), span).astype(np.int64)
-
-
-def _course_skeleton(rng: np.random.Generator, n: int, units: pd.DataFrame, span: int, horizon: int) -> dict[str, Any]:
-    """Patients, units, start days, ages, severities and competing ending times for ``n`` courses.
-
-    Courses of one patient lie next to each other; the k-th course starts 14 days + an exponential gap after the
-    (k-1)-th ends. When the previous course is still active, or the gap would pass the end of the start period,
-    the course goes to a new patient instead (so there are always exactly ``n`` courses).
-    """
-    counts = rng.choice(len(P.COURSES_PER_PATIENT), size=n, p=P.COURSES_PER_PATIENT) + 1
-    cs = np.cumsum(counts)
-    n_pat = int(np.searchsorted(cs, n) + 1)
-    counts = counts[:n_pat]
-    counts[-1] -= cs[n_pat - 1] - n
-    patient = np.repeat(np.arange(n_pat), counts)
-    order = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)  # 0-based position within patient
-    weights = units["_weight"].to_numpy()
-    unit_pos = rng.choice(len(units), size=n, p=weights / weights.sum())
-    inpatient_unit = (units["setting"].to_numpy() == "inpatient")
-    # per patient: sex, age at first course, stable part of severity
-    female = rng.random(n) < P.FEMALE_SHARE  # indexed by patient slot (up to n slots)
-    age_first = np.clip(18 + rng.gamma(P.AGE_SHAPE, P.AGE_SCALE, n), P.AGE_MIN, P.AGE_MAX)
-    patient_z = rng.standard_normal(n)
-    z = np.sqrt(0.5) * patient_z[patient] + np.sqrt(0.5) * rng.standard_normal(n)
-    start = np.zeros(n, dtype=np.int64)
-    birth = np.zeros(n, dtype=np.float64)  # birth day (relative to the period start), per patient slot
-    end = np.zeros(n, dtype=np.float64)
-    cause = np.zeros(n, dtype=np.int8)
-    age = np.zeros(n, dtype=np.int64)
-    next_patient = n_pat
-    base = np.array([P.ENDING_BASE_HAZARD[c] for c in CAUSES])
-    beta = np.array([[P.ENDING_LOG_HR[c][k] for k in ("severity", "age10", "inpatient")] for c in CAUSES])
-    for k in range(int(order.max()) + 1):
-        idx = np.flatnonzero(order == k)
-        fresh = np.ones(len(idx), dtype=bool)
-        if k > 0:
-            prev = idx - 1
-            gap = 14 + rng.exponential(P.REPEAT_GAP_MEAN_DAYS, len(idx))
-            s = np.ceil(end[prev] + gap)
-            ok = (cause[prev] >= 0) & (end[prev] <= horizon) & (s <= span)
-            start[idx[ok]] = s[ok]
-            # a repeat course often stays at the same unit
-            same = ok & (rng.random(len(idx)) < 0.7)
-            unit_pos[idx[same]] = unit_pos[prev[same]]
-            fresh = ~ok
-            moved = idx[fresh]
-            new_ids = np.arange(next_patient, next_patient + len(moved))
-            next_patient += len(moved)
-            # the rest of this patient's chain follows the moved course to its new patient
-            for j in range(len(moved)):  # rare: only failed repeats
-                chain = moved[j]
-                while chain < n and order[chain] >= k and patient[chain] == patient[moved[j]]:
-                    chain += 1
-                patient[moved[j] : chain] = new_ids[j]
-        first_idx = idx[fresh]
-        start[first_idx] = _growing_days(rng, len(first_idx), span)
-        pslot = patient[first_idx]
-        birth[pslot] = start[first_idx] - age_first[pslot] * 365.25 - rng.uniform(0, 365, len(first_idx))
-        age[idx] = np.floor((start[idx] - birth[patient[idx]]) / 365.25).astype(np.int64)
-        x = np.column_stack([z[idx], (age[idx] - 35) / 10.0, inpatient_unit[unit_pos[idx]].astype(float)])
-        rates = base[None, :] * np.exp(x @ beta.T)
-        times = rng.exponential(1.0, (len(idx), len(CAUSES))) / rates
-        cause[idx] = np.argmin(times, axis=1)
-        end[idx] = start[idx] + np.maximum(np.ceil(times.min(axis=1)), 1)
-    # renumber patients 0..m-1 in order of their slot
-    slots, patient = np.unique(patient, return_inverse=True)
-    return {
-        "patient": patient,
-        "n_patients": len(slots),
-        "unit_pos": unit_pos,
-        "start": start,
-        "end": end,
-        "ended": end <= horizon,
-        "cause": cause,
-        "age": age,
-        "z": z,
-        "female": female[slots],
-        "birth": birth[slots],
-    }
 
 
 def _nullable(values: np.ndarray, missing: np.ndarray, kind: str) -> pd.api.extensions.ExtensionArray:
     """A pandas nullable array (Int64 or Float64) from values and a missing mask, without a Python loop."""
     if kind == "float":
         return pd.arrays.FloatingArray(np.asarray(values, dtype=np.float64), missing)
-    return pd.arrays.IntegerArray(np.nan_to_num(np.asarray(values, dtype=np.float64)).astype(np.int64), missing)
+    return pd.arrays.IntegerArray(
+        np.nan_to_num(np.asarray(values, dtype=np.float64)).astype(np.int64), missing
+    )
 
 
 def generate(
@@ -212,13 +137,17 @@ def generate(
     bar = tqdm(total=5, desc="synthetic registry", disable=not progress)
     n = n_courses
     units, network_ids = make_units(rng, n_units)
-    sk = _course_skeleton(rng, n, units, span, horizon)
+    sk = course_skeleton(rng, n, units, span, horizon)
     bar.update()
 
     upos = sk["unit_pos"]
     inpatient = units["setting"].to_numpy()[upos] == "inpatient"
     main_codes = np.array(cb.variable("hovedrusmiddel").valid_codes)
-    shares = np.array(P.MAIN_SUBSTANCE_SHARES if len(P.MAIN_SUBSTANCE_SHARES) == len(main_codes) else [1.0] * len(main_codes))
+    shares = np.array(
+        P.MAIN_SUBSTANCE_SHARES
+        if len(P.MAIN_SUBSTANCE_SHARES) == len(main_codes)
+        else [1.0] * len(main_codes)
+    )
     main = main_codes[rng.choice(len(main_codes), size=n, p=shares / shares.sum())]
     opioid = (main == code_with_label(cb, "hovedrusmiddel", "Opioids")).astype(float)
     alcohol = (main == code_with_label(cb, "hovedrusmiddel", "Alcohol")).astype(float)
@@ -228,27 +157,11 @@ def generate(
     start_day, end_day, ended = sk["start"], sk["end"], sk["ended"]
     dur = np.where(ended, end_day - start_day, horizon - start_day).astype(float)
     due = ended & (end_day + 365 + FOLLOWUP_GRACE_DAYS <= horizon)
-    has_baseline = rng.random(n) < np.where(inpatient, P.BASELINE_SHARE["inpatient"], P.BASELINE_SHARE["outpatient"])
-
-    # measurement points: due every `interval` days strictly before the ending (or the extract date)
-    lo = np.where(inpatient, P.MP_INTERVAL_DAYS["inpatient"][0], P.MP_INTERVAL_DAYS["outpatient"][0])
-    hi = np.where(inpatient, P.MP_INTERVAL_DAYS["inpatient"][1], P.MP_INTERVAL_DAYS["outpatient"][1])
-    interval = rng.uniform(lo, hi)
-    n_due = np.floor((dur - 1) / interval).astype(np.int64).clip(0, None)
-    mp_course = np.repeat(np.arange(n), n_due)
-    j = np.arange(len(mp_course)) - np.repeat(np.cumsum(n_due) - n_due, n_due) + 1
-    mp_day = np.floor(j * interval[mp_course] - rng.uniform(0, 7, len(mp_course))).astype(np.int64)
-    kept = rng.random(len(mp_course)) < P.MP_COMPLIANCE
-    mp_course, mp_day = mp_course[kept], mp_day[kept]
-    rank_in_course = np.arange(len(mp_course)) - np.repeat(
-        np.cumsum(np.bincount(mp_course, minlength=n)) - np.bincount(mp_course, minlength=n),
-        np.bincount(mp_course, minlength=n),
+    has_baseline = rng.random(n) < np.where(
+        inpatient, P.BASELINE_SHARE["inpatient"], P.BASELINE_SHARE["outpatient"]
     )
-    cap = rank_in_course < P.MP_MAX
-    mp_course, mp_day = mp_course[cap], mp_day[cap]
-    first_mp = np.flatnonzero(~has_baseline)  # courses that start with a measurement point on day 0
-    mp_course = np.concatenate([first_mp, mp_course])
-    mp_day = np.concatenate([np.zeros(len(first_mp), dtype=np.int64), mp_day])
+
+    mp_course, mp_day = measurement_points(rng, dur, inpatient, has_baseline)
     bar.update()
 
     # virtual rows: baseline (0..n-1), ending (n..2n-1), follow-up (2n..3n-1), measurement points (3n..)
@@ -259,15 +172,6 @@ def generate(
     v_eta = np.concatenate([z, z - gain_end, z - gain_fu, z[mp_course] - gain_mp])
     v_gain = np.concatenate([np.zeros(n), gain_end, gain_fu, gain_mp])
     values = item_values(cb, rng, v_eta, v_gain, opioid[v_course], alcohol[v_course])
-    values.update(
-        unit_feedback(
-            cb,
-            rng,
-            units["_p_plan_beh"].to_numpy()[upos][v_course],
-            units["_p_plan_krise"].to_numpy()[upos][v_course],
-            units["_p_utbytte"].to_numpy()[upos][v_course],
-        )
-    )
     values["hovedrusmiddel"] = main[v_course]
 
     # one-year follow-up: registered and reached depending on the latent improvement
@@ -294,9 +198,9 @@ def generate(
         ]
     ).astype(np.int8)
     course = v_course[pick]
-    day = np.concatenate([start_day[base_rows], start_day[mp_course] + mp_day, end_day[end_rows], fu_day]).astype(
-        np.int64
-    )
+    day = np.concatenate(
+        [start_day[base_rows], start_day[mp_course] + mp_day, end_day[end_rows], fu_day]
+    ).astype(np.int64)
     status = np.concatenate(
         [
             np.zeros(len(base_rows)),
@@ -319,7 +223,9 @@ def generate(
     silent |= interrupted & (rng.random(n_reg) >= P.INTERRUPTED_ENDING_ANSWERED)
     on_baseline_form = kind == KIND_ORDER["baseline"]
     forms = {f.kind: f.name for f in cb.forms}
-    data_vars = [v for v in cb.data_variables() if forms.get("baseline") in v.forms or forms.get("status") in v.forms]
+    data_vars = [
+        v for v in cb.data_variables() if forms.get("baseline") in v.forms or forms.get("status") in v.forms
+    ]
     kind_names = np.array(list(KIND_ORDER))
     patient = sk["patient"][course]
     pids = guids(rng, sk["n_patients"])
@@ -341,20 +247,34 @@ def generate(
         "age": np.floor((day - birth[patient]) / 365.25).astype(np.int64),
         "sex": sex[patient].astype(np.int64),
     }
+    # patient feedback (unit-level probabilities), drawn for the registrations only
+    feedback = unit_feedback(
+        cb,
+        rng,
+        units["_p_plan_beh"].to_numpy()[upos][course],
+        units["_p_plan_krise"].to_numpy()[upos][course],
+        units["_p_utbytte"].to_numpy()[upos][course],
+    )
     observed_base: dict[str, np.ndarray] = {}
     observed_fu: dict[str, np.ndarray] = {}
     for var in data_vars:
-        on_form = np.where(on_baseline_form, forms.get("baseline") in var.forms, forms.get("status") in var.forms)
+        on_form = np.where(
+            on_baseline_form, forms.get("baseline") in var.forms, forms.get("status") in var.forms
+        )
         if var.name in ("plan_beh", "plan_krise", "eval_utbytte"):
             on_form &= kind != KIND_ORDER["followup"]
-        vals = values.get(var.name)
-        missing = ~on_form | silent | (rng.random(n_reg) < P.ITEM_NONRESPONSE)
+        vals = feedback[var.name] if var.name in feedback else values.get(var.name)
+        missing = ~on_form | silent | (rng.random(n_reg, dtype=np.float32) < P.ITEM_NONRESPONSE)
         if vals is None:
             missing[:] = True
             vals = np.zeros(len(v_course))
-        cols[var.name] = _nullable(np.asarray(vals)[pick], missing, "float" if var.type == "float" else "int")
-        if var.name in P.CONTINUOUS:  # registered values per course, for the complete-case figure in the truth
-            obs = np.where(missing, np.nan, np.asarray(vals, dtype=float)[pick])
+        if var.name not in feedback:
+            vals = np.asarray(vals)[pick]
+        cols[var.name] = _nullable(vals, missing, "float" if var.type == "float" else "int")
+        if (
+            var.name in P.CONTINUOUS
+        ):  # registered values per course, for the complete-case figure in the truth
+            obs = np.where(missing, np.nan, np.asarray(vals, dtype=float))
             for k_name, store in (("baseline", observed_base), ("followup", observed_fu)):
                 rows = kind == KIND_ORDER[k_name]
                 if k_name == "followup":
@@ -379,7 +299,11 @@ def generate(
         if name not in values:
             continue
         vals = np.asarray(values[name], dtype=float)
-        latent[name] = (vals[:n], np.where(ended, vals[n : 2 * n], np.nan), np.where(due, vals[2 * n : 3 * n], np.nan))
+        latent[name] = (
+            vals[:n],
+            np.where(ended, vals[n : 2 * n], np.nan),
+            np.where(due, vals[2 * n : 3 * n], np.nan),
+        )
         for tp, arr in zip(LATENT_TIMEPOINTS, latent[name], strict=True):
             extra[f"latent_{name}_{tp}"] = arr
     courses = pd.concat([courses, pd.DataFrame(extra, index=courses.index, copy=False)], axis=1)
@@ -392,12 +316,16 @@ def generate(
             "birth_date": (day0 + np.floor(birth).astype(np.int64)).astype("datetime64[ns]"),
         }
     )
-    coverage, coverage_rates = coverage_table(rng, units, courses, reserved_patient[sk["patient"]], t0.year, t1.year)
+    coverage, coverage_rates = coverage_table(
+        rng, units, courses, reserved_patient[sk["patient"]], t0.year, t1.year
+    )
     n_cases = max(P.NETWORK_MIN_CASES, int(round(P.NETWORK_CASES_PER_COURSE * n)))
     network, network_units, network_truth = network_work(rng, cb, network_ids, n_cases, t0, t1)
     unit_table = pd.concat(
-        [units[["unit_id", "unit_name", "region", "setting"]].assign(acute_psychiatry=False),
-         network_units.assign(acute_psychiatry=True)],
+        [
+            units[["unit_id", "unit_name", "region", "setting"]].assign(acute_psychiatry=False),
+            network_units.assign(acute_psychiatry=True),
+        ],
         ignore_index=True,
     )
     truth = build_truth(

@@ -12,7 +12,16 @@ REGIONS: tuple[str, ...] = ("Helse Sør-Øst", "Helse Vest", "Helse Midt-Norge",
 
 #: Places and unit kinds that make Norwegian-like unit names (``"<kind> <place>"``), per region.
 PLACES: dict[str, tuple[str, ...]] = {
-    "Helse Sør-Øst": ("Oslo", "Drammen", "Fredrikstad", "Skien", "Hamar", "Kristiansand", "Tønsberg", "Gjøvik"),
+    "Helse Sør-Øst": (
+        "Oslo",
+        "Drammen",
+        "Fredrikstad",
+        "Skien",
+        "Hamar",
+        "Kristiansand",
+        "Tønsberg",
+        "Gjøvik",
+    ),
     "Helse Vest": ("Stavanger", "Bergen", "Haugesund", "Førde", "Voss", "Egersund"),
     "Helse Midt-Norge": ("Trondheim", "Ålesund", "Molde", "Levanger", "Namsos", "Kristiansund"),
     "Helse Nord": ("Tromsø", "Bodø", "Harstad", "Mo i Rana", "Hammerfest", "Narvik"),

@@ -50,13 +50,15 @@ def continuous_values(
     return np.clip(np.round(raw, spec["decimals"]), lo, hi)
 
 
-def binary_values(codebook: Codebook, name: str, eta: np.ndarray, opioid: np.ndarray, u: np.ndarray) -> np.ndarray:
+def binary_values(
+    codebook: Codebook, name: str, eta: np.ndarray, opioid: np.ndarray, u: np.ndarray
+) -> np.ndarray:
     """Yes/no item codes: ``P(yes) = expit(intercept + eta_coef * eta + opioid_coef * opioid)``."""
     spec = P.BINARY[name]
     yes = code_with_label(codebook, name, "Yes")
     no = code_with_label(codebook, name, "No")
     p = expit(spec["intercept"] + spec["eta_coef"] * eta + spec["opioid_coef"] * opioid)
-    return np.where(u < p, yes, no)
+    return np.where(u < p, yes, no).astype(np.int16)
 
 
 def ordinal_codes(codebook: Codebook, name: str, score: np.ndarray, shares: tuple[float, ...]) -> np.ndarray:
@@ -65,7 +67,7 @@ def ordinal_codes(codebook: Codebook, name: str, score: np.ndarray, shares: tupl
     The cut points are the normal quantiles of the cumulative ``shares``; when the codebook has a different number
     of codes than ``shares``, the codes get equal shares.
     """
-    codes = np.array(codebook.variable(name).valid_codes)
+    codes = np.array(codebook.variable(name).valid_codes, dtype=np.int16)
     if len(shares) != len(codes):
         shares = tuple([1.0 / len(codes)] * len(codes))
     cuts = ndtri(np.cumsum(shares)[:-1] / np.sum(shares))
@@ -84,12 +86,28 @@ def item_values(
 
     Parameters
     ----------
-    eta : latent problem level per row; ``progress`` : improvement so far (``g * (1 - exp(-t / TAU))``) per row;
-    ``opioid`` / ``alcohol`` : main substance indicators per row.
+    codebook : Codebook
+        Code lists and ranges come from here.
+    rng : numpy.random.Generator
+    eta : ndarray
+        Latent problem level per row.
+    progress : ndarray
+        Improvement so far per row, ``g * (1 - exp(-t / TAU))`` (drives satisfaction).
+    opioid, alcohol : ndarray
+        1.0 when the row's main substance is opioids / alcohol, else 0.0.
 
     Returns
     -------
-    dict of variable name -> values (floats for continuous items, integer codes for categorical ones).
+    dict
+        Variable name -> values (floats for continuous items, integer codes for categorical ones).
+
+    Examples
+    --------
+    >>> import kvarus_research as kr
+    >>> v = item_values(kr.load_codebook(), np.random.default_rng(0), np.array([2.0, -2.0]), np.zeros(2),
+    ...                 np.zeros(2), np.zeros(2))
+    >>> bool(v["dager_rus_30"][0] > v["dager_rus_30"][1]), sorted(set(v["bolig"].tolist())) <= [1, 2, 3, 4]
+    (True, True)
     """
     n = len(eta)
     out: dict[str, np.ndarray] = {}
@@ -112,7 +130,11 @@ def item_values(
 
 
 def unit_feedback(
-    codebook: Codebook, rng: np.random.Generator, p_plan: np.ndarray, p_crisis: np.ndarray, p_benefit: np.ndarray
+    codebook: Codebook,
+    rng: np.random.Generator,
+    p_plan: np.ndarray,
+    p_crisis: np.ndarray,
+    p_benefit: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """``plan_beh`` / ``plan_krise`` (Ja with the unit's probability, else Nei 80 % / Vet ikke 20 %) and
     ``eval_utbytte`` (the two highest codes with the unit's probability, split 60/40; else the lower codes
@@ -134,14 +156,19 @@ def unit_feedback(
         low = codes[:-2]
         u = rng.random(n)
         hi_pick = np.where(rng.random(n) < 0.6, high[0], high[-1])
-        low_p = np.array([0.15, 0.30, 0.55][-len(low) :]) if len(low) <= 3 else np.full(len(low), 1 / len(low))
+        low_p = (
+            np.array([0.15, 0.30, 0.55][-len(low) :]) if len(low) <= 3 else np.full(len(low), 1 / len(low))
+        )
         low_pick = low[np.searchsorted(np.cumsum(low_p / low_p.sum())[:-1], rng.random(n), side="right")]
         out["eval_utbytte"] = np.where(u < p_benefit, hi_pick, low_pick)
     return out
 
 
 def followup_response(
-    improvement_z: np.ndarray, ending_type: np.ndarray, u_registered: np.ndarray, u_reached: np.ndarray,
+    improvement_z: np.ndarray,
+    ending_type: np.ndarray,
+    u_registered: np.ndarray,
+    u_reached: np.ndarray,
     u_declined: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Who is registered at follow-up and with which outcome (reached / not reached / declined).

@@ -13,8 +13,9 @@ from kvarus_research.synthetic.ids import guids
 from kvarus_research.synthetic.trajectories import code_with_label
 
 
-def make_units(rng: np.random.Generator, n_units: int) -> pd.DataFrame:
-    """The TSB units: id, Norwegian-like name, region, setting, size weight and true unit-level parameters.
+def make_units(rng: np.random.Generator, n_units: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The TSB units (id, Norwegian-like name, region, setting, size weight, true unit-level parameters in
+    ``_``-prefixed columns) and the ids of the two network-work units.
 
     Units are spread evenly over the four health regions; the probabilities of "Ja" on ``plan_beh`` /
     ``plan_krise`` and of ``eval_utbytte`` in {4, 5} are evenly spaced over the ranges in :mod:`params` and
@@ -30,7 +31,7 @@ def make_units(rng: np.random.Generator, n_units: int) -> pd.DataFrame:
     for i in range(n_units):
         kinds = P.INPATIENT_KINDS if inpatient[i] else P.OUTPATIENT_KINDS
         places = P.PLACES[region[i]]
-        for attempt in range(100):
+        for _attempt in range(100):
             name = f"{kinds[rng.integers(len(kinds))]} {places[rng.integers(len(places))]}"
             if name not in used:
                 break
@@ -40,7 +41,11 @@ def make_units(rng: np.random.Generator, n_units: int) -> pd.DataFrame:
         names.append(name)
 
     def spread(lo_hi: tuple[float, float]) -> np.ndarray:
-        return rng.permutation(np.linspace(lo_hi[0], lo_hi[1], n_units)) if n_units > 1 else np.array([np.mean(lo_hi)])
+        return (
+            rng.permutation(np.linspace(lo_hi[0], lo_hi[1], n_units))
+            if n_units > 1
+            else np.array([np.mean(lo_hi)])
+        )
 
     return pd.DataFrame(
         {
@@ -59,7 +64,12 @@ def make_units(rng: np.random.Generator, n_units: int) -> pd.DataFrame:
 
 
 def coverage_table(
-    rng: np.random.Generator, units: pd.DataFrame, courses: pd.DataFrame, reserved: np.ndarray, first: int, last: int
+    rng: np.random.Generator,
+    units: pd.DataFrame,
+    courses: pd.DataFrame,
+    reserved: np.ndarray,
+    first: int,
+    last: int,
 ) -> tuple[pd.DataFrame, dict[int, float]]:
     """Expected courses per unit and year such that registered / expected grows from ``COVERAGE_FIRST`` to
     ``COVERAGE_LAST`` (plus a unit effect); ``reserved_courses`` counts opted-out patients' courses."""
@@ -70,10 +80,13 @@ def coverage_table(
     grid = pd.MultiIndex.from_product([units["unit_id"].to_numpy(), years], names=["unit_id", "year"])
     key = pd.MultiIndex.from_arrays([courses["unit_id"].to_numpy(), year], names=["unit_id", "year"])
     registered = pd.Series(1, index=key).groupby(level=[0, 1]).sum().reindex(grid, fill_value=0)
-    held_back = pd.Series(reserved.astype(np.int64), index=key).groupby(level=[0, 1]).sum().reindex(grid, fill_value=0)
-    rate = np.clip(
-        np.add.outer(units["_coverage"].to_numpy(), national).ravel(), 0.2, 0.98
+    held_back = (
+        pd.Series(reserved.astype(np.int64), index=key)
+        .groupby(level=[0, 1])
+        .sum()
+        .reindex(grid, fill_value=0)
     )
+    rate = np.clip(np.add.outer(units["_coverage"].to_numpy(), national).ravel(), 0.2, 0.98)
     noise = rng.uniform(0.97, 1.03, len(rate))
     expected = np.ceil(registered.to_numpy() / (rate * noise)).astype(np.int64)
     table = pd.DataFrame(
@@ -128,11 +141,15 @@ def network_work(
     data["mote_sted"][~meeting] = pd.NA
     reason_codes = np.array(codebook.variable("ikke_invitert_grunn").valid_codes)
     reason_p = np.array(P.NETWORK_NOT_INVITED_SHARES)
-    reason = reason_codes[np.searchsorted(np.cumsum(reason_p / reason_p.sum())[:-1], rng.random(n_cases), side="right")]
+    reason = reason_codes[
+        np.searchsorted(np.cumsum(reason_p / reason_p.sum())[:-1], rng.random(n_cases), side="right")
+    ]
     data["ikke_invitert_grunn"] = pd.array(reason, dtype="Int64")
     data["ikke_invitert_grunn"][meeting] = pd.NA
     table = pd.DataFrame(data)
-    table = table[[c for c in table.columns if c in ("case_id", "patient_id", "unit_id", "date") or c in codebook]]
+    table = table[
+        [c for c in table.columns if c in ("case_id", "patient_id", "unit_id", "date") or c in codebook]
+    ]
     units = pd.DataFrame(
         {
             "unit_id": network_ids,

@@ -74,15 +74,25 @@ def _date_text(values: np.ndarray, mask: np.ndarray) -> pa.Array:
     month = d.astype("datetime64[M]").astype(np.int64) % 12 + 1
     day = (d - d.astype("datetime64[M]")).astype(np.int64) + 1
     buf = np.empty((len(d), 10), dtype=np.uint8)
-    for col, digits in ((0, day // 10), (1, day % 10), (3, month // 10), (4, month % 10), (6, year // 1000),
-                        (7, year // 100 % 10), (8, year // 10 % 10), (9, year % 10)):
+    for col, digits in (
+        (0, day // 10),
+        (1, day % 10),
+        (3, month // 10),
+        (4, month % 10),
+        (6, year // 1000),
+        (7, year // 100 % 10),
+        (8, year // 10 % 10),
+        (9, year % 10),
+    ):
         buf[:, col] = 48 + digits
     buf[:, 2] = buf[:, 5] = ord(".")
     fixed = pa.Array.from_buffers(pa.binary(10), len(d), [_validity(mask), pa.py_buffer(buf)])
     return pc.cast(pc.cast(fixed, pa.binary()), pa.string())
 
 
-def _int_text(values: np.ndarray, mask: np.ndarray, render: Callable[[np.ndarray], list[str]] = None) -> pa.Array:
+def _int_text(
+    values: np.ndarray, mask: np.ndarray, render: Callable[[np.ndarray], list[str]] = None
+) -> pa.Array:
     """Integers as text through a table of the distinct values (a few ``take`` calls instead of a cast per row)."""
     vals = np.where(mask, 0, values).astype(np.int64)
     if len(vals) == 0:
@@ -93,7 +103,9 @@ def _int_text(values: np.ndarray, mask: np.ndarray, render: Callable[[np.ndarray
     else:
         table, index = np.unique(vals, return_inverse=True)
     texts = pa.array(render(table) if render else table.astype(str).tolist(), type=pa.string())
-    return pc.take(texts, pa.Array.from_buffers(pa.int64(), len(index), [_validity(mask), pa.py_buffer(index)]))
+    return pc.take(
+        texts, pa.Array.from_buffers(pa.int64(), len(index), [_validity(mask), pa.py_buffer(index)])
+    )
 
 
 def _float_text(values: np.ndarray, mask: np.ndarray) -> pa.Array:
@@ -108,7 +120,9 @@ def _float_text(values: np.ndarray, mask: np.ndarray) -> pa.Array:
                 for t in table.tolist():
                     sign, t = ("-" if t < 0 else ""), abs(t)
                     whole, frac = divmod(t, 10**k) if k else (t, 0)
-                    out.append(f"{sign}{whole},{str(frac).zfill(k).rstrip('0')}".rstrip(",") if k else f"{sign}{t}")
+                    out.append(
+                        f"{sign}{whole},{str(frac).zfill(k).rstrip('0')}".rstrip(",") if k else f"{sign}{t}"
+                    )
                 return out
 
             return _int_text(scaled.astype(np.int64), mask, render)
@@ -127,7 +141,9 @@ def _format(var: Variable, column: pd.Series) -> pa.Array:
         return pc.strftime(ts, format="%d.%m.%Y %H:%M:%S")
     if var.type == "boolean":
         b = column.astype("boolean")
-        return _int_text(np.where(mask, -1, b.fillna(False).to_numpy(dtype=bool)), np.zeros(len(b), dtype=bool))
+        return _int_text(
+            np.where(mask, -1, b.fillna(False).to_numpy(dtype=bool)), np.zeros(len(b), dtype=bool)
+        )
     if var.type in ("enum", "integer"):
         vals = pd.to_numeric(column).astype("Int64").to_numpy(dtype=np.int64, na_value=0)
         if var.type == "enum" and var.missing_codes:
@@ -135,7 +151,9 @@ def _format(var: Variable, column: pd.Series) -> pa.Array:
             mask = np.zeros(len(vals), dtype=bool)
         return _int_text(vals, mask)
     if var.type == "float":
-        return _float_text(pd.to_numeric(column).astype("Float64").to_numpy(dtype=np.float64, na_value=0.0), mask)
+        return _float_text(
+            pd.to_numeric(column).astype("Float64").to_numpy(dtype=np.float64, na_value=0.0), mask
+        )
     return _strings(column.astype(object).where(~mask, None).to_numpy())
 
 
@@ -163,8 +181,9 @@ def _write_csv(
                 for a, free in zip(arrays, text_columns, strict=False)
                 if free and len(a)
             )
-            opts = pacsv.WriteOptions(include_header=False, delimiter=";", eol=EOL,
-                                      quoting_style="needed" if special else "none")
+            opts = pacsv.WriteOptions(
+                include_header=False, delimiter=";", eol=EOL, quoting_style="needed" if special else "none"
+            )
             pacsv.write_csv(table, fh, opts)
 
 
@@ -175,17 +194,22 @@ def _national_ids(registry: Registry, patient_ids: pd.Series, seed: int) -> pd.S
     ids = pd.Series(dtype=object)
     if "birth_date" in pats.columns and len(pats):
         male = pats["sex"].astype("Int64").fillna(1).to_numpy() == 1
-        ids = pd.Series(tenor_national_ids(rng, pats["birth_date"].to_numpy(dtype="datetime64[D]"), male),
-                        index=pats["patient_id"].to_numpy())
+        ids = pd.Series(
+            tenor_national_ids(rng, pats["birth_date"].to_numpy(dtype="datetime64[D]"), male),
+            index=pats["patient_id"].to_numpy(),
+        )
     others = pd.Index(pd.unique(patient_ids)).difference(ids.index)
     if len(others):  # e.g. network-work patients: birth dates drawn here, ages 18-80 at 2000-01-01
         births = np.datetime64("1920-01-01") + rng.integers(0, 62 * 365, len(others)).astype("timedelta64[D]")
-        ids = pd.concat([ids, pd.Series(tenor_national_ids(rng, births, rng.random(len(others)) < 0.5),
-                                        index=others)])
+        ids = pd.concat(
+            [ids, pd.Series(tenor_national_ids(rng, births, rng.random(len(others)) < 0.5), index=others)]
+        )
     return patient_ids.map(ids)
 
 
-def _form_rows(registry: Registry, kind: str, keep: dict[str, np.ndarray]) -> tuple[pd.DataFrame, np.ndarray] | None:
+def _form_rows(
+    registry: Registry, kind: str, keep: dict[str, np.ndarray]
+) -> tuple[pd.DataFrame, np.ndarray] | None:
     """The table a form's rows come from and the positions of those rows (opted-out patients left out)."""
     if kind == "network_work":
         table = registry.network_work
@@ -200,7 +224,9 @@ def _form_rows(registry: Registry, kind: str, keep: dict[str, np.ndarray]) -> tu
 def _kept_rows(registry: Registry) -> dict[str, np.ndarray]:
     """Rows of registrations and network work that do not belong to an opted-out patient."""
     out = {"registrations": np.ones(len(registry.registrations), dtype=bool)}
-    out["network_work"] = np.ones(0 if registry.network_work is None else len(registry.network_work), dtype=bool)
+    out["network_work"] = np.ones(
+        0 if registry.network_work is None else len(registry.network_work), dtype=bool
+    )
     reserved = registry.reserved_patients()
     if len(reserved):
         out["registrations"] = ~registry.registrations["patient_id"].isin(reserved).to_numpy()
@@ -278,8 +304,15 @@ def write_extract(
             names.insert(at, NATIONAL_ID_COLUMN)
             text_columns.insert(at, False)
 
-        def chunk(lo: int, hi: int, frame: pd.DataFrame = frame, rows: np.ndarray = rows, sources: list = sources,
-                  nid: pd.Series | None = nid, names: list[str] = names) -> list[pa.Array]:
+        def chunk(
+            lo: int,
+            hi: int,
+            frame: pd.DataFrame = frame,
+            rows: np.ndarray = rows,
+            sources: list = sources,
+            nid: pd.Series | None = nid,
+            names: list[str] = names,
+        ) -> list[pa.Array]:
             wanted = list(dict.fromkeys(s for _, s in sources if s not in (None, "unit_name")))
             part = frame.iloc[rows[lo:hi]][wanted + (["unit_id"] if "unit_id" not in wanted else [])]
             arrays = []
@@ -311,8 +344,10 @@ def _write_supplements(registry: Registry, folder: Path) -> None:
         len(units),
         lambda lo, hi: [
             pc.cast(pa.array(units["unit_id"].iloc[lo:hi].to_numpy()), pa.string()),
-            *(text(units[c].iloc[lo:hi]) if c in units.columns else pa.nulls(hi - lo, pa.string())
-              for c in ("unit_name", "region", "setting")),
+            *(
+                text(units[c].iloc[lo:hi]) if c in units.columns else pa.nulls(hi - lo, pa.string())
+                for c in ("unit_name", "region", "setting")
+            ),
         ],
     )
     cov = registry.coverage
@@ -324,8 +359,11 @@ def _write_supplements(registry: Registry, folder: Path) -> None:
         ["UnitId", "year", "expected_courses", "reserved_courses"],
         len(cov),
         lambda lo, hi: [
-            pc.cast(pa.array(cov[c].iloc[lo:hi].astype("Int64"), type=pa.int64(), from_pandas=True), pa.string())
-            if c in cov.columns else pa.nulls(hi - lo, pa.string())
+            pc.cast(
+                pa.array(cov[c].iloc[lo:hi].astype("Int64"), type=pa.int64(), from_pandas=True), pa.string()
+            )
+            if c in cov.columns
+            else pa.nulls(hi - lo, pa.string())
             for c in cols
         ],
     )
