@@ -91,14 +91,15 @@ def format_table(results: list[dict]) -> str:
     >>> print(format_table([{"module": "bench_x", "stage": "load", "rows": 1000, "seconds": 0.5,
     ...                      "peak_mb": 12.0, "whole_process": False}]))
     stage                           rows    seconds    peak MB        rows/s
-    bench_x.load                   1,000       0.50       12.0         2,000
+    bench_x.load                   1,000       0.50      12.0          2,000
     """
-    lines = [f"{'stage':<24}{'rows':>12}{'seconds':>11}{'peak MB':>11}{'rows/s':>14}"]
+    width = max([24] + [len(r["module"] + r["stage"]) + 2 for r in results])
+    lines = [f"{'stage':<{width}}{'rows':>12}{'seconds':>11}{'peak MB':>11}{'rows/s':>14}"]
     for r in results:
         rate = r["rows"] / r["seconds"] if r["seconds"] > 0 else float("inf")
         mark = "*" if r["whole_process"] else ""
         lines.append(
-            f"{r['module'] + '.' + r['stage']:<24}{r['rows']:>12,}{r['seconds']:>11.2f}"
+            f"{r['module'] + '.' + r['stage']:<{width}}{r['rows']:>12,}{r['seconds']:>11.2f}"
             f"{r['peak_mb']:>10.1f}{mark or ' '}{rate:>14,.0f}"
         )
     return "\n".join(lines)

@@ -113,3 +113,16 @@ def test_secondary_suppression_over_the_national_total(artifacts) -> None:
     # The year constraint: A's rows for 2021 (9) and 2022 (6) add up to its all-years 15 and are published.
     yearly = p.table[(p.table["group"] == "A") & p.table["year"].notna()]
     assert yearly["numerator"].tolist() == [9, 6]
+
+
+def test_bars_at_zero_and_one_hundred_percent() -> None:
+    # 0 of 12 and 12 of 12: the Wilson bounds are exactly 0 and 1 and the error bars are drawn without error.
+    t = pd.DataFrame({"level": ["unit", "unit"], "group": ["Z", "F"], "n_units": 1, "numerator": [0, 12],
+                      "denominator": [12, 12], "proportion": [0.0, 1.0]})  # fmt: skip
+    from kvarus_research.indicators import indicator_bars, wilson_ci
+
+    t["ci_low"], t["ci_high"] = wilson_ci(t["numerator"], t["denominator"])
+    assert t["ci_low"].iloc[0] == 0.0 and t["ci_high"].iloc[1] == 1.0
+    ax = indicator_bars(t)
+    assert sorted(round(float(b.get_width()), 1) for b in ax.containers[0]) == [0.0, 100.0]
+    assert sorted(x.get_text() for x in ax.texts) == ["0 av 12", "12 av 12"]

@@ -128,3 +128,23 @@ def test_crosstab_and_protection() -> None:
     assert pd.isna(row["n"]) and pd.isna(row["share"])
     with pytest.raises(AnalysisError, match="no transition table"):
         res.crosstab("ending", "baseline")
+
+
+@pytest.mark.slow
+def test_synthetic_margins_against_truth(artifacts) -> None:
+    import kvarus_research as kr
+    from kvarus_research.cohort import align_timepoints
+
+    reg = kr.synthetic.generate(n_courses=20_000, seed=7)
+    tp = align_timepoints(reg, baseline="registration")
+    for variable, truth in reg.truth["categorical"].items():
+        res = transitions(tp, variable)
+        m = res.margins.set_index(["timepoint", "code"])
+        base = m.loc[("baseline", truth["worst_code"])]
+        # at baseline (registered for nearly all courses) the Wilson CI covers the true share in the worst state
+        assert base["ci_low"] <= truth["share_baseline"] <= base["ci_high"], variable
+        # at follow-up only responders are seen, and they did better: the observed share in the worst state is
+        # below the true share among all courses due a follow-up (the known direction of the attrition bias)
+        assert m.loc[("followup", truth["worst_code"]), "share"] < truth["share_followup"], variable
+    ax = transitions(tp, "arbeid_utdanning").plot()
+    ax.figure.savefig(artifacts / "outcomes_transitions_work_synthetic.png", bbox_inches="tight")

@@ -172,3 +172,13 @@ def test_protected_export_suppresses_small_groups(tmp_path) -> None:
     assert (prot.log["reason"].str.contains("below 5")).any()
     out = res.to_csv(tmp_path / "change.csv")
     assert "-7.0" not in out.read_text()  # the overall mean change of 4 courses does not leave
+
+
+def test_registry_input_is_refused_with_a_hint() -> None:
+    import kvarus_research as kr
+
+    reg = kr.synthetic.generate(n_courses=50, seed=1)
+    with pytest.raises(AnalysisError, match="align_timepoints"):
+        change(reg, "dager_rus_30")
+    with pytest.raises(AnalysisError, match="lacks column"):
+        change(pd.DataFrame({"course_id": [1]}), "dager_rus_30")

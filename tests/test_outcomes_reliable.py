@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from statsmodels.stats.proportion import proportion_confint
 
 from kvarus_research.errors import AnalysisError
 from kvarus_research.outcomes import reliable_change
-from kvarus_research.outcomes.reliable import CATEGORIES, clinical_cutoff
+from kvarus_research.outcomes.reliable import CATEGORIES, classify, clinical_cutoff
 
 
 def tiny_long() -> pd.DataFrame:
@@ -110,3 +112,21 @@ def test_by_group_and_plot(artifacts) -> None:
     # first category (deteriorated) of the first bar (days, All) = 25 %
     assert widths[0] == pytest.approx(25.0)
     ax.figure.savefig(artifacts / "outcomes_reliable_change.png", bbox_inches="tight")
+
+
+values = st.lists(st.floats(0, 30, allow_nan=False), min_size=1, max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values, values, st.floats(0.5, 10), st.floats(0, 30))
+def test_classify_mirror_property(x1, x2, s_diff, cut) -> None:
+    # Mirroring the scale (x -> -x) and the direction of improvement must give the same categories, and the
+    # categories follow the RCI thresholds exactly.
+    n = min(len(x1), len(x2))
+    a, b = np.array(x1[:n]), np.array(x2[:n])
+    rci, low = classify(a, b, s_diff=s_diff, sign=-1, z=1.96, cutoff=cut)
+    _, high = classify(-a, -b, s_diff=s_diff, sign=1, z=1.96, cutoff=-cut)
+    assert low.tolist() == high.tolist()
+    assert all((c == "deteriorated") == (r > 1.96) for c, r in zip(low, rci))
+    assert all((c in ("improved", "recovered")) == (r < -1.96) for c, r in zip(low, rci))
+    assert all(c != "recovered" or y < cut for c, y in zip(low, b))

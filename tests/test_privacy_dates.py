@@ -61,7 +61,9 @@ def test_shift_dates_keeps_intervals_within_patient():
     moved = (out.courses["start_date"] - reg.courses["start_date"]).dt.days.rename("moved")
     reg_moved = out.registrations["date"] - reg.registrations["date"]
     # the same patient moves by the same amount in every table
-    per_patient = pd.concat([reg.courses["patient_id"], moved], axis=1).groupby("patient_id")["moved"].nunique()
+    per_patient = (
+        pd.concat([reg.courses["patient_id"], moved], axis=1).groupby("patient_id")["moved"].nunique()
+    )
     assert (per_patient == 1).all() and moved.abs().between(1, 60).all()
     assert (reg_moved.dt.days.abs() >= 1).all()
 

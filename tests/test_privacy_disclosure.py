@@ -119,6 +119,29 @@ def test_bad_arguments_are_named():
         protect(pd.DataFrame({"n": [-1]}), counts="n")
 
 
+def test_declared_derived_columns_missing_from_table_are_noted_not_fatal():
+    t = pd.DataFrame({"unit": ["A", "B"], "n": [2, 30], "mean": [1.0, 2.0]})
+    p = protect(t, counts="n", derived={"mean": "n", "sd": "n"}, rules=NO_POOL)
+    assert p.table["mean"].isna().tolist() == [True, False]
+    assert p.log.loc[p.log["column"] == "sd", "action"].tolist() == ["note"]
+    with pytest.raises(PrivacyError, match="none of which is a count column"):
+        protect(t, counts="n", derived={"mean": "unit"})
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=10))
+def test_published_counts_are_never_small_and_never_altered(values):
+    p = protect(one_d(values), counts="n", margins={"unit": "Total"}, rules=NO_POOL)
+    original = [*values, sum(values)]
+    for shown, true in zip(p.table["n"], original):
+        if not pd.isna(shown):
+            assert shown == true and (shown == 0 or shown >= 5)
+        else:
+            assert true != 0  # in 1-D a zero is never hidden: a non-zero cell or the total is chosen first
+    # every hidden cell is logged once, with its reason
+    assert int(p.table["n"].isna().sum()) == len(p.log)
+
+
 def test_crosstab_by_hand():
     # [[3, 30], [20, 40]]: 3 primary; row x needs a partner (30), column a (20), then column b (40).
     ct = pd.DataFrame({"a": [3, 20, 23], "b": [30, 40, 70], "All": [33, 60, 93]}, index=["x", "y", "All"])

@@ -18,7 +18,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def test_synth_writes_the_extract_and_reports_counts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_synth_writes_the_extract_and_reports_counts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = _parser().parse_args(["synth", "--courses", "300", "--seed", "4", "--out", str(tmp_path), "--raw"])
     assert args.handler(args) == 0
     folder = tmp_path / "2026-06-30"
@@ -29,6 +31,12 @@ def test_synth_writes_the_extract_and_reports_counts(tmp_path: Path, capsys: pyt
     out = capsys.readouterr().out
     assert f"300 courses, {len(reg.registrations)} registrations" in out
     assert f"({len(reg.reserved_patients())} opted-out patients left out of the files)" in out
+
+
+def test_synth_refuses_zero_courses(tmp_path: Path) -> None:
+    args = _parser().parse_args(["synth", "--courses", "0", "--out", str(tmp_path)])
+    with pytest.raises(kr.KvarusError, match="--courses must be at least 1, got 0"):
+        args.handler(args)
 
 
 def test_synth_defaults() -> None:

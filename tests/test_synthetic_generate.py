@@ -268,7 +268,9 @@ def test_network_work_echoes_the_poster(reg: kr.Registry) -> None:
 
 
 def test_bad_arguments_are_refused() -> None:
-    with pytest.raises(ValueError, match="n_courses"):
+    with pytest.raises(kr.KvarusError, match="n_courses must be at least 1, got 0"):
         kr.synthetic.generate(0)
-    with pytest.raises(ValueError, match="extract_date"):
+    with pytest.raises(kr.KvarusError, match="opt_out_share must lie in"):
+        kr.synthetic.generate(10, opt_out_share=1.0)
+    with pytest.raises(kr.KvarusError, match="need start <= end < extract_date"):
         kr.synthetic.generate(10, end="2026-01-01", extract_date="2025-01-01")

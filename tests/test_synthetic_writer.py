@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from pathlib import Path
@@ -9,9 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import kvarus_research as kr
 from kvarus_research.codebook.rapport import read_rapport
+from kvarus_research.synthetic.writer import _date_text, _float_text, _int_text
 
 N = 2000
 
@@ -166,6 +170,9 @@ def test_raw_extract_carries_valid_tenor_national_ids(reg: kr.Registry, tmp_path
     mp = _read(next(out.glob("DataDump_Prod_Målepunkt_*.csv")))
     joined = mp.merge(base[["PasientGUID", "Fodselsnummer"]].drop_duplicates(), on="PasientGUID", how="inner")
     assert (joined["Fodselsnummer_x"] == joined["Fodselsnummer_y"]).all()
+    nw = _read(next(out.glob("DataDump_Prod_Nettverksarbeid_*.csv")))  # patients outside the patients table
+    assert all(_valid_checksum(x) for x in nw["Fodselsnummer"])
+    assert ((nw["Fodselsnummer"].str[8].astype(int) % 2 == 1) == (nw["PatientGender"] == "1")).all()
     nid = pytest.importorskip("kvarus_research.privacy.national_id")
     checked = nid.national_id(ids.head(200))
     assert checked["valid"].all() and set(checked["kind"].astype(str)) == {"tenor"}
@@ -180,3 +187,57 @@ def test_quoting_when_a_unit_name_contains_the_separator(reg: kr.Registry, tmp_p
     base = _read(next(out.glob("DataDump_Prod_Basisopplysninger_*.csv")))
     assert 'Poliklinikk; "Nord"' in set(base["db_unit_title"])
     assert re.search(r'"Poliklinikk; ""Nord"""', (out / "enheter.csv").read_text(encoding="utf-8-sig"))
+
+
+def test_the_library_reader_gets_the_same_courses_back(folder: Path, reg: kr.Registry) -> None:
+    """Round trip through kvarus_research.io (written independently, from the MRS format description)."""
+    io = pytest.importorskip("kvarus_research.io")
+    back = io.read_extract(folder)
+    clean = reg.without_opt_outs()
+    cols = ["course_id", "ending_type", "followup_status", "n_registrations"]
+    got = back.courses[cols].astype(str).sort_values("course_id").reset_index(drop=True)
+    want = clean.courses[cols].astype(str).sort_values("course_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+    assert len(back.registrations) == len(clean.registrations)
+
+
+@given(st.lists(st.tuples(st.integers(-(10**9), 10**9), st.booleans()), min_size=1, max_size=50))
+def test_integer_text_round_trips(rows: list[tuple[int, bool]]) -> None:
+    values = np.array([v for v, _ in rows], dtype=np.int64)
+    mask = np.array([m for _, m in rows])
+    text = _int_text(values, mask).to_pylist()
+    assert [None if m else int(t) for t, m in zip(text, mask, strict=True)] == [
+        None if m else int(v) for v, m in rows
+    ]
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(-(10**7), 10**7), st.integers(0, 3), st.booleans()), min_size=1, max_size=50
+    )
+)
+def test_decimal_comma_text_round_trips(rows: list[tuple[int, int, bool]]) -> None:
+    values = np.array([v / 10**k for v, k, _ in rows])
+    mask = np.array([m for _, _, m in rows])
+    text = _float_text(values, mask).to_pylist()
+    for t, v, m in zip(text, values, mask, strict=True):
+        if m:
+            assert t is None
+        else:
+            assert "." not in t and float(t.replace(",", ".")) == pytest.approx(v, abs=1e-9)
+            assert not t.endswith(",") and not (t.count(",") and t.endswith("0"))  # no trailing zeros
+
+
+@given(
+    st.lists(
+        st.tuples(st.dates(dt.date(1900, 1, 1), dt.date(2099, 12, 31)), st.booleans()),
+        min_size=1,
+        max_size=50,
+    )
+)
+def test_date_text_round_trips(rows: list[tuple[dt.date, bool]]) -> None:
+    values = np.array([d.isoformat() for d, _ in rows], dtype="datetime64[s]")
+    mask = np.array([m for _, m in rows])
+    text = _date_text(values, mask).to_pylist()
+    for t, (d, m) in zip(text, rows, strict=True):
+        assert t is None if m else t == d.strftime("%d.%m.%Y")

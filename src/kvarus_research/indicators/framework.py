@@ -63,6 +63,7 @@ def wilson_ci(numerator: Any, denominator: Any, alpha: float = 0.05) -> tuple[np
         centre = (p + z**2 / (2 * n)) / denom
         half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
         low, high = np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+    low[x == 0], high[x == n] = 0.0, 1.0  # exact bounds, free of floating-point rounding
     bad = ~(n > 0)
     low[bad], high[bad] = np.nan, np.nan
     return low, high

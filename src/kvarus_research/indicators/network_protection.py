@@ -57,7 +57,7 @@ def protect_network_table(table: pd.DataFrame, rules: Any = "norway", *, enabled
 
     Examples
     --------
-    >>> t = pd.DataFrame({"group": ["A", "A"], "year": pd.array([2014, pd.NA], dtype="Int64"),
+    >>> t = pd.DataFrame({"group": ["A", "A"], "year": pd.array([2014, 2014], dtype="Int64"),
     ...     "measure": ["invited", "not_invited"], "category": ["Family invited", "Family not invited"],
     ...     "key": ["familie", "familie"], "numerator": [3, 17], "denominator": [20, 20],
     ...     "proportion": [0.15, 0.85], "ci_low": 0.0, "ci_high": 1.0})

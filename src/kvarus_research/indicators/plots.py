@@ -99,8 +99,10 @@ def indicator_bars(
     colours = np.where(rows["_nat"], "#08306b", np.where(rows["_pool"], "#9ecae1", "#4292c6"))
     ax.barh(y, width, color=colours, height=0.7, zorder=2)
     ok = ~rows["_supp"].to_numpy()
-    lo = (rows["_p"] - rows["ci_low"].astype(float)).to_numpy() * 100
-    hi = (rows["ci_high"].astype(float) - rows["_p"]).to_numpy() * 100
+    lo = np.clip(
+        (rows["_p"] - rows["ci_low"].astype(float)).to_numpy() * 100, 0, None
+    )  # rounding at p = 0, 1
+    hi = np.clip((rows["ci_high"].astype(float) - rows["_p"]).to_numpy() * 100, 0, None)
     if ok.any():
         ax.errorbar(width[ok], y[ok], xerr=[lo[ok], hi[ok]], fmt="none", ecolor="black", lw=0.8, capsize=2,
                     zorder=3)  # fmt: skip

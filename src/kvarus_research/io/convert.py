@@ -98,10 +98,14 @@ def _fast_integers(arr: pa.Array, v: Variable) -> Converted | None:
     mask = np.asarray(ints.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     if v.missing_codes:
         codes = pa.array([int(c) for c in v.missing_codes if float(c).is_integer()], type=pa.int64())
-        mask |= np.asarray(pc.fill_null(pc.is_in(ints, value_set=codes), False).to_numpy(zero_copy_only=False))
+        mask |= np.asarray(
+            pc.fill_null(pc.is_in(ints, value_set=codes), False).to_numpy(zero_copy_only=False)
+        )
     values = np.asarray(ints.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
     expected = "a whole number" if v.type == "integer" else "a code"
-    return Converted(pd.arrays.IntegerArray(values, mask), np.zeros(len(arr), dtype=bool), "not_a_number", expected)
+    return Converted(
+        pd.arrays.IntegerArray(values, mask), np.zeros(len(arr), dtype=bool), "not_a_number", expected
+    )
 
 
 def convert_number(arr: pa.Array, v: Variable, missing_labels: tuple[str, ...] = ()) -> Converted:

@@ -297,7 +297,12 @@ def _nulled(values: tuple[str, ...] | list[str], null_values: frozenset[str]) ->
 
 
 def _slow_parse(
-    text: str, names: list[str], n_fields: int, trailing: bool, name: str, null_values: tuple[str, ...] = ("",)
+    text: str,
+    names: list[str],
+    n_fields: int,
+    trailing: bool,
+    name: str,
+    null_values: tuple[str, ...] = ("",),
 ) -> RawTable:
     """Python's csv module, line by line: handles quoted newlines, blank lines and rows of the wrong length."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=";")

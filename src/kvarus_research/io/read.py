@@ -428,11 +428,13 @@ def _patients(regs: pd.DataFrame) -> pd.DataFrame:
     first[1:] = c_sorted[1:] != c_sorted[:-1]
     sex_of = np.full(len(uniques), np.nan)
     sex_of[c_sorted[first]] = sex[ok][order][first]
-    return pd.DataFrame({
-        "patient_id": pd.array(uniques, dtype=TEXT),
-        "sex": pd.array(sex_of, dtype="Float64").astype("Int64"),
-        "reserved": np.zeros(len(uniques), dtype=bool),
-    })
+    return pd.DataFrame(
+        {
+            "patient_id": pd.array(uniques, dtype=TEXT),
+            "sex": pd.array(sex_of, dtype="Float64").astype("Int64"),
+            "reserved": np.zeros(len(uniques), dtype=bool),
+        }
+    )
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

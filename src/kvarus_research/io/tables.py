@@ -240,7 +240,9 @@ def _unit_pairs(df: pd.DataFrame) -> pd.DataFrame:
     uid = df["unit_id"].to_numpy(dtype=np.float64, na_value=np.nan)
     has_name = df["unit_name"].notna().to_numpy() & ~np.isnan(uid)
     ids, first = np.unique(uid[has_name], return_index=True)
-    named = pd.DataFrame({"unit_id": ids, "unit_name": df["unit_name"].array[np.flatnonzero(has_name)[first]]})
+    named = pd.DataFrame(
+        {"unit_id": ids, "unit_name": df["unit_name"].array[np.flatnonzero(has_name)[first]]}
+    )
     rest = np.setdiff1d(np.unique(uid[~np.isnan(uid)]), ids)
     unnamed = pd.DataFrame({"unit_id": rest, "unit_name": pd.array([None] * len(rest), dtype=TEXT)})
     out = pd.concat([named, unnamed], ignore_index=True)

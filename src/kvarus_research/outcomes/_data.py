@@ -27,8 +27,12 @@ def long_frame(data: Any) -> pd.DataFrame:
     """The long DataFrame behind ``data`` (a ``Timepoints`` object's ``.long`` or the frame itself)."""
     frame = getattr(data, "long", data)
     if not isinstance(frame, pd.DataFrame):
+        hint = ""
+        if hasattr(data, "registrations") or hasattr(data, "flow"):
+            hint = "; align it first: kvarus_research.cohort.align_timepoints(cohort_or_registry)"
         raise AnalysisError(
             f"expected the timepoint long format (a DataFrame or an object with .long), got {type(data).__name__}"
+            + hint
         )
     missing = [c for c in LONG_REQUIRED if c not in frame.columns]
     if missing:

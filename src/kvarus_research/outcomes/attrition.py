@@ -31,7 +31,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 from statsmodels.imputation.mice import MICEData
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from kvarus_research.codebook import Codebook
 from kvarus_research.errors import AnalysisError

@@ -111,7 +111,8 @@ class LongitudinalResult(Result):
             ax.set_xticks(xpos, tab["timepoint"])
             ax.set_xlabel("Timepoint")
         ax.set_ylabel(self.label)
-        ax.set_title(f"{self.label}: estimated marginal means ({self.definition.details.get('model', '')})")
+        model, level = self.definition.details.get("model", ""), self.definition.details.get("ci", "")
+        ax.set_title(f"{self.label}\nestimated marginal means ({model}, {level} CI)", fontsize=10)
         return ax
 
 

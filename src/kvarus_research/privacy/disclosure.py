@@ -163,26 +163,38 @@ def _check_columns(
     derived: Mapping[str, Any],
     unit: str | None,
     margins: Mapping[str, Hashable],
+    entries: list[dict[str, Any]],
 ) -> dict[str, list[str]]:
-    wanted = {
-        "counts": list(counts),
-        "derived": list(derived),
-        "unit": [unit] if unit else [],
-        "margins": list(margins),
-    }
-    sources = {d: [s] if isinstance(s, str) else list(s) for d, s in derived.items()}
-    wanted["derived sources"] = [s for ss in sources.values() for s in ss]
+    """Check the named columns; returns derived column -> its count sources (derived columns absent from the
+    table are skipped with a log note; a derived column none of whose sources is a count is an error)."""
+    wanted = {"counts": list(counts), "unit": [unit] if unit else [], "margins": list(margins)}
     for what, cols in wanted.items():
         missing = [c for c in cols if c not in table.columns]
         if missing:
             raise PrivacyError(
                 f"protect: {what} column(s) {missing} are not in the table (columns: {list(table.columns)})"
             )
-    bad = [s for ss in sources.values() for s in ss if s not in counts]
-    if bad:
-        raise PrivacyError(
-            f"protect: derived columns must come from count columns; {bad} are not in counts={list(counts)}"
-        )
+    sources: dict[str, list[str]] = {}
+    for dcol, src in derived.items():
+        if dcol not in table.columns:
+            _log(entries, "all", dcol, "note", "declared derived column is not in the table")
+            continue
+        srcs = [src] if isinstance(src, str) else list(src)
+        usable = [s for s in srcs if s in counts]
+        if not usable:
+            raise PrivacyError(
+                f"protect: derived column {dcol!r} comes from {srcs}, none of which is a count column "
+                f"(counts={list(counts)}); it could never be suppressed with its count"
+            )
+        if len(usable) < len(srcs):
+            _log(
+                entries,
+                "all",
+                dcol,
+                "note",
+                f"sources {sorted(set(srcs) - set(usable))} are not count columns",
+            )
+        sources[dcol] = usable
     return sources
 
 
@@ -291,8 +303,9 @@ def protect(
     if restore_index:
         df = df.reset_index()
     df = df.reset_index(drop=True)
-    sources = _check_columns(df, counts, derived, unit, margins)
     entries: list[dict[str, Any]] = []
+    sources = _check_columns(df, counts, derived, unit, margins, entries)
+    derived = {d: s for d, s in derived.items() if d in sources}
     dims = [
         c
         for c in df.columns

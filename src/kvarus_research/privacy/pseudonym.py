@@ -132,26 +132,21 @@ def _derive_ages(reg: Any, report: PseudonymizationReport) -> pd.DataFrame:
     return courses
 
 
-def _course_rows(reg_course: pd.Series, courses: pd.DataFrame) -> np.ndarray:
-    """For each registration, the row of its course in ``courses`` (-1 when absent); both already pseudonymised."""
-    reg_codes, _ = reg_course.attrs.get("pseudonym_codes", (None, None))
-    course_codes, names = courses["course_id"].attrs.get("pseudonym_codes", (None, None))
-    if reg_codes is None or course_codes is None:
-        index = pd.Index(courses["course_id"])
-        if not index.is_unique:
-            return np.full(len(reg_course), -1, dtype=np.int64)
-        return np.asarray(index.get_indexer(reg_course.to_numpy(dtype=object)), dtype=np.int64)
+def _course_rows(reg_codes: np.ndarray, course_codes: np.ndarray, n_names: int) -> np.ndarray:
+    """For each registration, the row of its course in the course table (-1 when absent or ambiguous).
+
+    ``reg_codes`` and ``course_codes`` index the same list of ``n_names`` course pseudonyms (-1 = missing).
+    """
     valid = course_codes >= 0
     if len(np.unique(course_codes[valid])) != valid.sum():  # duplicated course ids: no unique row to take
-        return np.full(len(reg_course), -1, dtype=np.int64)
-    row_of = np.full(len(names) + 1, -1, dtype=np.int64)
+        return np.full(len(reg_codes), -1, dtype=np.int64)
+    row_of = np.full(n_names + 1, -1, dtype=np.int64)
     row_of[course_codes[valid]] = np.flatnonzero(valid)
-    return row_of[np.where(reg_codes >= 0, reg_codes, len(names))]
+    return row_of[np.where(reg_codes >= 0, reg_codes, n_names)]
 
 
-def _registration_pseudonyms(regs: pd.DataFrame, course_p: pd.Series) -> pd.Series:
+def _registration_pseudonyms(regs: pd.DataFrame, codes: np.ndarray, names: np.ndarray) -> pd.Series:
     """Course pseudonym + '-' + order within the course by (date, kind, original order); built with pyarrow."""
-    codes, names = course_p.attrs.get("pseudonym_codes") or pd.factorize(course_p, use_na_sentinel=True)
     codes = np.asarray(codes, dtype=np.int64)
     n = len(regs)
     if "kind" in regs.columns:
@@ -250,6 +245,8 @@ def pseudonymize(
     if linkage_path is not None:
         original_patients = pd.concat([tables[n]["patient_id"] for n in with_pid], ignore_index=True)
 
+    codes: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+
     def replace_ids(
         column: str, domain: str, prefix: str, names: tuple[str, ...], extra=None
     ) -> list[pd.Series]:
@@ -260,6 +257,7 @@ def pseudonymize(
         new, n_unique = keyed_pseudonyms(columns, k, domain=domain, prefix=prefix)
         for n, col in zip(present, new):
             tables[n][column] = col
+            codes[(n, column)] = col.attrs["pseudonym_codes"]
             report.replaced_columns.append(f"{n}.{column}")
         report.unique_ids[domain] = n_unique
         return new[len(present) :]
@@ -270,7 +268,11 @@ def pseudonymize(
     regs = tables.get("registrations")
     via_course = None
     if regs is not None and "patient_id" in regs.columns and "course_id" in regs.columns:
-        via_course = _course_rows(regs["course_id"], tables["courses"])
+        reg_codes, course_names = codes[("registrations", "course_id")]
+        if ("courses", "course_id") in codes:
+            via_course = _course_rows(reg_codes, codes[("courses", "course_id")][0], len(course_names))
+        else:
+            via_course = np.full(len(regs), -1, dtype=np.int64)
         own = regs["patient_id"].to_numpy(dtype=object)
         course_pid = tables["courses"]["patient_id"].to_numpy(dtype=object)
         ok = via_course >= 0
@@ -292,7 +294,7 @@ def pseudonymize(
             raise PrivacyError(
                 "registrations have a registration_id but no course_id to derive its pseudonym from"
             )
-        regs["registration_id"] = _registration_pseudonyms(regs, regs["course_id"])
+        regs["registration_id"] = _registration_pseudonyms(regs, *codes[("registrations", "course_id")])
         report.unique_ids["registration"] = int(regs["registration_id"].notna().sum())
         report.replaced_columns.append("registrations.registration_id")
     for name, df in tables.items():

@@ -47,7 +47,7 @@ class RiskReport:
             ("l (distinct sensitive values, smallest)", self.l_diversity),
             (f"records in classes smaller than {self.target_k}", self.records_below),
         ]
-        return pd.DataFrame(rows, columns=["measure", "value"])
+        return pd.DataFrame(rows, columns=["measure", "value"], dtype=object)
 
 
 def _check(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:

@@ -42,12 +42,21 @@ def add_synth_command(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    """Handler of ``synth``: generate, write, print where and how many."""
+    """Handler of ``synth``: generate, write, print where and how many.
+
+    Examples
+    --------
+    >>> import argparse, tempfile
+    >>> run_synth(argparse.Namespace(courses=20, seed=1, out=tempfile.mkdtemp(), raw=False,
+    ...                              extract_date="2026-06-30", quiet=True))
+    0
+    """
+    from kvarus_research.errors import KvarusError
     from kvarus_research.synthetic.generate import generate
     from kvarus_research.synthetic.writer import write_extract
 
     if args.courses < 1:
-        raise SystemExit("kvarus-research synth: --courses must be at least 1")
+        raise KvarusError(f"--courses must be at least 1, got {args.courses}")
     t0 = time.perf_counter()
     reg = generate(args.courses, seed=args.seed, extract_date=args.extract_date, progress=not args.quiet)
     folder = write_extract(reg, args.out, raw=args.raw, progress=not args.quiet)

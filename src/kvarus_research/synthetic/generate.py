@@ -9,6 +9,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from kvarus_research.codebook import Codebook, load_codebook
+from kvarus_research.errors import KvarusError
 from kvarus_research.registry import Registry, summarise_courses
 from kvarus_research.registry.constants import (
     ENDING_STATUS_CODE,
@@ -125,15 +126,19 @@ def generate(
     ['alvorlighet_rus', 'dager_alkohol_30']
     """
     if n_courses < 1:
-        raise ValueError(f"n_courses must be at least 1, got {n_courses}")
+        raise KvarusError(f"generate: n_courses must be at least 1, got {n_courses}")
+    if n_units < 1:
+        raise KvarusError(f"generate: n_units must be at least 1, got {n_units}")
     if not 0 <= opt_out_share < 1:
-        raise ValueError(f"opt_out_share must lie in [0, 1), got {opt_out_share}")
+        raise KvarusError(f"generate: opt_out_share must lie in [0, 1), got {opt_out_share}")
     cb = codebook or load_codebook()
     rng = np.random.default_rng(seed)
     t0, t1, tx = pd.Timestamp(start), pd.Timestamp(end), pd.Timestamp(extract_date)
     span, horizon = (t1 - t0).days, (tx - t0).days
     if span < 0 or horizon <= span:
-        raise ValueError(f"need start <= end < extract_date, got {start}, {end}, {extract_date}")
+        raise KvarusError(
+            f"generate: need start <= end < extract_date, got start={start}, end={end}, extract_date={extract_date}"
+        )
     bar = tqdm(total=5, desc="synthetic registry", disable=not progress)
     n = n_courses
     units, network_ids = make_units(rng, n_units)
@@ -271,9 +276,8 @@ def generate(
         if var.name not in feedback:
             vals = np.asarray(vals)[pick]
         cols[var.name] = _nullable(vals, missing, "float" if var.type == "float" else "int")
-        if (
-            var.name in P.CONTINUOUS
-        ):  # registered values per course, for the complete-case figure in the truth
+        # registered values per course, for the complete-case figure in the truth
+        if var.name in P.CONTINUOUS:
             obs = np.where(missing, np.nan, np.asarray(vals, dtype=float))
             for k_name, store in (("baseline", observed_base), ("followup", observed_fu)):
                 rows = kind == KIND_ORDER[k_name]

@@ -29,6 +29,14 @@ def course_skeleton(
     Courses of one patient lie next to each other; the k-th course starts 14 days + an exponential gap after the
     (k-1)-th ends. When the previous course is still active, or the gap would pass the end of the start period,
     the course goes to a new patient instead (so there are always exactly ``n`` courses).
+
+    Examples
+    --------
+    >>> from kvarus_research.synthetic.units import make_units
+    >>> units, _ = make_units(np.random.default_rng(0), 8)
+    >>> sk = course_skeleton(np.random.default_rng(0), 1000, units, span=2190, horizon=2372)
+    >>> sk["n_patients"], int(sk["ended"].sum())
+    (837, 974)
     """
     counts = rng.choice(len(P.COURSES_PER_PATIENT), size=n, p=P.COURSES_PER_PATIENT) + 1
     cs = np.cumsum(counts)

@@ -31,7 +31,14 @@ def eta_at(z: np.ndarray, g: np.ndarray, days: np.ndarray) -> np.ndarray:
 
 
 def code_with_label(codebook: Codebook, name: str, english: str) -> int:
-    """The code of ``name`` whose English label is ``english`` (how code lists are read, never retyped)."""
+    """The code of ``name`` whose English label is ``english`` (how code lists are read, never retyped).
+
+    Examples
+    --------
+    >>> import kvarus_research as kr
+    >>> code_with_label(kr.load_codebook(), "plan_beh", "Yes")
+    2
+    """
     var = codebook.variable(name)
     for code in var.valid_codes:
         if var.code_label(code, "en").lower() == english.lower():
@@ -42,7 +49,14 @@ def code_with_label(codebook: Codebook, name: str, english: str) -> int:
 def continuous_values(
     codebook: Codebook, name: str, eta: np.ndarray, noise: np.ndarray, extra: np.ndarray | float = 0.0
 ) -> np.ndarray:
-    """Item value ``mean + scale * (loading * eta + sqrt(1 - loading^2) * noise) + extra``, rounded and clipped."""
+    """Item value ``mean + scale * (loading * eta + sqrt(1 - loading^2) * noise) + extra``, rounded and clipped.
+
+    Examples
+    --------
+    >>> import kvarus_research as kr
+    >>> continuous_values(kr.load_codebook(), "dager_rus_30", np.array([-5.0, 0.0, 5.0]), np.zeros(3)).tolist()
+    [0.0, 15.0, 30.0]
+    """
     spec = P.CONTINUOUS[name]
     lo, hi = codebook.variable(name).range or (-np.inf, np.inf)
     a = spec["loading"]
@@ -53,7 +67,15 @@ def continuous_values(
 def binary_values(
     codebook: Codebook, name: str, eta: np.ndarray, opioid: np.ndarray, u: np.ndarray
 ) -> np.ndarray:
-    """Yes/no item codes: ``P(yes) = expit(intercept + eta_coef * eta + opioid_coef * opioid)``."""
+    """Yes/no item codes: ``P(yes) = expit(intercept + eta_coef * eta + opioid_coef * opioid)``.
+
+    Examples
+    --------
+    >>> import kvarus_research as kr
+    >>> binary_values(kr.load_codebook(), "injisert_30", np.array([-3.0, 3.0]), np.array([0.0, 1.0]),
+    ...               np.array([0.5, 0.5])).tolist()  # 1 = Nei, 2 = Ja
+    [1, 2]
+    """
     spec = P.BINARY[name]
     yes = code_with_label(codebook, name, "Yes")
     no = code_with_label(codebook, name, "No")
@@ -66,6 +88,15 @@ def ordinal_codes(codebook: Codebook, name: str, score: np.ndarray, shares: tupl
 
     The cut points are the normal quantiles of the cumulative ``shares``; when the codebook has a different number
     of codes than ``shares``, the codes get equal shares.
+
+    Examples
+    --------
+    Housing with baseline shares 62/18/8/12 %: cut points at the normal quantiles of
+    0.62, 0.80, 0.88: 0.31, 0.84, 1.17.
+
+    >>> import kvarus_research as kr
+    >>> ordinal_codes(kr.load_codebook(), "bolig", np.array([-2.0, 0.0, 0.5, 2.0]), (0.62, 0.18, 0.08, 0.12)).tolist()
+    [1, 1, 2, 4]
     """
     codes = np.array(codebook.variable(name).valid_codes, dtype=np.int16)
     if len(shares) != len(codes):
@@ -138,7 +169,16 @@ def unit_feedback(
 ) -> dict[str, np.ndarray]:
     """``plan_beh`` / ``plan_krise`` (Ja with the unit's probability, else Nei 80 % / Vet ikke 20 %) and
     ``eval_utbytte`` (the two highest codes with the unit's probability, split 60/40; else the lower codes
-    15/30/55 %), per row."""
+    15/30/55 %), per row.
+
+    Examples
+    --------
+    >>> import kvarus_research as kr
+    >>> fb = unit_feedback(kr.load_codebook(), np.random.default_rng(0), np.full(1000, 0.9), np.full(1000, 0.5),
+    ...                    np.full(1000, 0.7))
+    >>> float((fb["plan_beh"] == 2).mean()), float(np.isin(fb["eval_utbytte"], [4, 5]).mean())
+    (0.904, 0.706)
+    """
     n = len(p_plan)
     out: dict[str, np.ndarray] = {}
     for name, p in (("plan_beh", p_plan), ("plan_krise", p_crisis)):
@@ -179,6 +219,13 @@ def followup_response(
     Returns
     -------
     registered : bool array; outcome : array of "reached", "not_reached", "declined" (or "" when not registered).
+
+    Examples
+    --------
+    >>> registered, outcome = followup_response(np.array([2.0, -2.0]), np.array(["mutual_agreement", "interrupted"]),
+    ...     np.array([0.1, 0.1]), np.array([0.5, 0.5]), np.array([0.9, 0.9]))
+    >>> registered.tolist(), outcome.tolist()  # P(reached) = expit(1.7) = 0.85 vs expit(-1.5) = 0.18
+    ([True, True], ['reached', 'not_reached'])
     """
     c: dict[str, Any] = P.FOLLOWUP_RESPONSE
     lin = (

@@ -39,7 +39,14 @@ def build_truth(
     improvement: tuple[float, float],
     opt_out_share: float,
 ) -> dict[str, Any]:
-    """Assemble ``registry.truth`` from the latent values and the parameters that generated the data."""
+    """Assemble ``registry.truth`` from the latent values and the parameters that generated the data.
+
+    Examples
+    --------
+    >>> import kvarus_research as kr
+    >>> sorted(kr.synthetic.generate(100, seed=1).truth)[:4]
+    ['categorical', 'change', 'coverage_by_year', 'ending_hazards']
+    """
     change: dict[str, Any] = {}
     for name, (b, e, f) in latent.items():
         ending_pop = ended & keep_course

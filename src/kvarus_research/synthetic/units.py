@@ -20,12 +20,20 @@ def make_units(rng: np.random.Generator, n_units: int) -> tuple[pd.DataFrame, np
     Units are spread evenly over the four health regions; the probabilities of "Ja" on ``plan_beh`` /
     ``plan_krise`` and of ``eval_utbytte`` in {4, 5} are evenly spaced over the ranges in :mod:`params` and
     shuffled, so units span the indicator target bands.
+
+    Examples
+    --------
+    >>> units, network_ids = make_units(np.random.default_rng(0), 8)
+    >>> units["region"].value_counts().to_dict(), len(network_ids)
+    ({'Helse Sør-Øst': 2, 'Helse Vest': 2, 'Helse Midt-Norge': 2, 'Helse Nord': 2}, 2)
     """
     ids = np.sort(rng.choice(np.arange(100_000, 999_999), size=n_units + 2, replace=False))
     unit_ids, network_ids = ids[:n_units], ids[n_units:]
     region = np.array([P.REGIONS[i % len(P.REGIONS)] for i in range(n_units)])
     inpatient = rng.random(n_units) < P.INPATIENT_SHARE
-    inpatient[:2] = [False, True]  # both settings at every size
+    inpatient[: min(n_units, 2)] = [False, True][
+        : min(n_units, 2)
+    ]  # both settings whenever there are two units
     names = []
     used: set[str] = set()
     for i in range(n_units):
@@ -72,7 +80,15 @@ def coverage_table(
     last: int,
 ) -> tuple[pd.DataFrame, dict[int, float]]:
     """Expected courses per unit and year such that registered / expected grows from ``COVERAGE_FIRST`` to
-    ``COVERAGE_LAST`` (plus a unit effect); ``reserved_courses`` counts opted-out patients' courses."""
+    ``COVERAGE_LAST`` (plus a unit effect); ``reserved_courses`` counts opted-out patients' courses.
+
+    Examples
+    --------
+    >>> import kvarus_research as kr
+    >>> cov = kr.synthetic.generate(2000, seed=1).coverage
+    >>> cov.columns.tolist()
+    ['unit_id', 'year', 'expected_courses', 'reserved_courses']
+    """
     years = np.arange(first, last + 1)
     frac = (years - first) / max(last - first, 1)
     national = P.COVERAGE_FIRST + (P.COVERAGE_LAST - P.COVERAGE_FIRST) * frac
@@ -111,6 +127,14 @@ def network_work(
     """Network-work registrations at discharge for an ambulant acute team and an acute ward (seeds/004).
 
     Returns the table, the two units (to append to ``units``) and the true probabilities per unit.
+
+    Examples
+    --------
+    >>> import kvarus_research as kr
+    >>> table, units, truth = network_work(np.random.default_rng(0), kr.load_codebook(), np.array([1, 2]), 200,
+    ...                                    pd.Timestamp("2020-01-01"), pd.Timestamp("2020-12-31"))
+    >>> len(table), units["unit_name"].tolist(), truth[2]["meeting"]
+    (200, ['Ambulant akutteam Tromsø', 'Akuttpost Tromsø'], 0.66)
     """
     specs = list(P.NETWORK_UNITS.values())
     shares = np.array([s["share_of_cases"] for s in specs])
@@ -137,18 +161,27 @@ def network_work(
     place_codes = np.array(codebook.variable("mote_sted").valid_codes)
     cum = np.cumsum(np.array([s["place"] for s in specs]), axis=1)[which]
     place = place_codes[np.minimum((rng.random(n_cases)[:, None] > cum).sum(axis=1), len(place_codes) - 1)]
-    data["mote_sted"] = pd.array(np.where(meeting, place, 0), dtype="Int64").astype("Int64")
-    data["mote_sted"][~meeting] = pd.NA
+    data["mote_sted"] = pd.arrays.IntegerArray(place.astype(np.int64), ~meeting)  # asked only after a meeting
     reason_codes = np.array(codebook.variable("ikke_invitert_grunn").valid_codes)
     reason_p = np.array(P.NETWORK_NOT_INVITED_SHARES)
     reason = reason_codes[
         np.searchsorted(np.cumsum(reason_p / reason_p.sum())[:-1], rng.random(n_cases), side="right")
     ]
-    data["ikke_invitert_grunn"] = pd.array(reason, dtype="Int64")
-    data["ikke_invitert_grunn"][meeting] = pd.NA
+    data["ikke_invitert_grunn"] = pd.arrays.IntegerArray(reason.astype(np.int64), meeting)  # only without one
+    sex_codes = np.array(
+        [
+            code_with_label(codebook, "PatientGender", "Male"),
+            code_with_label(codebook, "PatientGender", "Female"),
+        ]
+    )
+    data["sex"] = pd.array(sex_codes[(rng.random(n_cases) < 0.5).astype(int)], dtype="Int64")
     table = pd.DataFrame(data)
     table = table[
-        [c for c in table.columns if c in ("case_id", "patient_id", "unit_id", "date") or c in codebook]
+        [
+            c
+            for c in table.columns
+            if c in ("case_id", "patient_id", "unit_id", "date", "sex") or c in codebook
+        ]
     ]
     units = pd.DataFrame(
         {

@@ -187,24 +187,45 @@ def _write_csv(
             pacsv.write_csv(table, fh, opts)
 
 
-def _national_ids(registry: Registry, patient_ids: pd.Series, seed: int) -> pd.Series:
-    """A Tenor-range synthetic national id per patient (stable for the same registry)."""
+def _national_ids(registry: Registry, seed: int) -> pd.Series:
+    """A Tenor-range synthetic national id per patient id (stable for the same registry).
+
+    Patients of ``registry.patients`` get a number matching their ``birth_date`` and sex; patients found only in
+    other tables (e.g. network work) get a birth date drawn between 1920 and 1981 and the sex recorded there.
+    """
     rng = np.random.default_rng([seed, 8080])
+    sex_var = registry.codebook.by_role("sex")
+    male_code = 1
+    if sex_var is not None:
+        male_code = next((c for c in sex_var.valid_codes if sex_var.code_label(c, "en") == "Male"), 1)
+
+    def is_male(sex: pd.Series | None, n: int) -> np.ndarray:
+        if sex is None:
+            return rng.random(n) < 0.5
+        return pd.to_numeric(sex, errors="coerce").astype("Int64").fillna(male_code).to_numpy() == male_code
+
     pats = registry.patients
-    ids = pd.Series(dtype=object)
+    parts = []
     if "birth_date" in pats.columns and len(pats):
-        male = pats["sex"].astype("Int64").fillna(1).to_numpy() == 1
-        ids = pd.Series(
-            tenor_national_ids(rng, pats["birth_date"].to_numpy(dtype="datetime64[D]"), male),
-            index=pats["patient_id"].to_numpy(),
-        )
-    others = pd.Index(pd.unique(patient_ids)).difference(ids.index)
-    if len(others):  # e.g. network-work patients: birth dates drawn here, ages 18-80 at 2000-01-01
-        births = np.datetime64("1920-01-01") + rng.integers(0, 62 * 365, len(others)).astype("timedelta64[D]")
-        ids = pd.concat(
-            [ids, pd.Series(tenor_national_ids(rng, births, rng.random(len(others)) < 0.5), index=others)]
-        )
-    return patient_ids.map(ids)
+        births = pats["birth_date"].to_numpy(dtype="datetime64[D]")
+        male = is_male(pats["sex"] if "sex" in pats.columns else None, len(pats))
+        parts.append(pd.Series(tenor_national_ids(rng, births, male), index=pats["patient_id"].to_numpy()))
+    known = pd.Index(parts[0].index) if parts else pd.Index([])
+    for table in (registry.registrations, registry.network_work):
+        if table is None or not len(table):
+            continue
+        first = table.drop_duplicates("patient_id")
+        first = first.loc[~first["patient_id"].isin(known)]
+        if len(first):
+            births = np.datetime64("1920-01-01") + rng.integers(0, 62 * 365, len(first)).astype(
+                "timedelta64[D]"
+            )
+            male = is_male(first["sex"] if "sex" in first.columns else None, len(first))
+            parts.append(
+                pd.Series(tenor_national_ids(rng, births, male), index=first["patient_id"].to_numpy())
+            )
+            known = known.append(pd.Index(first["patient_id"]))
+    return pd.concat(parts) if parts else pd.Series(dtype=object)
 
 
 def _form_rows(
@@ -289,6 +310,7 @@ def write_extract(
     seed = registry.meta.get("seed", 0)
     seed = int(seed) if isinstance(seed, int | np.integer) else 0
     forms = [f for f in cb.forms if _form_rows(registry, f.kind, keep) is not None]
+    id_map = _national_ids(registry, seed) if raw else None
     for form in tqdm(forms, desc="writing extract", disable=not progress):
         frame, rows = _form_rows(registry, form.kind, keep)
         sources: list[tuple[Variable, str | None]] = []
@@ -299,7 +321,7 @@ def write_extract(
         text_columns = [v.type in ("id", "text") for v, _ in sources]
         nid = None
         if raw:
-            nid = _national_ids(registry, frame["patient_id"].iloc[rows], seed)
+            nid = frame["patient_id"].iloc[rows].map(id_map)
             at = names.index(cb.by_role("patient_id").name) + 1 if cb.by_role("patient_id") else 0
             names.insert(at, NATIONAL_ID_COLUMN)
             text_columns.insert(at, False)
