@@ -266,8 +266,10 @@ class Cohort:
         align : dict, optional
             Keyword arguments for :func:`align_timepoints` (e.g. the window scheme).
 
+        Notes
+        -----
         Courses without a registration at ``timepoint`` (or with the value missing) are excluded, except by
-        ``"isna"``.
+        the ``"isna"`` condition.
 
         Examples
         --------

@@ -66,7 +66,15 @@ class IndicatorResult(Result):
         """
         from kvarus_research.indicators.protection import protect_indicator_table
 
-        return protect_indicator_table(self.table, rules, enabled=enabled)
+        cache = self.__dict__.setdefault("_protected_cache", {})
+        try:
+            key = (rules, enabled)
+            hash(key)
+        except TypeError:
+            return protect_indicator_table(self.table, rules, enabled=enabled)
+        if key not in cache:  # the table never changes after construction: protect it once per rules
+            cache[key] = protect_indicator_table(self.table, rules, enabled=enabled)
+        return cache[key]
 
     # -- views -------------------------------------------------------------------------------------------
     def for_year(self, year: int | None = None) -> pd.DataFrame:

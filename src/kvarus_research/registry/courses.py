@@ -149,13 +149,18 @@ def summarise_courses(
     ['mutual_agreement', 'reached']
     """
     extract_date = pd.Timestamp(extract_date)
-    regs = registrations.assign(_rank=registrations["kind"].map(KIND_ORDER))
+    # Sort, group and join on integer codes of the course ids (numbered in the ids' sort order): much faster
+    # than on strings for millions of registrations. The ids are put back at the end.
+    codes, course_ids = pd.factorize(registrations["course_id"], sort=True)
+    regs = registrations.assign(course_id=codes, _rank=registrations["kind"].map(KIND_ORDER))
+    if (codes < 0).any():  # no course id: in no course (as grouping on the ids would drop them)
+        regs = regs[codes >= 0]
     regs = regs.sort_values(["course_id", "date", "_rank"], kind="stable")
     g = regs.groupby("course_id", sort=True)
     firsts = g.first()
     out = pd.DataFrame(
         {
-            "course_id": firsts.index.astype("string"),
+            "course_id": firsts.index.to_numpy(),
             "patient_id": firsts["patient_id"].to_numpy(),
             "unit_id": firsts["unit_id"].to_numpy(),
             "start_date": g["date"].min().to_numpy(),
@@ -187,6 +192,7 @@ def summarise_courses(
         np.where(due > extract_date, "not_yet_due", "not_registered"),
     )
     out["followup_status"] = out["followup_status"].fillna(pd.Series(status_fill, index=out.index))
+    out["course_id"] = np.asarray(pd.Index(course_ids).astype("string"), dtype=object)[out["course_id"].to_numpy()]
     cols = [
         "course_id",
         "patient_id",
