@@ -1,7 +1,9 @@
 """MkDocs hook: pages generated at build time, so nothing is typed twice.
 
 - ``reference/data_dictionary.md`` from the bundled codebook (every form, variable, code list and source).
-- ``notebooks/*.ipynb`` from the repository's ``notebooks/`` folder, rendered by mkdocs-jupyter.
+
+The notebooks reach the docs through the symlink ``docs/notebooks -> ../notebooks`` (rendered by mkdocs-jupyter,
+not executed there: the test suite executes them).
 """
 
 from __future__ import annotations
@@ -70,6 +72,4 @@ def data_dictionary() -> str:
 
 def on_files(files, config):  # noqa: ANN001, ANN201 - MkDocs hook signature
     files.append(File.generated(config, "reference/data_dictionary.md", content=data_dictionary()))
-    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        files.append(File.generated(config, f"notebooks/{nb.name}", abs_src_path=str(nb)))
     return files
