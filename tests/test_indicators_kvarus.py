@@ -218,3 +218,13 @@ def test_new_indicator_in_a_few_lines_and_flag_contract() -> None:
                                                     "exclusion": ["x"]}))  # fmt: skip
     with pytest.raises(AnalysisError, match="numerator but not the denominator"):
         bad.compute(hand_registry())
+
+
+def test_every_unit_pooled_with_the_default_n_limit() -> None:
+    # With Ngrense 10 both units (denominators 3 and 1) are pooled: one pooled row of 2 units, 3 of 4.
+    res = KVARUS_INDICATORS["plan_beh"].compute(hand_registry())
+    every = res.for_year(None)
+    assert every["level"].tolist() == ["pooled", "region", "region", "national"]
+    assert every["unit_id"].isna().all()
+    pooled = every.iloc[0]
+    assert (pooled["n_units"], pooled["numerator"], pooled["denominator"]) == (2, 3, 4)

@@ -392,3 +392,17 @@ def test_newest_dated_folder_is_read(tmp_path: Path) -> None:
     assert len(read_extract(tmp_path).registrations) == 3
     old = read_extract(tmp_path, extract_date="2022-06-30")
     assert len(old.registrations) == 1 and old.extract_date == pd.Timestamp("2022-06-30")
+
+
+def test_unknown_column_in_one_form_only_is_text_everywhere(tmp_path: Path) -> None:
+    cols = header("Målepunkt") + ["kommentar"]
+    rows = [{**r, "kommentar": "ok"} for r in CLEAN_MP]
+    reg = read_extract(
+        write(
+            tmp_path,
+            {MP: dump_text("Målepunkt", rows, cols), BASIS: dump_text("Basisopplysninger", CLEAN_BASIS)},
+        )
+    )
+    assert reg.registrations["kommentar"].dtype == "string"
+    by_kind = reg.registrations.set_index("kind")["kommentar"]
+    assert pd.isna(by_kind["baseline"]) and by_kind["ending"] == "ok"  # the baseline form has no such column

@@ -72,7 +72,7 @@ def test_pseudonyms_are_hmac_sha256_and_consistent_across_tables():
     assert reg.registrations["patient_id"].tolist() == [pa, pa, pa, pb]
     assert reg.courses["course_id"].iloc[0] == c1
     # registrations of c1 ordered by date: baseline (05-01) 1, measurement (06-01) 2, ending (08-01) 3
-    assert reg.registrations["registration_id"].tolist()[:3] == [f"{c1}-3", f"{c1}-1", f"{c1}-2"]
+    assert reg.registrations["registration_id"].tolist()[:3] == [f"{c1}-0003", f"{c1}-0001", f"{c1}-0002"]
     assert report.unique_ids == {"patient": 2, "course": 2, "registration": 4}
 
 
@@ -174,3 +174,23 @@ def test_no_original_id_in_written_extract(tmp_path):
     raw = write_extract(reg, tmp_path / "raw", raw=True)
     found = scan_outputs(raw, identifiers=originals)
     assert {"identifier", "national_id:tenor"} <= set(found["kind"])
+
+
+def test_registration_id_layouts_agree():
+    from kvarus_research.privacy.pseudonym import _join_names
+
+    names = pd.Series(["Cab", "Ccd"], dtype=object).to_numpy()
+    codes = pd.Series([0, 1, -1, 0]).to_numpy()
+    # fast path (one byte buffer) for ranks < 10,000; pyarrow fallback beyond: same 4-digit zero padding
+    assert list(_join_names(names, codes, pd.Series([1, 12, 3, 101]).to_numpy())) == [
+        "Cab-0001",
+        "Ccd-0012",
+        pd.NA,
+        "Cab-0101",
+    ]
+    assert list(_join_names(names, codes, pd.Series([1, 12, 3, 10001]).to_numpy())) == [
+        "Cab-0001",
+        "Ccd-0012",
+        pd.NA,
+        "Cab-10001",
+    ]

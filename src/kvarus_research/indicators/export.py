@@ -128,7 +128,7 @@ def run_indicators(args: argparse.Namespace) -> int:
     Examples
     --------
     >>> import tempfile
-    >>> run_indicators(argparse.Namespace(extract=None, out=Path(tempfile.mkdtemp()), courses=300, seed=1,
+    >>> run_indicators(argparse.Namespace(extract=None, out=Path(tempfile.mkdtemp()), courses=100, seed=1,
     ...                                   rules="norway"))  # doctest: +ELLIPSIS
     wrote ... files to ...
     0

@@ -420,7 +420,8 @@ def aggregate(
     nat = nat.reset_index().assign(level="national", group="Norway")
     for part in (reg, nat):
         part["year"] = part.pop("year_key").replace(-1, pd.NA).astype("Int64")
-    table = pd.concat([big, pooled, reg, nat], ignore_index=True)
+    parts = [p for p in (big, pooled, reg, nat) if len(p)] or [nat]
+    table = pd.concat(parts, ignore_index=True)
     table = table[table["denominator"] > 0] if len(table) else table
     level_order = {"unit": 0, "pooled": 1, "region": 2, "national": 3}
     table = table.assign(_yr=table["year"].fillna(10**6), _lv=table["level"].map(level_order)).sort_values(
@@ -437,7 +438,7 @@ def aggregate(
     )
     cols = ["level", "group", "unit_id", "region", "year", "n_units", "numerator", "denominator", "missing",
             "proportion", "ci_low", "ci_high", "target_level"]  # fmt: skip
-    out = table[cols].copy()
+    out = table.reindex(columns=cols)  # unit_id is absent when every unit was pooled
     for c in ("unit_id", "region"):
         out[c] = out[c].astype(object).where(out[c].notna(), None)
     for c in ("n_units", "numerator", "denominator", "missing"):

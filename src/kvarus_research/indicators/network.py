@@ -104,6 +104,7 @@ class NetworkWorkResult(Result):
         ax.set_ylabel("Percent")
         ax.set_title(f"{MEASURES[measure]}, {'all years' if year is None else year}", fontsize=10)
         ax.legend(fontsize=7)
+        ax.figure.tight_layout()
         return ax
 
 

@@ -92,6 +92,7 @@ def indicator_bars(
     rows = rows.sort_values(
         ["_nat", "_supp", "_pool", "_p"], ascending=[True, False, False, True], kind="stable"
     )
+    own = ax is None
     ax = _axes(ax, len(rows))
     target_bands(ax, target)
     y = np.arange(len(rows))
@@ -118,6 +119,8 @@ def indicator_bars(
     ax.set_xlabel("Percent (95 % CI)")
     if title:
         ax.set_title(title, fontsize=10)
+    if own:
+        ax.figure.tight_layout()
     return ax
 
 
@@ -158,6 +161,7 @@ def funnel_plot(table: pd.DataFrame, *, ax: Any = None, title: str = "") -> Any:
     units = table[table["level"].isin(("unit", "pooled"))]
     shown = units.dropna(subset=["denominator", "proportion"])
     n_supp = len(units) - len(shown)
+    own = ax is None
     ax = _axes(ax, n_rows=10)
     n = shown["denominator"].astype(float).to_numpy()
     p = shown["proportion"].astype(float).to_numpy()
@@ -182,6 +186,8 @@ def funnel_plot(table: pd.DataFrame, *, ax: Any = None, title: str = "") -> Any:
     ax.legend(fontsize=7, loc="lower right")
     if title:
         ax.set_title(title, fontsize=10)
+    if own:
+        ax.figure.tight_layout()
     return ax
 
 
@@ -202,6 +208,7 @@ def p_chart(table: pd.DataFrame, *, ax: Any = None, title: str = "") -> Any:
     >>> p_chart(t).lines[0].get_ydata().tolist()
     [40.0, 60.0]
     """
+    own = ax is None
     ax = _axes(ax)
     x = np.arange(len(table))
     p = table["proportion"].astype(float).to_numpy() * 100
@@ -221,4 +228,6 @@ def p_chart(table: pd.DataFrame, *, ax: Any = None, title: str = "") -> Any:
     ax.legend(fontsize=7)
     if title:
         ax.set_title(title, fontsize=10)
+    if own:
+        ax.figure.tight_layout()
     return ax

@@ -21,6 +21,8 @@ from kvarus_research.registry.constants import KIND_ORDER, KINDS, SETTINGS, STAT
 TEXT = pd.StringDtype("pyarrow")
 #: Canonical names of the structural roles in the registrations table.
 ROLE_COLUMNS = ("course_id", "patient_id", "unit_id", "unit_name", "age", "sex", "date", "status")
+#: Structural columns of the registrations and network-work tables built here.
+STRUCTURAL = frozenset({"registration_id", "case_id", "kind", *ROLE_COLUMNS})
 #: Column names accepted in ``dekningsgrad.csv`` for each coverage column.
 COVERAGE_ALIASES = {
     "unit_id": ("unit_id", "unitid", "enhet", "enhetid"),
@@ -147,8 +149,10 @@ def date_column(t: FormTable, cb: Codebook) -> str:
 def cast_to_codebook(df: pd.DataFrame, cb: Codebook) -> pd.DataFrame:
     """Cast codebook variables to their codebook dtype and unknown text columns to ``string``."""
     for c in df.columns:
-        if c in cb and cb.variable(c).role is None:
+        if c in cb and cb.variable(c).role is None and str(df[c].dtype) != pandas_dtype(cb.variable(c)):
             df[c] = df[c].astype(pandas_dtype(cb.variable(c)))
+        elif c not in cb and c not in STRUCTURAL and not c.startswith("_") and df[c].dtype != TEXT:
+            df[c] = df[c].astype(TEXT)  # a column the codebook does not know: text
     return df
 
 

@@ -58,12 +58,8 @@ def _as_strings(values: Any) -> pd.Series:
     if pd.api.types.is_integer_dtype(s.dtype):
         return s.astype("Int64").astype("string").str.zfill(11)
     out = s.astype("string").str.strip().str.replace(" ", "", regex=False)
-    is_int = (
-        s.map(lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool))
-        if s.dtype == object
-        else None
-    )
-    if is_int is not None and is_int.any():
+    if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
+        is_int = s.map(lambda v: isinstance(v, int | np.integer) and not isinstance(v, bool)).to_numpy(bool)
         out[is_int] = out[is_int].str.zfill(11)
     return out
 

@@ -7,7 +7,7 @@ id                pseudonym
 ================  ==========================================================================================
 ``patient_id``    ``P`` + 16 hex digits of HMAC-SHA-256(key, "patient" ‖ id), in every table
 ``course_id``     ``C`` + 16 hex digits of HMAC-SHA-256(key, "course" ‖ id), in courses and registrations
-``registration``  the course pseudonym + ``-`` + the registration's order within its course (date, then kind)
+``registration``  the course pseudonym + ``-`` + its 4-digit order within the course (date, then kind)
 ``case_id``       ``N`` + 16 hex digits of HMAC-SHA-256(key, "case" ‖ id) (network work)
 ================  ==========================================================================================
 
@@ -138,7 +138,9 @@ def _course_rows(reg_codes: np.ndarray, course_codes: np.ndarray, n_names: int) 
     ``reg_codes`` and ``course_codes`` index the same list of ``n_names`` course pseudonyms (-1 = missing).
     """
     valid = course_codes >= 0
-    if len(np.unique(course_codes[valid])) != valid.sum():  # duplicated course ids: no unique row to take
+    if (
+        np.bincount(course_codes[valid], minlength=n_names) > 1
+    ).any():  # duplicated course ids: no unique row
         return np.full(len(reg_codes), -1, dtype=np.int64)
     row_of = np.full(n_names + 1, -1, dtype=np.int64)
     row_of[course_codes[valid]] = np.flatnonzero(valid)
@@ -156,7 +158,8 @@ def _registration_pseudonyms(regs: pd.DataFrame, codes: np.ndarray, names: np.nd
         kind = np.zeros(n, dtype=np.int64)
     if "date" in regs.columns:
         days = regs["date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
-        days = np.where(days == np.iinfo(np.int64).min, 0, days - (days.min() if n else 0))
+        known = days != np.iinfo(np.int64).min  # NaT sorts first
+        days = np.where(known, days - (days[known].min() if known.any() else 0) + 1, 0)
     else:
         days = np.zeros(n, dtype=np.int64)
     # one int64 sort key: course, then date, then kind (stable on ties: original order)
@@ -167,10 +170,38 @@ def _registration_pseudonyms(regs: pd.DataFrame, codes: np.ndarray, names: np.nd
     run_start = np.repeat(starts, np.diff(np.r_[starts, n]))
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n) - run_start + 1
+    return pd.Series(_join_names(names, codes, rank), index=regs.index, name="registration_id")
+
+
+def _join_names(names: np.ndarray, codes: np.ndarray, rank: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """``names[codes] + "-" + rank`` as an Arrow string array (null where ``codes < 0``), built without Python
+    strings: names of one width and ranks zero-padded to one width are laid out in one byte buffer."""
+    n = len(codes)
+    valid = codes >= 0
+    fixed = np.array(names, dtype="S") if len(names) else np.zeros(0, dtype="S1")
+    digits = 4  # fixed, so the same registration keeps the same pseudonym in every delivery
+    uniform = (
+        len(names) and len({len(x) for x in names[:1000]}) == 1 and fixed.dtype.itemsize == len(names[0])
+    )
+    if uniform and (not n or rank.max() < 10**digits):
+        width = fixed.dtype.itemsize
+        buf = np.empty((n, width + 1 + digits), dtype=np.uint8)
+        buf[:, :width] = fixed.view(np.uint8).reshape(-1, width)[np.maximum(codes, 0)] if len(names) else 0
+        buf[:, width] = ord("-")
+        r = rank.copy()
+        for i in range(digits - 1, -1, -1):
+            buf[:, width + 1 + i] = 48 + r % 10
+            r //= 10
+        row = width + 1 + digits
+        offsets = pa.py_buffer(np.arange(0, (n + 1) * row, row, dtype=np.int32).tobytes())
+        validity = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
+        arr = pa.Array.from_buffers(pa.string(), n, [validity, offsets, pa.py_buffer(buf.tobytes())])
+        return pd.arrays.ArrowStringArray(arr)
     dictionary = pa.array(np.asarray(names, dtype=object), pa.string())
-    prefix = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), dictionary).cast(pa.string())
-    joined = pc.binary_join_element_wise(prefix, pc.cast(pa.array(rank), pa.string()), "-")
-    return pd.Series(pd.arrays.ArrowStringArray(joined), index=regs.index, name="registration_id")
+    prefix = pa.DictionaryArray.from_arrays(pa.array(codes, mask=~valid), dictionary).cast(pa.string())
+    ranks = pc.utf8_lpad(pc.cast(pa.array(rank), pa.string()), digits, "0")
+    joined = pc.binary_join_element_wise(prefix, ranks, "-")
+    return pd.arrays.ArrowStringArray(joined)
 
 
 def _write_linkage(
