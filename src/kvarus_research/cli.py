@@ -19,6 +19,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("kvarus_research.synthetic.cli", "add_synth_command"),
     ("kvarus_research.io.cli", "add_validate_command"),
     ("kvarus_research.privacy.cli", "add_pseudonymize_command"),
+    ("kvarus_research.indicators.export", "add_indicators_command"),
     ("kvarus_research.report.cli", "add_report_command"),
 )
 
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     --------
     >>> parser = build_parser()
     >>> sorted(parser._subparsers._group_actions[0].choices)
-    ['pseudonymize', 'report', 'synth', 'validate']
+    ['indicators', 'pseudonymize', 'report', 'synth', 'validate']
     """
     parser = argparse.ArgumentParser(
         prog="kvarus-research",

@@ -192,7 +192,9 @@ def summarise_courses(
         np.where(due > extract_date, "not_yet_due", "not_registered"),
     )
     out["followup_status"] = out["followup_status"].fillna(pd.Series(status_fill, index=out.index))
-    out["course_id"] = np.asarray(pd.Index(course_ids).astype("string"), dtype=object)[out["course_id"].to_numpy()]
+    out["course_id"] = np.asarray(pd.Index(course_ids).astype("string"), dtype=object)[
+        out["course_id"].to_numpy()
+    ]
     cols = [
         "course_id",
         "patient_id",
