@@ -89,6 +89,13 @@ def test_units_pooled_and_derived_suppressed():
     assert (p.log["action"] == "pooled").sum() == 1
 
 
+def test_pooling_keeps_the_total_row_consistent():
+    # A (3) and B (4) have N < 10: pooled into one row of 3 + 4 = 7 (>= 5, so shown); total 97 = 7 + 40 + 50.
+    p = protect(one_d([3, 4, 40, 50]), counts="n", unit="unit", margins={"unit": "Total"})
+    assert p.table.values.tolist() == [["pooled units (2)", 7], ["U2", 40], ["U3", 50], ["Total", 97]]
+    assert p.log["action"].tolist() == ["pooled"]
+
+
 def test_derived_suppressed_with_its_count():
     t = pd.DataFrame({"unit": ["A", "B"], "n": [20, 30], "k": [2, 15], "mean": [1.5, 2.5]})
     p = protect(t, counts=["n", "k"], derived={"mean": "k"}, rules=NO_POOL)

@@ -126,6 +126,15 @@ def test_equal_ids_equal_pseudonyms_distinct_ids_distinct(ids):
     assert all(o == expected("patient", i, "P") for i, o in zip(ids, out))
 
 
+def test_same_id_as_number_and_text_is_one_id():
+    (a, b), n = keyed_pseudonyms(
+        [pd.Series([7, 8], dtype=object), pd.Series(["7", "9"], dtype=object)],
+        PseudonymKey(KEY),
+        domain="case",
+    )
+    assert n == 3 and a[0] == b[0] == expected("case", "7", "")
+
+
 def test_weak_keys_are_refused_and_never_shown(tmp_path, monkeypatch):
     monkeypatch.delenv("KVARUS_PSEUDONYM_KEY", raising=False)
     with pytest.raises(PrivacyError, match="no pseudonym key"):

@@ -11,7 +11,10 @@ def test_scan_finds_numbers_and_identifiers_without_showing_them(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "a.csv").write_text("id;n\n01018012371;3\n12345678901;4\n")  # second is not a valid number
     (tmp_path / "sub" / "b.html").write_text("<p>patient 010180 12371 and guid-77</p>\n<p>41018012365</p>")
-    (tmp_path / "c.txt").write_text("nothing here 0101801237 (10 digits) 010180123710 (12 digits)\n")
+    # 10 and 12 digits, and a valid number inside a hex pseudonym, are not findings
+    (tmp_path / "c.txt").write_text(
+        "nothing here 0101801237 010180123710 P01018012371ab C0101801237199-0001\n"
+    )
     found = scan_outputs(tmp_path, identifiers=["guid-77"])
     assert found.values.tolist() == [
         ["a.csv", 2, 1, "national_id:fnr"],

@@ -191,25 +191,50 @@ def keyed_pseudonyms(
     >>> n, p[0] == q[1], p[1] == q[0], p[0] != p[1], len(p[0]), pd.isna(p[2])
     (2, True, True, True, 17, True)
     """
-    factorized = [pd.factorize(c, use_na_sentinel=True) for c in columns]
-    # union of the columns' unique values: the first column's, then whatever the others add
-    all_uniques = pd.Index(np.asarray(factorized[0][1], dtype=object)) if factorized else pd.Index([])
-    for _, u in factorized[1:]:
-        extra = np.asarray(u, dtype=object)[all_uniques.get_indexer(np.asarray(u, dtype=object)) < 0]
-        if len(extra):
-            all_uniques = all_uniques.append(pd.Index(extra)).unique()
-    digests = key.digests(all_uniques.to_numpy(dtype=object), domain)
+    if not columns:
+        return [], 0
+    # Codes into one union of unique values: the first column factorised, the others looked up in it (one hash
+    # lookup per row), and what they add factorised together.
+    first_codes, first_uniques = pd.factorize(columns[0], use_na_sentinel=True)
+    uniques = [np.asarray(first_uniques, dtype=object)]
+    index = pd.Index(uniques[0])
+    codes_per_col = [np.asarray(first_codes, dtype=np.int64)]
+    missing = []
+    for col in columns[1:]:
+        codes = np.asarray(index.get_indexer(col.to_numpy(dtype=object)), dtype=np.int64)
+        miss = (codes < 0) & col.notna().to_numpy()
+        codes_per_col.append(codes)
+        missing.append(miss)
+    extra_values = [col.to_numpy(dtype=object)[m] for col, m in zip(columns[1:], missing)]
+    if any(len(v) for v in extra_values):
+        extra_codes, extra_uniques = pd.factorize(np.concatenate(extra_values), use_na_sentinel=True)
+        offset, start = len(uniques[0]), 0
+        for codes, miss, vals in zip(codes_per_col[1:], missing, extra_values):
+            codes[miss] = offset + extra_codes[start : start + len(vals)]
+            start += len(vals)
+        uniques.append(np.asarray(extra_uniques, dtype=object))
+    all_uniques = np.concatenate(uniques)
+    digests = key.digests(all_uniques, domain)
     names = _hex_names(digests, prefix)
-    first64 = np.sort(digests[:, :8].copy().view(np.uint64).ravel())
-    if (first64[1:] == first64[:-1]).any():
-        raise PrivacyError(f"pseudonym collision among {len(names)} {domain} ids; use a longer pseudonym")
+    same_text = _check_collisions(digests, all_uniques, domain)
     out = []
-    for col, (codes, uniques) in zip(columns, factorized):
-        upos = np.asarray(all_uniques.get_indexer(np.asarray(uniques, dtype=object)), dtype=np.int64)
-        union_codes = np.where(codes >= 0, upos[np.maximum(codes, 0)] if len(upos) else -1, -1)
+    for col, union_codes in zip(columns, codes_per_col):
         values = np.where(union_codes >= 0, names[np.maximum(union_codes, 0)] if len(names) else None, None)
         series = pd.Series(values, index=col.index, name=col.name, dtype=object)
         # kept so derived pseudonyms (registration ids, course rows) need no second hash pass over the strings
         series.attrs["pseudonym_codes"] = (union_codes, names)
         out.append(series)
-    return out, len(all_uniques)
+    return out, len(all_uniques) - same_text
+
+
+def _check_collisions(digests: np.ndarray, values: np.ndarray, domain: str) -> int:
+    """Raise when two different ids share the first 64 bits of their HMAC; returns how many values repeat another
+    one's text (e.g. 7 and "7": the same id, the same pseudonym)."""
+    first64 = digests[:, :8].copy().view(np.uint64).ravel()
+    order = np.argsort(first64, kind="stable")
+    same = np.flatnonzero(first64[order][1:] == first64[order][:-1])
+    for i in same:
+        if str(values[order[i]]) != str(values[order[i + 1]]):
+            raise PrivacyError(
+                f"pseudonym collision among {len(values)} {domain} ids; use a longer pseudonym"
+            )

@@ -60,6 +60,8 @@ class PseudonymizationReport:
         Identity numbers that did not validate, counted when they were needed to derive a missing age.
     linkage_rows : int
         Rows written to the linkage key file (0 when none was asked for).
+    validation_dropped : bool
+        Whether the registry's validation report was removed (it quotes rejected values, which can be ids).
     """
 
     unique_ids: dict[str, int] = field(default_factory=dict)
@@ -68,6 +70,7 @@ class PseudonymizationReport:
     ages_derived: int = 0
     invalid_national_ids: int = 0
     linkage_rows: int = 0
+    validation_dropped: bool = False
 
     def to_frame(self) -> pd.DataFrame:
         """The report as a two-column table (``item``, ``count``)."""
@@ -77,6 +80,7 @@ class PseudonymizationReport:
         rows += [("ages at course start derived", self.ages_derived)]
         rows += [("invalid identity numbers", self.invalid_national_ids)]
         rows += [("linkage key rows written", self.linkage_rows)]
+        rows += [("validation report removed", int(self.validation_dropped))]
         return pd.DataFrame(rows, columns=["item", "count"])
 
     def to_text(self) -> str:
@@ -337,4 +341,6 @@ def pseudonymize(
         new_patients = pd.concat([tables[n]["patient_id"] for n in with_pid], ignore_index=True)
         report.linkage_rows = _write_linkage(linkage_path, output_dir, original_patients, new_patients)
     meta = {**registry.meta, "pseudonymized": True}
-    return replace(registry, meta=meta, **tables), report
+    # the validation report quotes rejected values (which can be ids): it does not travel with the pseudonyms
+    report.validation_dropped = registry.validation is not None
+    return replace(registry, meta=meta, validation=None, **tables), report

@@ -1,7 +1,7 @@
 """Leak scan: look through an output folder for identity numbers and known identifiers before anything leaves.
 
 Every file is read as text (UTF-8, undecodable bytes ignored; ``.xlsx`` and ``.parquet`` are opened with pandas).
-A finding is any 11-digit sequence (also written ``DDMMYY NNNNN``) that validates as a national identity number of
+A finding is any 11-digit sequence (also written ``DDMMYY NNNNN``), not part of a longer word, that validates as a national identity number of
 any kind, or any token equal to a value of the given identifier list. Findings give the file, the line and the
 kind, never the value itself.
 """
@@ -17,7 +17,8 @@ import pandas as pd
 from kvarus_research.privacy.national_id import national_id
 
 FINDING_COLUMNS = ["file", "line", "position", "kind"]
-_ELEVEN = re.compile(r"(?<!\d)(\d{6})[ -]?(\d{5})(?!\d)")
+#: 11 digits (or DDMMYY NNNNN) not inside a longer word: a hex pseudonym such as ``P1234567890123abc`` is no hit.
+_ELEVEN = re.compile(r"(?<![0-9A-Za-z])(\d{6})[ -]?(\d{5})(?![0-9A-Za-z])")
 _TOKEN = re.compile(r"[^\s,;|\t\"'<>=()\[\]{}:]+")
 
 
