@@ -199,7 +199,7 @@ def _join_names(names: np.ndarray, codes: np.ndarray, rank: np.ndarray) -> pd.ap
         row = width + 1 + digits
         offsets = pa.py_buffer(np.arange(0, (n + 1) * row, row, dtype=np.int32).tobytes())
         validity = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
-        arr = pa.Array.from_buffers(pa.string(), n, [validity, offsets, pa.py_buffer(buf.tobytes())])
+        arr = pa.Array.from_buffers(pa.string(), n, [validity, offsets, pa.py_buffer(buf)])
         return pd.arrays.ArrowStringArray(arr)
     dictionary = pa.array(np.asarray(names, dtype=object), pa.string())
     prefix = pa.DictionaryArray.from_arrays(pa.array(codes, mask=~valid), dictionary).cast(pa.string())
