@@ -313,6 +313,14 @@ def write_extract(
     id_map = _national_ids(registry, seed) if raw else None
     for form in tqdm(forms, desc="writing extract", disable=not progress):
         frame, rows = _form_rows(registry, form.kind, keep)
+        if (
+            "sex" not in frame.columns
+            and "sex" in registry.patients.columns
+            and "patient_id" in frame.columns
+        ):
+            # A registry read from an extract keeps sex on the patients table only: write it back on every form.
+            sex_of = registry.patients.drop_duplicates("patient_id").set_index("patient_id")["sex"]
+            frame = frame.assign(sex=frame["patient_id"].map(sex_of))
         sources: list[tuple[Variable, str | None]] = []
         for v in cb.form_variables(form.name):
             src = ROLE_SOURCE.get(v.role, v.name) if v.role else v.name
