@@ -59,12 +59,15 @@ def slug(text: str) -> str:
 
 
 def format_numbers(df: pd.DataFrame) -> pd.DataFrame:
-    """Floats shown with at most three decimals (one when ≥ 100); text, counts and "<5" cells unchanged.
+    """Floats shown with at most three decimals (one when ≥ 100), p-values below 0.001 as "<0.001"; text,
+    counts and "<5" cells unchanged.
 
     Examples
     --------
-    >>> format_numbers(pd.DataFrame({"p": [0.123456, 1234.56, None], "n": ["<5", "12", "7"]})).values.tolist()
+    >>> format_numbers(pd.DataFrame({"x": [0.123456, 1234.56, None], "n": ["<5", "12", "7"]})).values.tolist()
     [['0.123', '<5'], ['1234.6', '12'], ['', '7']]
+    >>> format_numbers(pd.DataFrame({"p_value": [0.0, 0.0123]}))["p_value"].tolist()
+    ['<0.001', '0.012']
     """
 
     def fmt(v: Any) -> Any:
@@ -76,10 +79,16 @@ def format_numbers(df: pd.DataFrame) -> pd.DataFrame:
             return f"{v:.1f}" if abs(v) >= 100 else f"{v:.3f}".rstrip("0").rstrip(".")
         return v
 
+    def fmt_p(v: Any) -> Any:
+        if isinstance(v, float) and v == v and 0 <= v < 0.001:
+            return "<0.001"
+        return fmt(v)
+
     out = df.copy()
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_float_dtype(out[col]):
-            out[col] = out[col].map(fmt)
+            is_p = str(col) == "p" or str(col).startswith("p_") or str(col).endswith("_p_value")
+            out[col] = out[col].map(fmt_p if is_p else fmt)
     return out
 
 
