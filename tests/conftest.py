@@ -22,6 +22,15 @@ def artifacts() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _close_figures():
+    """Close every matplotlib figure a test opened, so long runs do not pile them up."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+@pytest.fixture(autouse=True)
 def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """The library makes no network call at run time: any socket connection in a test fails loudly."""
     import socket
