@@ -139,3 +139,23 @@ def test_report_opens_in_headless_chromium(reports: tuple[Path, Path], tmp_path:
     assert attrs["errors"] == "0"
     console = [line for line in proc.stderr.splitlines() if ":CONSOLE(" in line]
     assert not [line for line in console if "error" in line.lower() or "Uncaught" in line], console
+
+
+def test_report_on_a_raw_extract_needs_a_key_and_leaks_no_national_id(tmp_path: Path) -> None:
+    reg = kr.synthetic.generate(n_courses=800, seed=5)
+    folder = kr.synthetic.write_extract(reg, tmp_path / "extract", raw=True)
+    # The raw extract does carry national identity numbers (the scan finds them there) ...
+    assert len(kr.privacy.scan_outputs(folder)) > 0
+    # ... so without a key the report refuses to run (exit code 2, the reason on stderr).
+    assert cli_main(["report", str(folder), "--out", str(tmp_path / "no-key")]) == 2
+    assert not (tmp_path / "no-key" / "index.html").exists()
+    key = kr.privacy.generate_key_file(tmp_path / "secret" / "project.key")
+    out = tmp_path / "out"
+    assert cli_main(["report", str(folder), "--out", str(out), "--key-file", str(key)]) == 0
+    assert len(kr.privacy.scan_outputs(out, identifiers=reg.patients["patient_id"].astype(str).tolist())) == 0
+    rows = pd.read_csv(out / "tables" / "validation-rows.csv", comment="#")
+    # every file's rows are accounted for: read = accepted + rejected
+    assert (rows["read"] == rows["accepted"] + rows["rejected"]).all()
+    assert set(rows["form"]) >= {"Basisopplysninger", "Målepunkt"}
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert "keyed pseudonyms" in html

@@ -51,6 +51,8 @@ class ReportContext:
     timepoints: Any = None
     #: The registry before opt-outs were removed: only the cohort builder sees it, to count them in its flow.
     with_opt_outs: Registry | None = None
+    #: The extract's ValidationReport (kept aside: pseudonymisation drops it from the registry).
+    validation: Any = None
 
 
 def _table(
@@ -99,12 +101,15 @@ def step_data(ctx: ReportContext) -> None:
     _table(
         ctx, "registry-tables", summary, counts=["rows"], caption="Rows per table after excluding opt-outs"
     )
-    if reg.validation is not None:
+    validation = ctx.validation
+    if validation is not None:
         w.text(
-            "Validation of the extract against the codebook and the course model (rows read = accepted + rejected)."
+            "Validation of the extract against the codebook and the course model: for every file, rows read = "
+            "rows accepted + rows rejected; findings are counted by rule (the row-level findings stay with the "
+            "data: `kvarus-research validate DIR --report FILE`)."
         )
-        rows = reg.validation.rows.copy()
-        count_cols = [c for c in rows.columns if pd.api.types.is_integer_dtype(rows[c])]
+        rows = validation.rows.copy()
+        count_cols = [c for c in ("read", "accepted", "rejected") if c in rows.columns]
         _table(
             ctx,
             "validation-rows",
@@ -112,10 +117,17 @@ def step_data(ctx: ReportContext) -> None:
             counts=count_cols,
             caption="Rows read, accepted and rejected per file",
         )
-        summ = reg.validation.summary()
-        if isinstance(summ, pd.DataFrame) and len(summ):
-            ccols = [c for c in summ.columns if pd.api.types.is_integer_dtype(summ[c])]
-            _table(ctx, "validation-findings", summ, counts=ccols, caption="Findings by rule and severity")
+        by_rule = validation.by_rule()
+        if len(by_rule):
+            _table(
+                ctx,
+                "validation-findings",
+                by_rule,
+                counts=["findings"],
+                caption="Findings by rule and severity",
+            )
+        else:
+            w.text("No findings: the extract is clean.")
 
 
 def step_cohort(ctx: ReportContext, cohort_yaml: str | Path | None) -> None:
@@ -374,19 +386,21 @@ def build_report(
             source = f"extract {Path(extract).name}"
             input_hash = hash_files(extract)
         notes: list[str] = []
+        validation = reg.validation
         if key_file is not None or _has_national_ids(reg):
-            from kvarus_research.privacy import pseudonymize, read_key
-
             if key_file is None:
                 raise KvarusError(
-                    "the extract carries national identity numbers: give --key-file KEY to pseudonymise"
+                    "the extract carries national identity numbers (Fodselsnummer): give --key-file KEY so they "
+                    "are replaced by keyed pseudonyms before any analysis"
                 )
-            reg, _report = pseudonymize(reg, read_key(key_file))
+            from kvarus_research.privacy import load_key, pseudonymize
+
+            reg, _report = pseudonymize(reg, load_key(key_file), output_dir=out)
             notes.append("Identifiers were replaced by keyed pseudonyms (HMAC-SHA-256) before any analysis.")
         clean = reg.without_opt_outs()
         writer = ReportWriter(out, title="Kvarus research report")
         ctx_holder["ctx"] = ReportContext(
-            writer, clean, rules, seed, source, input_hash, notes, with_opt_outs=reg
+            writer, clean, rules, seed, source, input_hash, notes, with_opt_outs=reg, validation=validation
         )
 
     steps.append(("read and validate", load))
