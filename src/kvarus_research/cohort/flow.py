@@ -1,8 +1,9 @@
 """The CONSORT-style flow diagram of a cohort, drawn with matplotlib.
 
 A column of boxes holds the courses remaining after each step; beside each arrow an exclusion box gives the number
-excluded and the reason. Counts pass through disclosure control (:func:`kvarus_research.privacy.protect`, n < 5
-shown as "<5") unless ``protect=False``, in which case the figure says so.
+excluded and the reason. Counts pass through disclosure control (:func:`protect_flow`: n < 5 shown as "<5", and
+every count rounded to 5 when a step is suppressed, so it cannot be recomputed as a difference) unless
+``protect=False``, in which case the figure says so.
 """
 
 from __future__ import annotations
@@ -16,15 +17,51 @@ COUNT_COLUMNS = ["n_before", "n_after", "n_excluded"]
 TITLE = "Selection of treatment courses"
 
 
+def protect_flow(flow: pd.DataFrame, *, rules: Any = "norway") -> Any:
+    """Disclosure control for a flow table, closing the chain: ``n_excluded = n_before - n_after``.
+
+    Primary suppression alone is not enough for a flow: a suppressed exclusion (say 3) could be recomputed as the
+    difference of the two counts around it. So when any count of the flow is suppressed, every published count
+    is also rounded to the nearest 5 (unless the rules round already), and the rules' name says so. An attacker
+    then learns only that a suppressed count lies between 1 and 4, not which.
+
+    Returns
+    -------
+    ProtectedTable
+        ``step`` (with ``label`` and ``reason`` when present) and the three counts after disclosure control.
+
+    Examples
+    --------
+    >>> flow = pd.DataFrame({"step": ["a", "b"], "n_before": [1003, 1000], "n_after": [1000, 988],
+    ...     "n_excluded": [3, 12]})
+    >>> protect_flow(flow).display()[COUNT_COLUMNS].values.tolist()
+    [[1005, 1000, '<5'], [1000, 990, 10]]
+    """
+    from dataclasses import replace
+
+    from kvarus_research.privacy import PRESETS, protect
+
+    base = PRESETS[rules] if isinstance(rules, str) else rules
+    text = [c for c in ("step", "label", "reason") if c in flow.columns]
+    table = flow[[*text, *COUNT_COLUMNS]].reset_index(drop=True)
+    shown = protect(table, counts=COUNT_COLUMNS, rules=base)
+    if base.rounding or not bool(shown.suppressed.to_numpy().any()):
+        return shown
+    chained = replace(
+        base, rounding=5, name=f"{base.name} (flow with a suppressed step: counts rounded to 5)"
+    )
+    return protect(table, counts=COUNT_COLUMNS, rules=chained)
+
+
 def displayed_counts(flow: pd.DataFrame, *, protect: bool = True, rules: Any = "norway") -> pd.DataFrame:
-    """The flow's counts as the text drawn on the diagram (after disclosure control unless ``protect=False``).
+    """The flow's counts as the text drawn on the diagram (after :func:`protect_flow` unless ``protect=False``).
 
     Examples
     --------
     >>> flow = pd.DataFrame({"step": ["a"], "label": ["x"], "reason": ["y"],
     ...     "n_before": [20], "n_after": [17], "n_excluded": [3]})
     >>> displayed_counts(flow)[["n_before", "n_after", "n_excluded"]].values.tolist()
-    [['20', '17', '<5']]
+    [['20', '15', '<5']]
     >>> displayed_counts(flow, protect=False)[["n_before", "n_after", "n_excluded"]].values.tolist()
     [['20', '17', '3']]
     """
@@ -37,10 +74,7 @@ def displayed_counts(flow: pd.DataFrame, *, protect: bool = True, rules: Any = "
         for col in COUNT_COLUMNS:
             out[col] = flow[col].map(fmt)
         return out
-    from kvarus_research.privacy import protect as _protect
-
-    shown = _protect(flow[["step", *COUNT_COLUMNS]].reset_index(drop=True), counts=COUNT_COLUMNS, rules=rules)
-    display = shown.display()
+    display = protect_flow(flow, rules=rules).display()
     for col in COUNT_COLUMNS:
         out[col] = display[col].map(fmt).to_numpy()
     return out
@@ -107,4 +141,6 @@ def plot_flow(flow: pd.DataFrame, ax: Any = None, *, protect: bool = True, rules
         _box(ax, 3.2, y_to, f"{label}\nn = {row.n_after}", gid=f"{i}:n_after")
     if not protect:
         ax.text(10, -0.5, "disclosure control OFF: exact counts", ha="right", fontsize=8, color="#a00000")
+    elif protect_flow(flow, rules=rules).rules.rounding:
+        ax.text(10, -0.5, "counts rounded to 5 (n < 5 shown as <5)", ha="right", fontsize=8, color="#555555")
     return ax

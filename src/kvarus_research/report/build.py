@@ -132,6 +132,7 @@ def step_data(ctx: ReportContext) -> None:
 
 def step_cohort(ctx: ReportContext, cohort_yaml: str | Path | None) -> None:
     from kvarus_research.cohort import Cohort, align_timepoints
+    from kvarus_research.cohort.flow import plot_flow, protect_flow
 
     w, reg = ctx.writer, ctx.with_opt_outs or ctx.registry
     w.section("Cohort")
@@ -146,15 +147,13 @@ def step_cohort(ctx: ReportContext, cohort_yaml: str | Path | None) -> None:
     ctx.cohort = cohort
     w.definition(cohort.definition)
     flow = cohort.flow
-    _table(
-        ctx,
+    w.table(
         "cohort-flow",
-        flow,
-        counts=[c for c in ("n_before", "n_after", "n_excluded") if c in flow.columns],
+        protect_flow(flow, rules=ctx.rules),
         caption="Who was included at each step, and why others were excluded",
     )
-    ax = cohort.plot_flow()
-    w.figure("cohort-flow", ax.get_figure() if hasattr(ax, "get_figure") else ax, caption="Flow diagram")
+    ax = plot_flow(flow, rules=ctx.rules)
+    w.figure("cohort-flow", ax.get_figure(), caption="Flow diagram")
     ctx.timepoints = align_timepoints(cohort)
 
 
