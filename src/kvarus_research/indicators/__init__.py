@@ -21,9 +21,6 @@ from kvarus_research.indicators.framework import (
     Target,
     aggregate,
     count_exclusions,
-    exact_ci,
-    proportion_ci,
-    wilson_ci,
 )
 from kvarus_research.indicators.kvarus import (
     BENEFIT,
@@ -45,6 +42,7 @@ from kvarus_research.indicators.plots import funnel_limits, funnel_plot, indicat
 from kvarus_research.indicators.progress import ProgressResult, patient_progress
 from kvarus_research.indicators.protection import protect_indicator_table
 from kvarus_research.indicators.result import IndicatorResult
+from kvarus_research.stats import exact_ci, proportion_ci, wilson_ci  # noqa: E402  (re-exported)
 
 __all__ = [
     "BENEFIT",

@@ -24,85 +24,13 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from kvarus_research.errors import AnalysisError
 from kvarus_research.results import Definition
+from kvarus_research.stats import CIMethod, proportion_ci
 
 FLAG_COLUMNS: tuple[str, ...] = ("unit_id", "date", "denominator", "numerator", "exclusion")
-CIMethod = Literal["wilson", "exact"]
 LEVELS: tuple[str, ...] = ("unit", "region", "national")
-
-
-def wilson_ci(numerator: Any, denominator: Any, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval for binomial proportions (vectorised).
-
-    Parameters
-    ----------
-    numerator, denominator : array-like of int
-        Successes and trials; where ``denominator`` is 0 the interval is NaN.
-    alpha : float
-        1 − confidence level (0.05 gives a 95 % interval).
-
-    Returns
-    -------
-    low, high : ndarray
-
-    Examples
-    --------
-    >>> low, high = wilson_ci([8], [10])
-    >>> round(float(low[0]), 4), round(float(high[0]), 4)
-    (0.4902, 0.9433)
-    """
-    x = np.asarray(numerator, dtype=float)
-    n = np.asarray(denominator, dtype=float)
-    z = stats.norm.ppf(1 - alpha / 2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = x / n
-        denom = 1 + z**2 / n
-        centre = (p + z**2 / (2 * n)) / denom
-        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-        low, high = np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
-    low[x == 0], high[x == n] = 0.0, 1.0  # exact bounds, free of floating-point rounding
-    bad = ~(n > 0)
-    low[bad], high[bad] = np.nan, np.nan
-    return low, high
-
-
-def exact_ci(numerator: Any, denominator: Any, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """Clopper–Pearson ("exact") interval for binomial proportions (vectorised).
-
-    Examples
-    --------
-    >>> low, high = exact_ci([0, 10], [10, 10])
-    >>> float(low[0]), round(float(high[0]), 4), round(float(low[1]), 4), float(high[1])
-    (0.0, 0.3085, 0.6915, 1.0)
-    """
-    x = np.asarray(numerator, dtype=float)
-    n = np.asarray(denominator, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        low = np.where(x > 0, stats.beta.ppf(alpha / 2, x, n - x + 1), 0.0)
-        high = np.where(x < n, stats.beta.ppf(1 - alpha / 2, x + 1, n - x), 1.0)
-    bad = ~(n > 0)
-    low[bad], high[bad] = np.nan, np.nan
-    return low, high
-
-
-def proportion_ci(
-    numerator: Any, denominator: Any, method: CIMethod = "wilson", alpha: float = 0.05
-) -> tuple[np.ndarray, np.ndarray]:
-    """Confidence interval of proportions by ``method`` (``"wilson"`` or ``"exact"`` Clopper–Pearson).
-
-    Examples
-    --------
-    >>> [round(float(v[0]), 3) for v in proportion_ci([1], [4], "exact")]
-    [0.006, 0.806]
-    """
-    if method == "wilson":
-        return wilson_ci(numerator, denominator, alpha)
-    if method == "exact":
-        return exact_ci(numerator, denominator, alpha)
-    raise AnalysisError(f"confidence-interval method {method!r} is not one of 'wilson', 'exact'")
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,10 @@ first (they are never in an extract, but a synthetic registry holds them).
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-from statsmodels.stats.proportion import proportion_confint
 
 from kvarus_research.registry import Registry
+from kvarus_research.stats import wilson_ci
 
 #: Registration kinds held by each form kind of the codebook.
 FORM_KIND_ROWS: dict[str, tuple[str, ...]] = {
@@ -24,12 +23,6 @@ FORM_KIND_ROWS: dict[str, tuple[str, ...]] = {
 #: A course without an ending counts as overdue when its last registration is older than this (two missed
 #: three-monthly measurement points).
 INACTIVE_DAYS = 182
-
-
-def _wilson(k: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
-    lo, hi = proportion_confint(k, np.where(n > 0, n, 1), alpha=0.05, method="wilson")
-    return np.where(n > 0, lo, np.nan), np.where(n > 0, hi, np.nan)
 
 
 def completeness(registry: Registry, *, language: str = "en") -> pd.DataFrame:
@@ -88,7 +81,7 @@ def completeness(registry: Registry, *, language: str = "en") -> pd.DataFrame:
                 )
     out = pd.DataFrame(rows, columns=["form", "kind", "variable", "label", "applicable", "present"])
     out["completeness"] = out["present"] / out["applicable"].where(out["applicable"] > 0)
-    out["ci_low"], out["ci_high"] = _wilson(out["present"], out["applicable"])
+    out["ci_low"], out["ci_high"] = wilson_ci(out["present"], out["applicable"])
     out.attrs["definition"] = (
         "share of non-missing values among the registrations of the forms (and kinds) "
         "that carry the variable; opted-out patients excluded; Wilson 95 % CI"
@@ -152,7 +145,7 @@ def course_completeness(
         )
     out["denominator"] = out["ended"] + out["overdue"]
     out["completeness"] = out["ended"] / out["denominator"].where(out["denominator"] > 0)
-    out["ci_low"], out["ci_high"] = _wilson(out["ended"], out["denominator"])
+    out["ci_low"], out["ci_high"] = wilson_ci(out["ended"], out["denominator"])
     out.attrs["definition"] = (
         f"courses with an ending registration among courses that have one or whose last "
         f"registration is more than {inactive_days} days before the extract date "

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.proportion import proportion_confint
 
 from kvarus_research.codebook import Codebook, Outcome, load_codebook
 from kvarus_research.errors import AnalysisError
+from kvarus_research.stats import wilson_ci
 
 LONG_REQUIRED: tuple[str, ...] = ("course_id", "timepoint")
 
@@ -262,12 +262,8 @@ def ordered_groups(values: Any) -> list[Any]:
 
 
 def wilson(count: np.ndarray | int, nobs: np.ndarray | int, ci: float) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval (statsmodels ``proportion_confint(method="wilson")``); NaN where ``nobs`` is 0."""
-    count = np.asarray(count, dtype=float)
-    nobs = np.asarray(nobs, dtype=float)
-    safe = np.where(nobs > 0, nobs, 1.0)
-    lo, hi = proportion_confint(count, safe, alpha=1 - ci, method="wilson")
-    return np.where(nobs > 0, lo, np.nan), np.where(nobs > 0, hi, np.nan)
+    """Wilson score interval at confidence ``ci`` (:func:`kvarus_research.stats.wilson_ci`); NaN where ``nobs`` is 0."""
+    return wilson_ci(count, nobs, alpha=1 - ci)
 
 
 def group_labels(codebook: Codebook, variable: str, values: Iterable[Any], language: str = "en") -> list[str]:
