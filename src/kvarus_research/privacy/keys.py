@@ -12,9 +12,11 @@ import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from kvarus_research.errors import PrivacyError
@@ -73,33 +75,53 @@ class PseudonymKey:
 
         The HMAC of RFC 2104 written out with two precomputed SHA-256 states (inner: key ⊕ ipad ‖ domain, outer:
         key ⊕ opad), so each value costs two state copies and two digests; equal to ``hmac.new(key, domain ‖
-        0x1f ‖ value, sha256).digest()`` (checked in the tests).
+        0x1f ‖ value, sha256).digest()`` (checked in the tests). Single-process on purpose: a forked helper was
+        measured slower on the benchmark machine (page faults after the fork) and forking a threaded process
+        (a Jupyter kernel) can deadlock.
+
+        Examples
+        --------
+        >>> import hashlib, hmac
+        >>> k = PseudonymKey(bytes(range(40)))
+        >>> d = k.digests(np.array(["a", 7], dtype=object), "patient")
+        >>> d.shape, d[1].tobytes() == hmac.new(bytes(range(40)), b"patient\x1f7", hashlib.sha256).digest()
+        ((2, 32), True)
         """
         block = self._key if len(self._key) <= 64 else hashlib.sha256(self._key).digest()
         block = block.ljust(64, b"\0")
         inner = hashlib.sha256(bytes(b ^ 0x36 for b in block) + domain.encode() + b"\x1f")
         outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
-        inner_copy, outer_copy = inner.copy, outer.copy
         items = values.tolist() if isinstance(values, np.ndarray) else list(values)
+        n = len(items)
+        with tqdm(total=n, desc=f"pseudonyms ({domain})", unit="id", leave=False, disable=n < 500_000) as bar:
+            data = _hmac_range(items, 0, n, inner, outer, bar)
+        return np.frombuffer(data, dtype=np.uint8).reshape(-1, 32)
+
+
+_CHUNK = 50_000
+
+
+def _hmac_range(items: list, start: int, stop: int, inner: Any, outer: Any, bar: Any = None) -> bytes:
+    """The 32-byte HMAC digests of ``items[start:stop]`` joined, from the precomputed inner/outer states.
+
+    Joined chunk by chunk, so the memory of one chunk's digest objects is reused by the next.
+    """
+    inner_copy, outer_copy = inner.copy, outer.copy
+    parts: list[bytes] = []
+    for lo in range(start, stop, _CHUNK):
+        hi = min(lo + _CHUNK, stop)
         out: list[bytes] = []
         append = out.append
-        chunk = 250_000
-        with tqdm(
-            total=len(items),
-            desc=f"pseudonyms ({domain})",
-            unit="id",
-            leave=False,
-            disable=len(items) < 2 * chunk,
-        ) as bar:
-            for start in range(0, len(items), chunk):
-                for v in items[start : start + chunk]:
-                    i = inner_copy()
-                    i.update(v.encode() if isinstance(v, str) else str(v).encode())
-                    o = outer_copy()
-                    o.update(i.digest())
-                    append(o.digest())
-                bar.update(min(chunk, len(items) - start))
-        return np.frombuffer(b"".join(out), dtype=np.uint8).reshape(-1, 32)
+        for v in items[lo:hi]:
+            i = inner_copy()
+            i.update(v.encode() if isinstance(v, str) else str(v).encode())
+            o = outer_copy()
+            o.update(i.digest())
+            append(o.digest())
+        parts.append(b"".join(out))
+        if bar is not None:
+            bar.update(hi - lo)
+    return b"".join(parts)
 
 
 def load_key(key_file: str | Path | None = None, *, env_var: str = ENV_VAR) -> PseudonymKey:
@@ -163,16 +185,22 @@ def generate_key_file(path: str | Path) -> Path:
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 
 
-def _hex_names(digests: np.ndarray, prefix: str, n_bytes: int = 8) -> np.ndarray:
-    """``prefix`` + the first ``n_bytes`` of each digest as lower-case hexadecimal, vectorised."""
+def _hex_bytes(digests: np.ndarray, prefix: str, n_bytes: int = 8) -> np.ndarray:
+    """``prefix`` + the first ``n_bytes`` of each digest as lower-case hexadecimal, as a fixed-width bytes array."""
     n = len(digests)
-    nib = np.empty((n, 2 * n_bytes), dtype=np.uint8)
-    nib[:, 0::2] = digests[:, :n_bytes] >> 4
-    nib[:, 1::2] = digests[:, :n_bytes] & 0x0F
     pre = np.frombuffer(prefix.encode("ascii"), dtype=np.uint8)
-    chars = np.concatenate([np.broadcast_to(pre, (n, len(pre))), _HEX[nib]], axis=1)
-    width = chars.shape[1]
-    return np.ascontiguousarray(chars).view(f"S{width}").ravel().astype(str).astype(object)
+    chars = np.empty((n, len(pre) + 2 * n_bytes), dtype=np.uint8)
+    chars[:, : len(pre)] = pre
+    chars[:, len(pre) :: 2] = _HEX[digests[:, :n_bytes] >> 4]
+    chars[:, len(pre) + 1 :: 2] = _HEX[digests[:, :n_bytes] & 0x0F]
+    return chars.view(f"S{chars.shape[1]}").ravel()
+
+
+def _as_str(fixed: np.ndarray) -> np.ndarray:
+    """A fixed-width ASCII bytes array as an object array of ``str`` (through Arrow, without a unicode array)."""
+    if not len(fixed):
+        return np.empty(0, dtype=object)
+    return pa.array(fixed, pa.binary(fixed.dtype.itemsize)).cast(pa.string()).to_numpy(zero_copy_only=False)
 
 
 def keyed_pseudonyms(
@@ -199,40 +227,55 @@ def keyed_pseudonyms(
     """
     if not columns:
         return [], 0
-    # Codes into one union of unique values: the first column factorised, the others looked up in it (one hash
-    # lookup per row), and what they add factorised together.
-    first_codes, first_uniques = pd.factorize(columns[0], use_na_sentinel=True)
-    uniques = [np.asarray(first_uniques, dtype=object)]
-    index = pd.Index(uniques[0])
-    codes_per_col = [np.asarray(first_codes, dtype=np.int64)]
-    missing = []
-    for col in columns[1:]:
-        codes = np.asarray(index.get_indexer(col.to_numpy(dtype=object)), dtype=np.int64)
-        miss = codes < 0
-        if miss.any():  # not found, or missing (NA stays NA)
-            miss[miss] = col.iloc[np.flatnonzero(miss)].notna().to_numpy()
-        codes_per_col.append(codes)
-        missing.append(miss)
-    extra_values = [col.to_numpy(dtype=object)[m] for col, m in zip(columns[1:], missing)]
-    if any(len(v) for v in extra_values):
-        extra_codes, extra_uniques = pd.factorize(np.concatenate(extra_values), use_na_sentinel=True)
-        offset, start = len(uniques[0]), 0
-        for codes, miss, vals in zip(codes_per_col[1:], missing, extra_values):
-            codes[miss] = offset + extra_codes[start : start + len(vals)]
-            start += len(vals)
-        uniques.append(np.asarray(extra_uniques, dtype=object))
-    all_uniques = np.concatenate(uniques)
+    # One factorisation of all columns together: codes into the union of unique values, NA -> -1. A long column
+    # sorted by its id (registrations by course) enters with one value per run of equal values.
+    starts = [_run_starts(c) for c in columns]
+    parts = [
+        pd.Series(c.array if m is None else c.to_numpy()[m], copy=False) for c, m in zip(columns, starts)
+    ]
+    together = pd.concat(parts, ignore_index=True)
+    all_codes, uniques = pd.factorize(together, use_na_sentinel=True)
+    part_codes = np.split(np.asarray(all_codes, dtype=np.int64), np.cumsum([len(p) for p in parts])[:-1])
+    all_uniques = np.asarray(uniques, dtype=object)
     digests = key.digests(all_uniques, domain)
-    names = _hex_names(digests, prefix)
+    fixed = _hex_bytes(digests, prefix)
+    # one spare None at the end: code -1 (missing) picks it
+    names = np.append(_as_str(fixed), None)
     same_text = _check_collisions(digests, all_uniques, domain)
     out = []
-    for col, union_codes in zip(columns, codes_per_col):
-        values = np.where(union_codes >= 0, names[np.maximum(union_codes, 0)] if len(names) else None, None)
-        series = pd.Series(values, index=col.index, name=col.name, dtype=object)
-        # kept so derived pseudonyms (registration ids, course rows) need no second hash pass over the strings
-        series.attrs["pseudonym_codes"] = (union_codes, names)
+    for col, union_codes, m in zip(columns, part_codes, starts):
+        if m is not None:
+            union_codes = union_codes[np.cumsum(m) - 1]
+        series = pd.Series(names[union_codes], index=col.index, name=col.name, dtype=object)
+        # kept so derived pseudonyms (registration ids, course rows) need no second hash pass over the strings:
+        # the codes and the pseudonyms as a fixed-width bytes array
+        series.attrs["pseudonym_codes"] = (union_codes, fixed)
         out.append(series)
     return out, len(all_uniques) - same_text
+
+
+#: Columns at least this long are checked for runs of equal adjacent values (see :func:`_run_starts`).
+RUNS_MIN_VALUES = 100_000
+
+
+def _run_starts(column: pd.Series) -> np.ndarray | None:
+    """Mask of the rows starting a run of equal adjacent values, when ``column`` is long, has a NumPy dtype and
+    at most half of its rows start a run (e.g. registrations sorted by course); else ``None``.
+
+    Runs use ``!=`` (Python equality, as the factorisation does: 7 and 7.0 are one id, 7 and "7" are not); a
+    missing value (NaN, None) starts its own run or joins one of missing values, and stays missing.
+    """
+    n = len(column)
+    if n < RUNS_MIN_VALUES or not isinstance(column.dtype, np.dtype):
+        return None
+    values = column.to_numpy()
+    change = np.empty(n, dtype=bool)
+    change[0] = True
+    try:
+        np.not_equal(values[1:], values[:-1], out=change[1:])
+    except (TypeError, ValueError):  # e.g. pd.NA, which has no truth value
+        return None
+    return change if np.count_nonzero(change) <= n // 2 else None
 
 
 def _check_collisions(digests: np.ndarray, values: np.ndarray, domain: str) -> int:

@@ -182,25 +182,34 @@ def _join_names(names: np.ndarray, codes: np.ndarray, rank: np.ndarray) -> pd.ap
     strings: names of one width and ranks zero-padded to one width are laid out in one byte buffer."""
     n = len(codes)
     valid = codes >= 0
-    fixed = np.array(names, dtype="S") if len(names) else np.zeros(0, dtype="S1")
     digits = 4  # fixed, so the same registration keeps the same pseudonym in every delivery
-    uniform = (
-        len(names) and len({len(x) for x in names[:1000]}) == 1 and fixed.dtype.itemsize == len(names[0])
-    )
+    if names.dtype.kind == "S":  # fixed-width bytes, as kept by keyed_pseudonyms: all of one width
+        fixed = names
+        uniform = bool(len(names))
+    else:
+        fixed = np.array(names, dtype="S") if len(names) else np.zeros(0, dtype="S1")
+        uniform = (
+            len(names) and len({len(x) for x in names[:1000]}) == 1 and fixed.dtype.itemsize == len(names[0])
+        )
     if uniform and (not n or rank.max() < 10**digits):
         width = fixed.dtype.itemsize
         buf = np.empty((n, width + 1 + digits), dtype=np.uint8)
-        buf[:, :width] = fixed.view(np.uint8).reshape(-1, width)[np.maximum(codes, 0)] if len(names) else 0
+        if len(names):  # gather whole fixed-width names (one item each), then view them as bytes
+            buf[:, :width] = fixed.take(np.maximum(codes, 0)).view(np.uint8).reshape(n, width)
+        else:
+            buf[:, :width] = 0
         buf[:, width] = ord("-")
-        r = rank.copy()
+        r = rank.astype(np.uint16)  # rank < 10**4 here: 16-bit division is cheaper
         for i in range(digits - 1, -1, -1):
-            buf[:, width + 1 + i] = 48 + r % 10
-            r //= 10
+            r, rem = np.divmod(r, np.uint16(10))
+            buf[:, width + 1 + i] = rem + 48
         row = width + 1 + digits
         offsets = pa.py_buffer(np.arange(0, (n + 1) * row, row, dtype=np.int32).tobytes())
         validity = pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
         arr = pa.Array.from_buffers(pa.string(), n, [validity, offsets, pa.py_buffer(buf)])
         return pd.arrays.ArrowStringArray(arr)
+    if names.dtype.kind == "S":
+        names = names.astype(str).astype(object)
     dictionary = pa.array(np.asarray(names, dtype=object), pa.string())
     prefix = pa.DictionaryArray.from_arrays(pa.array(codes, mask=~valid), dictionary).cast(pa.string())
     ranks = pc.utf8_lpad(pc.cast(pa.array(rank), pa.string()), digits, "0")
@@ -311,13 +320,20 @@ def pseudonymize(
         own = regs["patient_id"].to_numpy(dtype=object)
         course_pid = tables["courses"]["patient_id"].to_numpy(dtype=object)
         ok = via_course >= 0
-        ok[ok] = own[ok] == course_pid[via_course[ok]]
+        if ok.all():  # every registration has its course: no masked copies of the 5-million-row columns
+            ok = np.asarray(own == course_pid[via_course], dtype=bool)
+        else:
+            ok[ok] = own[ok] == course_pid[via_course[ok]]
         rest = regs["patient_id"][~ok]
         names = ("patients", "courses", "network_work")
         (fallback,) = replace_ids("patient_id", "patient", "P", names, extra=rest)
-        new_pid = np.empty(len(regs), dtype=object)
-        new_pid[ok] = tables["courses"]["patient_id"].to_numpy(dtype=object)[via_course[ok]]
-        new_pid[~ok] = fallback.to_numpy(dtype=object)
+        new_course_pid = tables["courses"]["patient_id"].to_numpy(dtype=object)
+        if ok.all():
+            new_pid = new_course_pid[via_course]
+        else:
+            new_pid = np.empty(len(regs), dtype=object)
+            new_pid[ok] = new_course_pid[via_course[ok]]
+            new_pid[~ok] = fallback.to_numpy(dtype=object)
         regs["patient_id"] = new_pid
         report.replaced_columns.append("registrations.patient_id")
     else:
