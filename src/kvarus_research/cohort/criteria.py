@@ -13,7 +13,7 @@ import pandas as pd
 
 from kvarus_research.cohort._base import CohortBase
 from kvarus_research.errors import CohortError
-from kvarus_research.registry.constants import ENDING_TYPES, SETTINGS
+from kvarus_research.registry.constants import ENDING_TYPES, SETTINGS, followup_due_date
 
 Result = tuple[np.ndarray, str, str, dict[str, Any]]
 _OPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -96,12 +96,7 @@ def started_between(base: CohortBase, start: Any, end: Any) -> Result:
     s, e = _date(start, "started_between start"), _date(end, "started_between end")
     if s is not None and e is not None and e < s:
         raise CohortError(f"started_between: end {e.date()} lies before start {s.date()}")
-    d = base.view["start_date"]
-    keep = d.notna().to_numpy()
-    if s is not None:
-        keep &= (d >= s).fillna(False).to_numpy()
-    if e is not None:
-        keep &= (d <= e).fillna(False).to_numpy()
+    keep = _within(base.view["start_date"], s, e)
     text = f"{s.date() if s is not None else '…'} to {e.date() if e is not None else '…'}"
     return (
         keep,
@@ -111,18 +106,23 @@ def started_between(base: CohortBase, start: Any, end: Any) -> Result:
     )
 
 
+def _within(values: pd.Series, lo: Any, hi: Any) -> np.ndarray:
+    """Known values within ``[lo, hi]`` (either bound may be None); missing values are never kept."""
+    keep = values.notna().to_numpy()
+    if lo is not None:
+        keep &= (values >= lo).fillna(False).to_numpy()
+    if hi is not None:
+        keep &= (values <= hi).fillna(False).to_numpy()
+    return keep
+
+
 def age_between(base: CohortBase, lo: float | None, hi: float | None) -> Result:
     """Age at course start within ``[lo, hi]``; unknown age excluded."""
     if "age_at_start" not in base.view.columns:
         raise CohortError(
             "age_between: the registry's courses have no age_at_start (no age in the registrations)"
         )
-    age = pd.to_numeric(base.view["age_at_start"], errors="coerce")
-    keep = age.notna().to_numpy()
-    if lo is not None:
-        keep &= (age >= lo).fillna(False).to_numpy()
-    if hi is not None:
-        keep &= (age <= hi).fillna(False).to_numpy()
+    keep = _within(pd.to_numeric(base.view["age_at_start"], errors="coerce"), lo, hi)
     text = f"{lo if lo is not None else '…'}–{hi if hi is not None else '…'}"
     return (
         keep,
@@ -237,7 +237,7 @@ def followup_due(base: CohortBase, grace_days: int) -> Result:
     """Ended with ending + 365 days + grace on or before the extract date."""
     if grace_days < 0:
         raise CohortError(f"followup_due: grace_days must be 0 or more, got {grace_days}")
-    due = base.view["end_date"] + pd.Timedelta(days=365 + int(grace_days))
+    due = followup_due_date(base.view["end_date"], grace_days)
     keep = (due <= base.registry.extract_date).fillna(False).to_numpy(dtype=bool)
     return (
         keep,

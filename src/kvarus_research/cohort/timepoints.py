@@ -27,7 +27,7 @@ import pandas as pd
 
 from kvarus_research.cohort._base import CohortBase
 from kvarus_research.errors import CohortError
-from kvarus_research.registry.constants import STATUS_FOLLOWUP
+from kvarus_research.registry.constants import STATUS_FOLLOWUP, followup_due_date
 
 LONG_COLUMNS = [
     "course_id",
@@ -332,7 +332,7 @@ def _followup_table(
     fdate = np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
     status[f_pos], fdate[f_pos] = reg_status, f_date
     end = view["end_date"].to_numpy(dtype="datetime64[ns]")
-    due_date = end + np.timedelta64(365 + int(grace_days), "D")
+    due_date = followup_due_date(end, grace_days)
     due = ~np.isnat(due_date) & (due_date <= np.datetime64(base.registry.extract_date, "ns"))
     empty = status == None  # noqa: E711  (elementwise on an object array)
     status = np.where(empty & np.isnat(end), "no_ending", status)

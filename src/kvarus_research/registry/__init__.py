@@ -7,6 +7,7 @@ from kvarus_research.registry.constants import (
     KINDS,
     STATUS_ENDING,
     STATUS_FOLLOWUP,
+    followup_due_date,
     kind_from_status,
 )
 from kvarus_research.registry.courses import derive_course_ids, summarise_courses
@@ -21,6 +22,7 @@ __all__ = [
     "STATUS_FOLLOWUP",
     "Registry",
     "derive_course_ids",
+    "followup_due_date",
     "kind_from_status",
     "summarise_courses",
 ]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 #: Registration kinds, in their order within a course.
 KINDS: tuple[str, ...] = ("baseline", "measurement", "ending", "followup")
 KIND_ORDER: dict[str, int] = {k: i for i, k in enumerate(KINDS)}
@@ -31,6 +35,25 @@ FOLLOWUP_STATUS_CODE: dict[str, int] = {v: k for k, v in STATUS_FOLLOWUP.items()
 
 #: Default grace period after ending + one year before a missing follow-up counts as missing.
 FOLLOWUP_GRACE_DAYS = 90
+
+#: The one-year follow-up is registered about this many days after the ending.
+ONE_YEAR_DAYS = 365
+
+
+def followup_due_date(end_date: Any, grace_days: int = FOLLOWUP_GRACE_DAYS) -> Any:
+    """The date from which a missing one-year follow-up counts as missing: ending + 365 days + grace.
+
+    Works on a Timestamp, a datetime Series or a ``datetime64`` array (NaT stays NaT). The one rule used by the
+    course summary, the cohort criterion ``followup_due`` and timepoint alignment (domain.md §5).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> followup_due_date(pd.Timestamp("2021-03-01"))  # 2021-03-01 + 365 + 90 days
+    Timestamp('2022-05-30 00:00:00')
+    """
+    return end_date + np.timedelta64(ONE_YEAR_DAYS + int(grace_days), "D")
+
 
 #: Unit settings.
 SETTINGS: tuple[str, ...] = ("inpatient", "outpatient")

@@ -18,6 +18,7 @@ from kvarus_research.registry.constants import (
     KIND_ORDER,
     STATUS_ENDING,
     STATUS_FOLLOWUP,
+    followup_due_date,
 )
 
 PROBLEM_COLUMNS = ["row", "rule", "message"]
@@ -185,7 +186,7 @@ def summarise_courses(
     )
     out = out.join(ending_info, on="course_id").join(fup_info, on="course_id")
     out["ending_type"] = out["ending_type"].fillna("active")
-    due = out["end_date"] + pd.Timedelta(days=365 + grace_days)
+    due = followup_due_date(out["end_date"], grace_days)
     status_fill = np.where(
         out["ending_type"] == "active",
         "no_ending",
