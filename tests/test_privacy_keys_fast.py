@@ -37,9 +37,12 @@ def setting(name: str, value: int):
 
 def test_run_starts_marks_runs_and_declines_unsorted_or_na_columns():
     with setting("RUNS_MIN_VALUES", 4):
-        # a a b b b NaN NaN c: 5 runs start (NaN != NaN, so each NaN starts one) of 8 rows -> more than half
-        mixed = pd.Series(["a", "a", "b", "b", "b", np.nan, np.nan, "c"], dtype=object)
+        # a b c NaN NaN d e f g h: 9 runs start (NaN != NaN, so each NaN starts one) of 10 rows -> above 0.9
+        mixed = pd.Series(["a", "b", "c", np.nan, np.nan, "d", "e", "f", "g", "h"], dtype=object)
         assert keys._run_starts(mixed) is None
+        # a a b b b NaN NaN c: 5 runs of 8 rows (0.625 <= 0.9); the NaNs each start one and stay missing
+        runs = keys._run_starts(pd.Series(["a", "a", "b", "b", "b", np.nan, np.nan, "c"], dtype=object))
+        assert np.flatnonzero(runs).tolist() == [0, 2, 5, 6, 7]
         # a a a b b b b c: runs start at rows 0, 3, 7 -> 3 of 8
         runs = keys._run_starts(pd.Series(list("aaabbbbc"), dtype=object))
         assert np.flatnonzero(runs).tolist() == [0, 3, 7]
@@ -85,3 +88,85 @@ def test_join_names_from_fixed_width_bytes_equals_from_strings():
         from_bytes = list(_join_names(names.astype("S"), codes, rank))
         assert from_bytes == list(_join_names(names, codes, rank))
         assert from_bytes[1] == "Ccd-0012" and from_bytes[2] is pd.NA
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.one_of(st.none(), st.sampled_from(["c1", "c2", "c3"])), min_size=1, max_size=30),
+    st.booleans(),
+)
+def test_a_column_holding_the_first_columns_values_in_order_takes_its_codes(a, nan_for_none):
+    """The aligned shortcut (no hash lookup) gives the standard library's HMAC for every value, and declines
+    columns with a missing value (NaN != NaN), so missing values stay missing."""
+    missing = np.nan if nan_for_none else None
+    first = pd.Series([missing if v is None else v for v in a], dtype=object)
+    second = first.copy()
+    key = PseudonymKey(KEY)
+    (p, q), n = keyed_pseudonyms([first, second], key, domain="course", prefix="C")
+    assert n == len({v for v in a if v is not None})
+    for v, x, y in zip(a, p.tolist(), q.tolist()):
+        assert x == y == (None if v is None else expected("course", v, "C"))
+    if None not in a:
+        assert keys._same_values(first, second)
+        assert not keys._same_values(first, second.iloc[::-1].reset_index(drop=True)) or a == a[::-1]
+
+
+def test_same_values_declines_other_dtypes_and_lengths():
+    ints = pd.Series([1, 2, 3])
+    assert keys._same_values(ints, pd.Series([1, 2, 3]))
+    assert not keys._same_values(ints, pd.Series([1.0, 2.0, 3.0]))  # equal values, another dtype: hashed
+    assert not keys._same_values(ints, pd.Series([1, 2]))
+    assert not keys._same_values(pd.Series(["a", pd.NA], dtype=object), pd.Series(["a", pd.NA], dtype=object))
+    assert not keys._same_values(pd.Series([], dtype=object), pd.Series([], dtype=object))
+
+
+KINDS = ["baseline", "measurement", "ending", "followup", "other"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-1, 3),  # course code (-1: no course)
+            st.one_of(st.none(), st.integers(0, 4)),  # day offset (None: no date)
+            st.sampled_from(KINDS),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_registration_order_is_course_then_date_then_kind_then_row(rows):
+    """The packed-key order (kind looked up only for same-day ties) equals Python's sort on the tuples."""
+    from kvarus_research.privacy.pseudonym import KIND_RANK, _registration_order
+
+    codes = np.array([c for c, _, _ in rows], dtype=np.int64)
+    dates = (
+        pd.Series(
+            [pd.NaT if d is None else pd.Timestamp("2021-03-01") + pd.Timedelta(days=d) for _, d, _ in rows]
+        )
+        .astype("datetime64[ns]")
+        .to_numpy()
+    )
+    kinds = np.array([k for _, _, k in rows], dtype=object)
+    want = sorted(
+        range(len(rows)),
+        key=lambda i: (rows[i][0], -1 if rows[i][1] is None else rows[i][1], KIND_RANK.get(rows[i][2], 7), i),
+    )
+    assert _registration_order(codes, dates, kinds).tolist() == want
+
+
+def test_registration_ranks_count_within_each_course():
+    from kvarus_research.privacy.pseudonym import _registration_pseudonyms
+
+    names = np.array([b"Ca", b"Cb"], dtype="S2")
+    codes = np.array([1, 0, 1, 0, -1, 1])
+    dates = pd.to_datetime(
+        ["2021-01-05", "2021-01-01", "2021-01-02", "2021-01-01", "2021-01-01", "2021-01-02"]
+    )
+    kinds = np.array(
+        ["ending", "measurement", "measurement", "baseline", "baseline", "baseline"], dtype=object
+    )
+    out = list(_registration_pseudonyms(codes, names, dates.to_numpy(), kinds))
+    # course b: 01-02 baseline (row 5) 1, 01-02 measurement (row 2) 2, 01-05 ending (row 0) 3
+    # course a: 01-01 baseline (row 3) 1, 01-01 measurement (row 1) 2; row 4 has no course
+    assert out == ["Cb-0003", "Ca-0002", "Cb-0002", "Ca-0001", pd.NA, "Cb-0001"]

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from tqdm.auto import tqdm
 
 from kvarus_research.errors import PrivacyError
@@ -197,10 +196,10 @@ def _hex_bytes(digests: np.ndarray, prefix: str, n_bytes: int = 8) -> np.ndarray
 
 
 def _as_str(fixed: np.ndarray) -> np.ndarray:
-    """A fixed-width ASCII bytes array as an object array of ``str`` (through Arrow, without a unicode array)."""
+    """A fixed-width ASCII bytes array as an object array of ``str``."""
     if not len(fixed):
         return np.empty(0, dtype=object)
-    return pa.array(fixed, pa.binary(fixed.dtype.itemsize)).cast(pa.string()).to_numpy(zero_copy_only=False)
+    return fixed.astype(f"U{fixed.dtype.itemsize}").astype(object)
 
 
 def keyed_pseudonyms(
@@ -233,9 +232,17 @@ def keyed_pseudonyms(
     parts = [
         pd.Series(c.array if m is None else c.to_numpy()[m], copy=False) for c, m in zip(columns, starts)
     ]
-    together = pd.concat(parts, ignore_index=True)
+    # A part holding, in order, exactly the values of the first part (e.g. the run values of registrations
+    # sorted by course, against the course table sorted the same way) takes the first part's codes: no lookup.
+    aligned = [i > 0 and _same_values(parts[0], p) for i, p in enumerate(parts)]
+    hashed = [p for p, a in zip(parts, aligned) if not a]
+    together = pd.concat(hashed, ignore_index=True) if len(hashed) > 1 else hashed[0]
     all_codes, uniques = pd.factorize(together, use_na_sentinel=True)
-    part_codes = np.split(np.asarray(all_codes, dtype=np.int64), np.cumsum([len(p) for p in parts])[:-1])
+    hashed_codes = iter(
+        np.split(np.asarray(all_codes, dtype=np.int64), np.cumsum([len(p) for p in hashed])[:-1])
+    )
+    part_codes = [None if a else next(hashed_codes) for a in aligned]
+    part_codes = [part_codes[0] if c is None else c for c in part_codes]
     all_uniques = np.asarray(uniques, dtype=object)
     digests = key.digests(all_uniques, domain)
     fixed = _hex_bytes(digests, prefix)
@@ -254,13 +261,30 @@ def keyed_pseudonyms(
     return out, len(all_uniques) - same_text
 
 
+def _same_values(first: pd.Series, other: pd.Series) -> bool:
+    """Whether ``other`` holds exactly the values of ``first`` in the same order (NumPy dtypes, no missing value:
+    NaN != NaN, and pd.NA gives no boolean, so either declines)."""
+    if len(first) != len(other) or not len(first):
+        return False
+    if not (isinstance(first.dtype, np.dtype) and first.dtype == other.dtype):
+        return False
+    try:
+        equal = first.to_numpy() == other.to_numpy()
+    except (TypeError, ValueError):
+        return False
+    return isinstance(equal, np.ndarray) and equal.dtype == bool and bool(equal.all())
+
+
 #: Columns at least this long are checked for runs of equal adjacent values (see :func:`_run_starts`).
 RUNS_MIN_VALUES = 100_000
+#: ... and used when at most this share of their rows start a run.
+RUNS_MAX_SHARE = 0.9
 
 
 def _run_starts(column: pd.Series) -> np.ndarray | None:
     """Mask of the rows starting a run of equal adjacent values, when ``column`` is long, has a NumPy dtype and
-    at most half of its rows start a run (e.g. registrations sorted by course); else ``None``.
+    at most :data:`RUNS_MAX_SHARE` of its rows start a run (e.g. registrations sorted by course, or courses sorted
+    by patient); else ``None``.
 
     Runs use ``!=`` (Python equality, as the factorisation does: 7 and 7.0 are one id, 7 and "7" are not); a
     missing value (NaN, None) starts its own run or joins one of missing values, and stays missing.
@@ -275,7 +299,7 @@ def _run_starts(column: pd.Series) -> np.ndarray | None:
         np.not_equal(values[1:], values[:-1], out=change[1:])
     except (TypeError, ValueError):  # e.g. pd.NA, which has no truth value
         return None
-    return change if np.count_nonzero(change) <= n // 2 else None
+    return change if np.count_nonzero(change) <= RUNS_MAX_SHARE * n else None
 
 
 def _check_collisions(digests: np.ndarray, values: np.ndarray, domain: str) -> int:

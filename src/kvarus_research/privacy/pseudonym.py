@@ -151,30 +151,70 @@ def _course_rows(reg_codes: np.ndarray, course_codes: np.ndarray, n_names: int) 
     return row_of[np.where(reg_codes >= 0, reg_codes, n_names)]
 
 
-def _registration_pseudonyms(regs: pd.DataFrame, codes: np.ndarray, names: np.ndarray) -> pd.Series:
-    """Course pseudonym + '-' + order within the course by (date, kind, original order); built with pyarrow."""
+def _registration_order(codes: np.ndarray, dates: np.ndarray | None, kinds: np.ndarray | None) -> np.ndarray:
+    """The registrations' order by course code, then day of the date (missing first), then kind, then row.
+
+    One int64 key, built in place (registrations run to millions of rows): bits 24 and up hold the course code
+    + 1, bits 3-23 the day counted from the first date + 1 (0 = no date), bits 0-2 the kind's rank. The kind
+    only decides between registrations of one course on one day, so it is looked up for those rows only, and
+    the few of them are sorted again (the same order as with the kind in every key: it never outweighs a day).
+    """
+    key = np.add(codes, 1, dtype=np.int64)
+    key <<= 24
+    if dates is not None:
+        per_day = int(np.timedelta64(1, "D") // np.timedelta64(1, np.datetime_data(dates.dtype)[0]))
+        ticks = dates.view(np.int64)
+        known = ticks != np.iinfo(np.int64).min  # NaT
+        days = np.floor_divide(ticks, per_day)
+        if known.any():
+            days -= days[known].min() - 1
+        np.putmask(days, ~known, 0)
+        np.clip(days, 0, 2**20, out=days)
+        days <<= 3
+        key += days
+        del days, known
+    order = np.argsort(key, kind="stable")  # stable: ties keep the original order
+    if kinds is not None and len(key) > 1:
+        ordered = key[order]
+        tie = np.flatnonzero(ordered[1:] == ordered[:-1])
+        del ordered
+        if len(tie):
+            rows = np.unique(np.r_[order[tie], order[tie + 1]])
+            kcodes, kuniq = pd.factorize(kinds[rows])
+            rank = np.array([KIND_RANK.get(k, 7) for k in kuniq] + [7], dtype=np.int64)
+            key[rows] += rank[kcodes]
+            order = np.argsort(key, kind="stable")
+    return order
+
+
+def _registration_pseudonyms(
+    codes: np.ndarray,
+    names: np.ndarray,
+    dates: np.ndarray | None = None,
+    kinds: np.ndarray | None = None,
+) -> pd.arrays.ArrowStringArray:
+    """Course pseudonym + '-' + order within the course by (date, kind, original order), one per registration.
+
+    ``codes`` index ``names`` (the course pseudonyms; -1 = no course), ``dates`` are datetime64 values and
+    ``kinds`` the registration kinds (plain arrays: safe to use outside the DataFrame).
+    """
     codes = np.asarray(codes, dtype=np.int64)
-    n = len(regs)
-    if "kind" in regs.columns:
-        kcodes, kuniq = pd.factorize(regs["kind"])
-        kind = np.array([KIND_RANK.get(k, 7) for k in kuniq] + [7], dtype=np.int64)[kcodes]
-    else:
-        kind = np.zeros(n, dtype=np.int64)
-    if "date" in regs.columns:
-        days = regs["date"].to_numpy(dtype="datetime64[D]").astype(np.int64)
-        known = days != np.iinfo(np.int64).min  # NaT sorts first
-        days = np.where(known, days - (days[known].min() if known.any() else 0) + 1, 0)
-    else:
-        days = np.zeros(n, dtype=np.int64)
-    # one int64 sort key: course, then date, then kind (stable on ties: original order)
-    sort_key = ((codes + 1) << 24) + (days.clip(0, 2**20) << 3) + kind
-    order = np.argsort(sort_key, kind="stable")
-    sorted_codes = codes[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1] if n else np.zeros(0, dtype=np.int64)
-    run_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    n = len(codes)
+    order = _registration_order(codes, dates, kinds)
+    # a registration's rank is its position in the sorted order minus the position its course's run starts at
+    ordered = codes[order]
+    change = np.empty(n, dtype=bool)
+    if n:
+        change[0] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=change[1:])
+    del ordered
+    run_start = np.arange(n, dtype=np.int64)
+    run_start *= change
+    np.maximum.accumulate(run_start, out=run_start)
     rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n) - run_start + 1
-    return pd.Series(_join_names(names, codes, rank), index=regs.index, name="registration_id")
+    rank[order] = np.arange(1, n + 1, dtype=np.int64) - run_start
+    del order, run_start
+    return _join_names(names, codes, rank)
 
 
 def _join_names(names: np.ndarray, codes: np.ndarray, rank: np.ndarray) -> pd.api.extensions.ExtensionArray:
@@ -194,8 +234,8 @@ def _join_names(names: np.ndarray, codes: np.ndarray, rank: np.ndarray) -> pd.ap
     if uniform and (not n or rank.max() < 10**digits):
         width = fixed.dtype.itemsize
         buf = np.empty((n, width + 1 + digits), dtype=np.uint8)
-        if len(names):  # gather whole fixed-width names (one item each), then view them as bytes
-            buf[:, :width] = fixed.take(np.maximum(codes, 0)).view(np.uint8).reshape(n, width)
+        if len(names):  # gather whole fixed-width names straight into the buffer (code -1 clips to 0: null)
+            np.take(fixed.view(np.uint8).reshape(-1, width), codes, axis=0, out=buf[:, :width], mode="clip")
         else:
             buf[:, :width] = 0
         buf[:, width] = ord("-")
@@ -345,7 +385,14 @@ def pseudonymize(
             raise PrivacyError(
                 "registrations have a registration_id but no course_id to derive its pseudonym from"
             )
-        regs["registration_id"] = _registration_pseudonyms(regs, *codes[("registrations", "course_id")])
+        dates = None
+        if "date" in regs.columns:
+            dates = regs["date"].to_numpy()
+            if dates.dtype.kind != "M":
+                dates = pd.to_datetime(regs["date"]).to_numpy()
+        kinds = regs["kind"].to_numpy() if "kind" in regs.columns else None
+        reg_ids = _registration_pseudonyms(*codes[("registrations", "course_id")], dates, kinds)
+        regs["registration_id"] = pd.Series(reg_ids, index=regs.index, name="registration_id")
         report.unique_ids["registration"] = int(regs["registration_id"].notna().sum())
         report.replaced_columns.append("registrations.registration_id")
     for name, df in tables.items():
