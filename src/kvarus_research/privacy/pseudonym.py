@@ -20,6 +20,7 @@ unlinkable ones. The HMAC is computed once per unique id. An optional linkage ke
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -257,6 +258,30 @@ def _join_names(names: np.ndarray, codes: np.ndarray, rank: np.ndarray) -> pd.ap
     return pd.arrays.ArrowStringArray(joined)
 
 
+def _submit_registration_ids(
+    pool: ThreadPoolExecutor, regs: pd.DataFrame | None, codes: dict[tuple[str, str], Any]
+) -> Future | None:
+    """Start building the registration pseudonyms in ``pool`` (None when the registrations have no id).
+
+    The dates and kinds are taken out of the DataFrame here, so the worker never reads a table that this thread
+    goes on changing.
+    """
+    if regs is None or "registration_id" not in regs.columns:
+        return None
+    if ("registrations", "course_id") not in codes:
+        raise PrivacyError(
+            "registrations have a registration_id but no course_id to derive its pseudonym from"
+        )
+    dates = None
+    if "date" in regs.columns:
+        dates = regs["date"].to_numpy()
+        if dates.dtype.kind != "M":
+            dates = pd.to_datetime(regs["date"]).to_numpy()
+    kinds = regs["kind"].to_numpy() if "kind" in regs.columns else None
+    course_codes, course_names = codes[("registrations", "course_id")]
+    return pool.submit(_registration_pseudonyms, course_codes, course_names, dates, kinds)
+
+
 def _write_linkage(
     path: Path, output_dir: str | Path | None, original: pd.Series, pseudonym: pd.Series
 ) -> int:
@@ -347,54 +372,49 @@ def pseudonymize(
         return new[len(present) :]
 
     replace_ids("course_id", "course", "C", ("courses", "registrations"))
-    # registrations.patient_id: taken from the registration's course where it agrees with the course's patient
-    # (one 5-million-row hash pass saved); rows that disagree or lack a course are hashed directly.
-    regs = tables.get("registrations")
-    via_course = None
-    if regs is not None and "patient_id" in regs.columns and "course_id" in regs.columns:
-        reg_codes, course_names = codes[("registrations", "course_id")]
-        if ("courses", "course_id") in codes:
-            via_course = _course_rows(reg_codes, codes[("courses", "course_id")][0], len(course_names))
+    # The registration ids need only the course pseudonyms: they are built in a worker thread (NumPy releases
+    # the GIL for the sorting and gathering) while this thread hashes the patient ids.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kvarus-pseudonyms") as pool:
+        registration_ids = _submit_registration_ids(pool, tables.get("registrations"), codes)
+        # registrations.patient_id: taken from the registration's course where it agrees with the course's patient
+        # (one 5-million-row hash pass saved); rows that disagree or lack a course are hashed directly.
+        regs = tables.get("registrations")
+        via_course = None
+        if regs is not None and "patient_id" in regs.columns and "course_id" in regs.columns:
+            reg_codes, course_names = codes[("registrations", "course_id")]
+            if ("courses", "course_id") in codes:
+                via_course = _course_rows(reg_codes, codes[("courses", "course_id")][0], len(course_names))
+            else:
+                via_course = np.full(len(regs), -1, dtype=np.int64)
+            own = regs["patient_id"].to_numpy(dtype=object)
+            course_pid = tables["courses"]["patient_id"].to_numpy(dtype=object)
+            ok = via_course >= 0
+            if ok.all():  # every registration has its course: no masked copies of the 5-million-row columns
+                ok = np.asarray(own == course_pid[via_course], dtype=bool)
+            else:
+                ok[ok] = own[ok] == course_pid[via_course[ok]]
+            rest = regs["patient_id"][~ok]
+            names = ("patients", "courses", "network_work")
+            (fallback,) = replace_ids("patient_id", "patient", "P", names, extra=rest)
+            new_course_pid = tables["courses"]["patient_id"].to_numpy(dtype=object)
+            if ok.all():
+                new_pid = new_course_pid[via_course]
+            else:
+                new_pid = np.empty(len(regs), dtype=object)
+                new_pid[ok] = new_course_pid[via_course[ok]]
+                new_pid[~ok] = fallback.to_numpy(dtype=object)
+            regs["patient_id"] = new_pid
+            report.replaced_columns.append("registrations.patient_id")
         else:
-            via_course = np.full(len(regs), -1, dtype=np.int64)
-        own = regs["patient_id"].to_numpy(dtype=object)
-        course_pid = tables["courses"]["patient_id"].to_numpy(dtype=object)
-        ok = via_course >= 0
-        if ok.all():  # every registration has its course: no masked copies of the 5-million-row columns
-            ok = np.asarray(own == course_pid[via_course], dtype=bool)
-        else:
-            ok[ok] = own[ok] == course_pid[via_course[ok]]
-        rest = regs["patient_id"][~ok]
-        names = ("patients", "courses", "network_work")
-        (fallback,) = replace_ids("patient_id", "patient", "P", names, extra=rest)
-        new_course_pid = tables["courses"]["patient_id"].to_numpy(dtype=object)
-        if ok.all():
-            new_pid = new_course_pid[via_course]
-        else:
-            new_pid = np.empty(len(regs), dtype=object)
-            new_pid[ok] = new_course_pid[via_course[ok]]
-            new_pid[~ok] = fallback.to_numpy(dtype=object)
-        regs["patient_id"] = new_pid
-        report.replaced_columns.append("registrations.patient_id")
-    else:
-        replace_ids("patient_id", "patient", "P", ID_TABLES)
-    replace_ids("case_id", "case", "N", ("network_work",))
-    regs = tables.get("registrations")
-    if regs is not None and "registration_id" in regs.columns:
-        if "course_id" not in regs.columns:
-            raise PrivacyError(
-                "registrations have a registration_id but no course_id to derive its pseudonym from"
+            replace_ids("patient_id", "patient", "P", ID_TABLES)
+        replace_ids("case_id", "case", "N", ("network_work",))
+        if registration_ids is not None:
+            regs = tables["registrations"]
+            regs["registration_id"] = pd.Series(
+                registration_ids.result(), index=regs.index, name="registration_id"
             )
-        dates = None
-        if "date" in regs.columns:
-            dates = regs["date"].to_numpy()
-            if dates.dtype.kind != "M":
-                dates = pd.to_datetime(regs["date"]).to_numpy()
-        kinds = regs["kind"].to_numpy() if "kind" in regs.columns else None
-        reg_ids = _registration_pseudonyms(*codes[("registrations", "course_id")], dates, kinds)
-        regs["registration_id"] = pd.Series(reg_ids, index=regs.index, name="registration_id")
-        report.unique_ids["registration"] = int(regs["registration_id"].notna().sum())
-        report.replaced_columns.append("registrations.registration_id")
+            report.unique_ids["registration"] = int(regs["registration_id"].notna().sum())
+            report.replaced_columns.append("registrations.registration_id")
     for name, df in tables.items():
         drop = [c for c in df.columns if c in NATIONAL_ID_COLUMNS or c in BIRTH_DATE_COLUMNS]
         if drop:
