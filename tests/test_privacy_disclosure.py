@@ -160,20 +160,22 @@ def test_crosstab_by_hand():
 # -- the attack --------------------------------------------------------------------------------------------------
 
 
-def attack(unknown: list, equations: list[tuple[dict, float]]) -> dict:
-    """Min and max of every unknown cell subject to the published equations and x >= 0 (scipy linprog).
+def attack(unknown: list, equations: list[tuple[dict, float]], upper: dict | None = None) -> dict:
+    """Min and max of every unknown cell subject to the published equations and x >= 0 (scipy linprog), and
+    x <= upper[cell] where the reader knows a bound (a numerator is at most its published denominator).
 
     ``equations``: (coefficients {cell: coef}, right-hand side). Independent of the library's own audit.
     """
     j = {u: i for i, u in enumerate(unknown)}
     a = np.array([[coefs.get(u, 0.0) for u in unknown] for coefs, _ in equations]) if equations else None
     b = np.array([rhs for _, rhs in equations]) if equations else None
+    bounds = [(0, (upper or {}).get(u)) for u in unknown]
     out = {}
     for u in unknown:
         c = np.zeros(len(unknown))
         c[j[u]] = 1
-        lo = linprog(c, A_eq=a, b_eq=b, bounds=(0, None), method="highs")
-        hi = linprog(-c, A_eq=a, b_eq=b, bounds=(0, None), method="highs")
+        lo = linprog(c, A_eq=a, b_eq=b, bounds=bounds, method="highs")
+        hi = linprog(-c, A_eq=a, b_eq=b, bounds=bounds, method="highs")
         assert lo.status == 0
         out[u] = (lo.fun, -hi.fun if hi.status == 0 else np.inf)
     return out
@@ -241,3 +243,114 @@ def test_attack_on_2d_tables_with_margins_fails(n_rows, n_cols, data):
         assert hi - lo > 0.5, f"cell {cell} pinned"
         if 0 < true < 5:
             assert lo < 5
+
+
+# -- complements ("x of n" also tells n - x) and partitions (categories splitting a total) ------------------------
+
+
+def test_complement_by_hand():
+    # A 18 of 20 (2 without: primary), B 30 of 40, C 25 of 35; total 73 of 95. A's partner over the total is the
+    # smallest other numerator, C's 25: A + C = 43 and their complements 2 + 10 = 12, neither pinned nor small.
+    t = pd.DataFrame({"unit": ["A", "B", "C", "Total"], "x": [18, 30, 25, 73], "n": [20, 40, 35, 95]})
+    p = protect(t, counts=["x", "n"], complements={"x": "n"}, margins={"unit": "Total"}, rules=NO_POOL)
+    assert p.display()["x"].tolist() == ["<5", 30, "<5", 73]
+    assert p.table["n"].tolist() == [20, 40, 35, 95]
+    assert p.log[["row", "column", "action"]].values.tolist() == [
+        [0, "x", "suppressed"],
+        [2, "x", "secondary_suppressed"],
+    ]
+
+
+def test_small_complements_together_need_a_third_cell():
+    # A 18 of 20 and C 10 of 12: 2 + 2 = 4 without, and the total's complement 14 - 10 (B's) = 4 would tell
+    # that the two hidden complements are small together: B (30 of 40) is hidden as well.
+    t = pd.DataFrame({"unit": ["A", "B", "C", "Total"], "x": [18, 30, 10, 58], "n": [20, 40, 12, 72]})
+    p = protect(t, counts=["x", "n"], complements={"x": "n"}, margins={"unit": "Total"}, rules=NO_POOL)
+    assert p.table["x"].isna().tolist() == [True, True, True, False]
+
+
+def test_complement_and_partition_arguments_are_checked():
+    t = pd.DataFrame({"unit": ["A", "B"], "x": [18, 3], "n": [20, 2]})
+    with pytest.raises(PrivacyError, match="'x' exceeds its row total 'n' in 1 row"):
+        protect(t, counts=["x", "n"], complements={"x": "n"})
+    with pytest.raises(PrivacyError, match="two different count columns"):
+        protect(t, counts=["x"], complements={"x": "n"})
+    bad = pd.DataFrame({"g": ["a", "a"], "k": ["y", "z"], "m": [3, 4], "tot": [8, 8]})
+    with pytest.raises(PrivacyError, match="should add up to the total they share"):
+        protect(bad, counts=["m", "tot"], partitions={"m": ("tot", "k")})
+    with pytest.raises(PrivacyError, match="not dimension columns"):
+        protect(bad, counts=["m", "tot"], partitions={"m": ("tot", "category")})
+
+
+def test_partition_by_hand():
+    # One group split over three categories: 3 (primary), 12, 20 of 35. Without the partition 3 = 35 - 12 - 20;
+    # with it, the smallest partner (12) goes too. The other group (8, 9 of 17) has nothing small.
+    t = pd.DataFrame({"g": ["a"] * 3 + ["b"] * 2, "k": ["x", "y", "z", "x", "y"], "m": [3, 12, 20, 8, 9],
+                      "tot": [35, 35, 35, 17, 17]})  # fmt: skip
+    plain = protect(t, counts=["m", "tot"], rules=NO_POOL)
+    assert plain.table["m"].isna().tolist() == [True, False, False, False, False]  # the leak partitions close
+    p = protect(t, counts=["m", "tot"], partitions={"m": ("tot", "k")}, rules=NO_POOL)
+    assert p.table["m"].isna().tolist() == [True, True, False, False, False]
+    assert p.table["tot"].tolist() == [35, 35, 35, 17, 17]
+
+
+pair = st.integers(6, 60).flatmap(
+    lambda d: st.tuples(
+        st.one_of(st.integers(0, 6), st.integers(max(0, d - 6), d), st.integers(0, d)), st.just(d)
+    )
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(pair, min_size=2, max_size=7))
+def test_attack_on_counts_and_complements_fails(pairs):
+    """x of n per unit with a total row: no hidden x (hence no hidden n - x) can be pinned, knowing x <= n."""
+    xs, ns = [x for x, _ in pairs], [n for _, n in pairs]
+    t = pd.DataFrame({"unit": [f"U{i}" for i in range(len(pairs))] + ["Total"], "x": [*xs, sum(xs)],
+                      "n": [*ns, sum(ns)]})  # fmt: skip
+    p = protect(t, counts=["x", "n"], complements={"x": "n"}, margins={"unit": "Total"}, rules=NO_POOL)
+    shown_x, shown_n = p.table["x"], p.table["n"]
+    assert not shown_n.isna().any()  # every denominator is at least 5
+    for x, n in zip(shown_x, shown_n):  # nothing published is small, on either side
+        if not pd.isna(x):
+            assert x == 0 or x >= 5
+            assert n - x == 0 or n - x >= 5
+    published = {i: float(v) for i, v in enumerate(shown_x) if not pd.isna(v)}
+    unknown = [i for i in range(len(t)) if i not in published]
+    if not unknown:
+        return
+    upper = {i: float(shown_n[i]) for i in unknown}
+    bounds = attack(unknown, [equation(list(range(len(pairs))), len(pairs), published)], upper)
+    truth = [*xs, sum(xs)]
+    for cell, (lo, hi) in bounds.items():
+        assert lo - 1e-6 <= truth[cell] <= hi + 1e-6
+        assert hi - lo > 0.5, f"cell {cell} pinned to {lo} (and its complement with it)"
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 4), st.integers(2, 4), st.data())
+def test_attack_on_partitioned_groups_fails(n_groups, n_cats, data):
+    """Groups split over categories, each row carrying the group total: no hidden category can be pinned."""
+    cells = data.draw(st.lists(small_or_large, min_size=n_groups * n_cats, max_size=n_groups * n_cats))
+    m = np.array(cells).reshape(n_groups, n_cats)
+    t = pd.DataFrame({"g": np.repeat([f"g{i}" for i in range(n_groups)], n_cats),
+                      "k": np.tile([f"k{j}" for j in range(n_cats)], n_groups), "m": m.ravel(),
+                      "tot": np.repeat(m.sum(axis=1), n_cats)})  # fmt: skip
+    p = protect(t, counts=["m", "tot"], partitions={"m": ("tot", "k")}, rules=NO_POOL)
+    shown = p.table["m"]
+    published = {i: float(v) for i, v in enumerate(shown) if not pd.isna(v)}
+    unknown = [i for i in range(len(t)) if i not in published]
+    if not unknown:
+        return
+    eqs = []
+    for g in range(n_groups):
+        rows = list(range(g * n_cats, (g + 1) * n_cats))
+        total = p.table["tot"].iloc[rows[0]]
+        if pd.isna(total):  # the total is hidden too (below 5): only non-negativity is known
+            continue
+        eqs.append(equation(rows, "T", {**published, "T": float(total)}))
+    eqs = [e for e in eqs if e[0]]
+    bounds = attack(unknown, eqs)
+    for cell, (lo, hi) in bounds.items():
+        assert lo - 1e-6 <= t["m"].iloc[cell] <= hi + 1e-6
+        assert hi - lo > 0.5, f"cell {cell} pinned"

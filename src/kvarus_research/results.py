@@ -48,13 +48,19 @@ class Result:
 
     Subclasses set ``table`` (tidy DataFrame), ``definition`` (:class:`Definition`), ``count_columns`` (columns
     holding counts of people or courses, which disclosure control may suppress) and ``derived_columns``
-    (column → the count column(s) it was computed from, suppressed with them), and implement :meth:`plot`.
+    (column → the count column(s) it was computed from, suppressed with them), where they apply
+    ``complement_columns`` and ``partition_columns`` (see :func:`kvarus_research.privacy.protect`), and implement
+    :meth:`plot`.
     """
 
     table: pd.DataFrame
     definition: Definition
     count_columns: Sequence[str] = ()
     derived_columns: Mapping[str, str | Sequence[str]] = {}
+    #: Count column → its row total, when the difference counts people too ("x of n": n - x did not).
+    complement_columns: Mapping[str, str] = {}
+    #: Count column → (row-total column, category column(s)): rows differing only in the categories split the total.
+    partition_columns: Mapping[str, tuple[str, str | Sequence[str]]] = {}
     #: Columns that identify a group (unit, region ...) for pooling small units.
     group_columns: Sequence[str] = ()
 
@@ -70,6 +76,8 @@ class Result:
             self.table,
             counts=list(self.count_columns),
             derived=dict(self.derived_columns),
+            complements=dict(self.complement_columns),
+            partitions=dict(self.partition_columns),
             rules=rules,
             enabled=enabled,
         )

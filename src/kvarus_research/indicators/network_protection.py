@@ -78,7 +78,13 @@ def protect_network_table(table: pd.DataFrame, rules: Any = "norway", *, enabled
     yk = t["year"].astype("Int64").astype("string").fillna(ALL_YEARS).to_numpy(dtype=object)
     view = pd.DataFrame({"group": t["group"].astype(str), "measure": t["measure"], "category": t["category"],
                          "yk": yk, "numerator": t["numerator"], "denominator": t["denominator"]})  # fmt: skip
-    p = protect(view, counts=["numerator", "denominator"], rules=rules, margins={"yk": ALL_YEARS})
+    p = protect(
+        view,
+        counts=["numerator", "denominator"],
+        rules=rules,
+        margins={"yk": ALL_YEARS},
+        complements={"numerator": "denominator"},
+    )
     num_s = p.suppressed["numerator"].to_numpy(dtype=bool).copy()
     den_s = p.suppressed["denominator"].to_numpy(dtype=bool).copy()
     group, measure = view["group"].to_numpy(dtype=object), view["measure"].to_numpy(dtype=object)

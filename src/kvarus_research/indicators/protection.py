@@ -88,7 +88,11 @@ def protect_indicator_table(table: pd.DataFrame, rules: Any = "norway", *, enabl
         for c in COUNTS:
             view[c] = t[c].to_numpy()[rows]
         p = protect(
-            view, counts=list(COUNTS), rules=rules, margins={"key": NATIONAL_KEY, "year_key": ALL_YEARS}
+            view,
+            counts=list(COUNTS),
+            rules=rules,
+            margins={"key": NATIONAL_KEY, "year_key": ALL_YEARS},
+            complements={"numerator": "denominator"},
         )
         rules_used, stamp = p.rules, p.stamp
         # The national rows are taken from the units view; the regions view only adds suppression.
@@ -114,7 +118,9 @@ def protect_indicator_table(table: pd.DataFrame, rules: Any = "norway", *, enabl
         else pd.DataFrame(columns=["row", "column", "action", "reason"])
     )
     if rules_used is None:
-        return protect(table, counts=list(COUNTS), derived=derived, rules=rules)
+        return protect(
+            table, counts=list(COUNTS), derived=derived, rules=rules, complements={"numerator": "denominator"}
+        )
     return ProtectedTable(
         out, log, rules_used, True, suppressed, stamp + " (totals: units/regions -> nation, years)"
     )

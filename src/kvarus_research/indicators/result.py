@@ -194,6 +194,7 @@ def _protect_spc(table: pd.DataFrame, rules: Any) -> pd.DataFrame:
         table,
         counts=["numerator", "denominator"],
         derived={"proportion": ("numerator", "denominator")},
+        complements={"numerator": "denominator"},
         rules=rules,
     ).table
     return shown

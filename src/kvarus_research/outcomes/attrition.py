@@ -67,6 +67,7 @@ class AttritionResult(Result):
     """
 
     count_columns = ("n", "n_due")
+    complement_columns = {"n": "n_due"}
     derived_columns = {c: "n" for c in ("estimate", "se", "ci_low", "ci_high", "improvement")}
 
     def __init__(

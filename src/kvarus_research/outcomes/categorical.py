@@ -105,6 +105,7 @@ class TransitionResult(Result):
     """
 
     count_columns = ("n", "n_from")
+    partition_columns = {"n": ("n_from", ["to_code", "to_label"])}
     derived_columns = {"share": ["n", "n_from"]}
 
     def __init__(

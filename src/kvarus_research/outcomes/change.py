@@ -202,6 +202,7 @@ class ChangeResult(Result):
         if responder:
             self.count_columns = (*self.count_columns, "n_responders", "n_responder_base")
             derived.update(dict.fromkeys(RESPONDER_COLUMNS, ["n_responders", "n_responder_base"]))
+            self.complement_columns = {"n_responders": "n_responder_base"}
         self.derived_columns = derived
 
     def plot(self, ax: Any = None, **kwargs: Any) -> Any:

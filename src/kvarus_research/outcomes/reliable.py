@@ -120,6 +120,7 @@ class ReliableChangeResult(Result):
     """
 
     count_columns = ("n", "n_total")
+    partition_columns = {"n": ("n_total", "category")}
     derived_columns = {"share": ["n", "n_total"], "ci_low": ["n", "n_total"], "ci_high": ["n", "n_total"]}
 
     def __init__(

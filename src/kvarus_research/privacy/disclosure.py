@@ -10,147 +10,26 @@ holds the suppressed value.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from kvarus_research.errors import PrivacyError
-from kvarus_research.privacy.suppression import build_constraints, secondary_suppress
-
-LOG_COLUMNS = ["row", "column", "action", "reason"]
-DISABLED_STAMP = "DISCLOSURE CONTROL DISABLED (protect(enabled=False)): raw counts, not for publication"
-
-
-@dataclass(frozen=True)
-class DisclosureRules:
-    """Rules for :func:`protect`.
-
-    Parameters
-    ----------
-    name : str
-        Shown in the stamp and the log.
-    min_count : int
-        Counts ``0 < n < min_count`` are suppressed (5 = the Norwegian norm "n < 5"; 8 = OpenSAFELY's "≤ 7").
-    suppress_zeros : bool
-        Suppress zeros as well (by default a zero stays visible).
-    unit_min_n : int or None
-        Units whose N (the first count column, summed over the unit's rows) is below this are pooled.
-    rounding : int or None
-        Round published counts to the nearest multiple of this (halves up).
-    totals_from_rounded : bool
-        Recompute total rows from the rounded published cells (suppressed cells are left out), so totals carry no
-        information about suppressed cells and no secondary suppression is needed.
-    secondary : bool
-        Apply secondary suppression (ignored when ``totals_from_rounded``).
-    label : str
-        How a suppressed cell is shown.
-
-    Examples
-    --------
-    >>> DisclosureRules(min_count=10, label="<10").describe()
-    'custom: counts 1-9 suppressed, units with N < 10 pooled, secondary suppression'
-    """
-
-    name: str = "custom"
-    min_count: int = 5
-    suppress_zeros: bool = False
-    unit_min_n: int | None = 10
-    rounding: int | None = None
-    totals_from_rounded: bool = False
-    secondary: bool = True
-    label: str = "<5"
-
-    def describe(self) -> str:
-        """One line saying what the rules do."""
-        parts = [f"counts {'0' if self.suppress_zeros else '1'}-{self.min_count - 1} suppressed"]
-        if self.unit_min_n:
-            parts.append(f"units with N < {self.unit_min_n} pooled")
-        if self.rounding:
-            parts.append(f"rounded to {self.rounding}")
-        if self.totals_from_rounded:
-            parts.append("totals from rounded cells")
-        elif self.secondary:
-            parts.append("secondary suppression")
-        return f"{self.name}: " + ", ".join(parts)
-
-
-PRESETS: dict[str, DisclosureRules] = {
-    "norway": DisclosureRules(name="norway", min_count=5, unit_min_n=10, label="<5"),
-    "opensafely": DisclosureRules(
-        name="opensafely",
-        min_count=8,
-        unit_min_n=None,
-        rounding=5,
-        totals_from_rounded=True,
-        secondary=False,
-        label="[REDACTED]",
-    ),
-}
-
-
-def resolve_rules(rules: str | DisclosureRules) -> DisclosureRules:
-    """A preset name or a :class:`DisclosureRules` → the rules.
-
-    Examples
-    --------
-    >>> resolve_rules("opensafely").min_count
-    8
-    """
-    if isinstance(rules, DisclosureRules):
-        return rules
-    if isinstance(rules, str) and rules in PRESETS:
-        return PRESETS[rules]
-    raise PrivacyError(f"rules={rules!r}: expected one of {sorted(PRESETS)} or a DisclosureRules")
-
-
-@dataclass
-class ProtectedTable:
-    """A table after disclosure control.
-
-    Attributes
-    ----------
-    table : DataFrame
-        Suppressed cells are NA; counts are nullable integers.
-    log : DataFrame
-        One row per action: ``row`` (index label), ``column``, ``action``, ``reason``.
-    rules : DisclosureRules
-    enabled : bool
-    suppressed : DataFrame of bool
-        Which cells of ``table`` were suppressed (shown with ``rules.label``).
-    stamp : str
-        What was applied; says so loudly when protection was switched off.
-    """
-
-    table: pd.DataFrame
-    log: pd.DataFrame
-    rules: DisclosureRules
-    enabled: bool = True
-    suppressed: pd.DataFrame = field(default_factory=pd.DataFrame)
-    stamp: str = ""
-
-    def display(self) -> pd.DataFrame:
-        """The table as shown to readers: suppressed cells replaced by the rules' label (e.g. ``"<5"``)."""
-        out = self.table.astype(object).copy()
-        for col in self.suppressed.columns:
-            mask = self.suppressed[col].to_numpy(dtype=bool)
-            out.loc[mask, col] = self.rules.label
-        return out
-
-    def to_csv(self, path: str | Path, **kwargs: Any) -> Path:
-        """Write :meth:`display` as CSV; an unprotected table gets the stamp as its first line (``# ...``)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8", newline="") as fh:
-            if not self.enabled:
-                fh.write(f"# {self.stamp}\n")
-            self.display().to_csv(fh, index=kwargs.pop("index", False), **kwargs)
-        return path
-
-    def __repr__(self) -> str:
-        return f"ProtectedTable({self.stamp})\n{self.display().to_string(max_rows=30)}"
+from kvarus_research.privacy.rules import (  # noqa: F401  (re-exported from here too)
+    DISABLED_STAMP,
+    LOG_COLUMNS,
+    PRESETS,
+    DisclosureRules,
+    ProtectedTable,
+    resolve_rules,
+)
+from kvarus_research.privacy.suppression import (
+    build_constraints,
+    complement_suppress,
+    partition_constraints,
+    secondary_suppress,
+)
 
 
 def _log(entries: list[dict[str, Any]], row: Any, column: str, action: str, reason: str) -> None:
@@ -196,6 +75,59 @@ def _check_columns(
             )
         sources[dcol] = usable
     return sources
+
+
+def _check_pair(argument: str, col: str, total: str, counts: Sequence[str]) -> None:
+    """A count column and its row total must be two different count columns."""
+    if col not in counts or total not in counts or col == total:
+        raise PrivacyError(
+            f"protect: {argument}={{{col!r}: {total!r} ...}} must name two different count columns "
+            f"(counts={list(counts)})"
+        )
+
+
+def _complements_last(counts: Sequence[str], complements: Mapping[str, str]) -> list[str]:
+    """The count columns in order, each column with a complement after its row total (which must be a count)."""
+    for col, total in complements.items():
+        _check_pair("complements", col, total, counts)
+        if total in complements:
+            raise PrivacyError(f"protect: {total!r} is a row total in complements and cannot have one itself")
+    return [c for c in counts if c not in complements] + [c for c in counts if c in complements]
+
+
+def _check_partition(
+    col: str,
+    spec: tuple[str, list[str]],
+    counts: Sequence[str],
+    dims: Sequence[str],
+    complements: Mapping[str, str],
+) -> tuple[str, list[str]]:
+    """Check a ``partitions`` entry: a count column, its row-total count column and category dimension(s)."""
+    total, categories = spec
+    _check_pair("partitions", col, total, counts)
+    if col in complements:
+        raise PrivacyError(f"protect: {col!r} is in both complements and partitions; a partition covers both")
+    missing = [c for c in categories if c not in dims]
+    if missing:
+        raise PrivacyError(
+            f"protect: partition categories {missing} are not dimension columns (dims={list(dims)})"
+        )
+    return total, categories
+
+
+def _small_complements(
+    values: np.ndarray, totals: np.ndarray, index: pd.Index, col: str, total: str, min_count: int, zeros: bool
+) -> np.ndarray:
+    """Rows whose complement ``total - col`` is a small count; raises when a count exceeds its row total."""
+    comp = totals - values
+    over = np.flatnonzero(comp < 0)
+    if len(over):
+        raise PrivacyError(
+            f"protect: {col!r} exceeds its row total {total!r} in {len(over)} row(s), first at row "
+            f"{index[over[0]]}; a count cannot be larger than the total it is part of"
+        )
+    small = (comp > 0) & (comp < min_count)
+    return small | (comp == 0) if zeros else small
 
 
 def _pool_units(
@@ -252,6 +184,8 @@ def protect(
     rules: str | DisclosureRules = "norway",
     unit: str | None = None,
     margins: Mapping[str, Hashable] | None = None,
+    complements: Mapping[str, str] | None = None,
+    partitions: Mapping[str, tuple[str, str | Sequence[str]]] | None = None,
     enabled: bool = True,
 ) -> ProtectedTable:
     """Apply disclosure control to a table before it leaves the secure environment.
@@ -273,6 +207,14 @@ def protect(
         Total rows: column → the label marking its total rows (e.g. ``{"unit": "Total"}`` for a 1-D table with a
         total row; ``{"unit": "Total", "year": "All"}`` for a 2-D table in long form with row and column totals).
         Every column that is neither a count, nor derived, nor float is a dimension of the table.
+    complements : dict, optional
+        Count column → the count column holding its row total (e.g. ``{"numerator": "denominator"}``): the
+        difference counts people too ("x of n" also says n - x did not), so a count is suppressed when its
+        complement is small as well, and its secondary suppression protects the complements too.
+    partitions : dict, optional
+        Count column → (its row-total column, the category column(s)): rows that differ only in the category
+        columns split the total they share (e.g. ``{"n": ("n_total", "category")}`` for a distribution over
+        categories per group), so a suppressed category cannot be recomputed as the total minus the others.
     enabled : bool
         ``False`` returns the raw table, stamped as unprotected (never for publication).
 
@@ -288,10 +230,16 @@ def protect(
     ['<5', '<5', 20, 35]
     >>> p.log[["row", "action"]].values.tolist()
     [[0, 'suppressed'], [1, 'secondary_suppressed']]
+    >>> q = protect(pd.DataFrame({"unit": ["A", "B"], "x": [18, 30], "n": [20, 40]}), counts=["x", "n"],
+    ...             complements={"x": "n"}, rules=DisclosureRules(unit_min_n=None))
+    >>> q.display()["x"].tolist()  # 20 - 18 = 2 without: too few to show
+    ['<5', 30]
     """
     counts = [counts] if isinstance(counts, str) else list(counts)
     derived = dict(derived or {})
     margins = dict(margins or {})
+    complements = dict(complements or {})
+    partitions = {c: (t, [k] if isinstance(k, str) else list(k)) for c, (t, k) in (partitions or {}).items()}
     r = resolve_rules(rules)
     if not enabled:
         log = pd.DataFrame([{"row": "all", "column": "all", "action": "disabled", "reason": "enabled=False"}])
@@ -317,8 +265,9 @@ def protect(
     total_pos = {t for t, _ in constraints}
     suppressed = pd.DataFrame(False, index=df.index, columns=counts + list(derived))
 
-    for col in counts:
-        values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+    raw = {c: pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float) for c in counts}
+    for col in _complements_last(counts, complements):
+        values = raw[col]
         if (values[~np.isnan(values)] < 0).any():
             raise PrivacyError(f"protect: count column {col!r} holds negative values; counts must be >= 0")
         primary = (values > 0) & (values < r.min_count)
@@ -326,17 +275,39 @@ def protect(
             primary |= values == 0
         for pos in np.flatnonzero(primary):
             _log(entries, df.index[pos], col, "suppressed", f"count below {r.min_count} (primary)")
+        total = complements.get(col)
+        if total is not None:
+            # the complement is hidden anyway where the row total is suppressed
+            small = _small_complements(
+                raw[col], raw[total], df.index, col, total, r.min_count, r.suppress_zeros
+            )
+            small &= ~primary & ~suppressed[total].to_numpy(dtype=bool)
+            for pos in np.flatnonzero(small):
+                _log(entries, df.index[pos], col, "suppressed",
+                     f"complement {total} - {col} below {r.min_count} (primary)")  # fmt: skip
+            primary = primary | small
         sup = primary
-        if r.secondary and not r.totals_from_rounded and constraints:
-            sup = secondary_suppress(values, primary, constraints, r.min_count)
-            for pos in np.flatnonzero(sup & ~primary):
-                _log(
-                    entries,
-                    df.index[pos],
-                    col,
-                    "secondary_suppressed",
-                    "would let a suppressed cell be recomputed from totals",
-                )
+        own, virtual = constraints, np.zeros(0)
+        if col in partitions:
+            total_col, categories = _check_partition(col, partitions[col], counts, dims, complements)
+            more, virtual = partition_constraints(df, values, raw[total_col], categories, dims, len(df))
+            own = constraints + more
+        secondary = r.secondary and not r.totals_from_rounded and own
+        if secondary and total is not None:
+            sup = complement_suppress(values, raw[total], primary, own, r.min_count)
+        elif secondary:
+            # virtual totals (partitions) are published; picked only when every cell of their group is hidden
+            padded = np.r_[values, virtual]
+            sup = secondary_suppress(padded, np.r_[primary, np.zeros(len(virtual), bool)], own, r.min_count)
+            sup = sup[: len(values)]
+        for pos in np.flatnonzero(sup & ~primary):
+            _log(
+                entries,
+                df.index[pos],
+                col,
+                "secondary_suppressed",
+                "would let a suppressed cell be recomputed from totals",
+            )
         published = values.copy()
         published[sup] = np.nan
         if r.rounding:

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linprog
 
+from kvarus_research.errors import PrivacyError
+
 #: A constraint: (position of the total cell, positions of its component cells).
 Constraint = tuple[int, list[int]]
 
@@ -51,13 +53,66 @@ def build_constraints(
     return out
 
 
+def partition_constraints(
+    table: pd.DataFrame,
+    values: np.ndarray,
+    totals: np.ndarray,
+    categories: Sequence[str],
+    dims: Sequence[str],
+    start: int,
+) -> tuple[list[Constraint], np.ndarray]:
+    """Constraints for rows that differ only in ``categories`` and add up to the row total they share.
+
+    Each such group (a distribution over categories, e.g. the reliable-change categories of one outcome and
+    group) gets a virtual total cell, numbered from ``start``, holding the shared total. Groups with a missing
+    value are left out.
+
+    Returns
+    -------
+    (list of constraints, ndarray)
+        The constraints and the values of the virtual total cells.
+
+    Raises
+    ------
+    PrivacyError
+        When the rows of a group do not share one total, or do not add up to it.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"group": ["a", "a", "a"], "category": ["x", "y", "z"]})
+    >>> partition_constraints(t, np.array([3.0, 10, 7]), np.array([20.0] * 3), ["category"], ["group", "category"], 3)
+    ([(3, [0, 1, 2])], array([20.]))
+    """
+    others = [d for d in dims if d not in categories]
+    keys = [table[o].astype(str).to_numpy() for o in others] or [np.zeros(len(table), dtype=int)]
+    out: list[Constraint] = []
+    virtual: list[float] = []
+    for label, idx in pd.Series(np.arange(len(table))).groupby(keys, sort=False):
+        rows = idx.to_numpy()
+        v, t = values[rows], totals[rows]
+        if np.isnan(v).any() or np.isnan(t).any():
+            continue
+        if (t != t[0]).any() or v.sum() != t[0]:
+            raise PrivacyError(
+                f"protect: the rows of group {label} (rows {rows[0]}-{rows[-1]}) should add up to the total they "
+                f"share, but their counts sum to {v.sum():g} against totals {sorted(set(t.tolist()))}"
+            )
+        out.append((start + len(virtual), [int(r) for r in rows]))
+        virtual.append(float(t[0]))
+    return out, np.array(virtual, dtype=float)
+
+
 def attack_intervals(
-    values: np.ndarray, suppressed: np.ndarray, constraints: Sequence[Constraint]
+    values: np.ndarray,
+    suppressed: np.ndarray,
+    constraints: Sequence[Constraint],
+    upper: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Bounds an attacker can compute for each suppressed cell from the published cells and the totals.
 
     Solves ``min x_i`` and ``max x_i`` by linear programming (``scipy.optimize.linprog``, HiGHS) subject to every
-    constraint, with published cells fixed at their values and suppressed cells ``>= 0``.
+    constraint, with published cells fixed at their values and suppressed cells ``>= 0`` (and ``<= upper``
+    where ``upper`` is given and finite: e.g. a numerator is at most its published denominator).
 
     Returns
     -------
@@ -84,8 +139,11 @@ def attack_intervals(
         if a.any() and not np.isnan(b):
             rows.append(a)
             rhs.append(b)
+    cap = np.full(len(unknown), np.inf) if upper is None else np.asarray(upper, dtype=float)[unknown]
+    cap = np.where(np.isnan(cap), np.inf, cap)
+    bounds = [(0.0, None if np.isinf(u) else float(u)) for u in cap]
     lower = np.zeros(len(unknown))
-    upper = np.full(len(unknown), np.inf)
+    high = cap.copy()
     if rows:
         a_eq, b_eq = np.array(rows), np.array(rhs)
         for j in range(len(unknown)):
@@ -93,11 +151,11 @@ def attack_intervals(
                 continue
             c = np.zeros(len(unknown))
             c[j] = 1.0
-            lo = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
-            hi = linprog(-c, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+            lo = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+            hi = linprog(-c, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
             lower[j] = lo.fun if lo.status == 0 else 0.0
-            upper[j] = -hi.fun if hi.status == 0 else np.inf
-    return pd.DataFrame({"position": unknown, "lower": lower, "upper": upper})
+            high[j] = -hi.fun if hi.status == 0 else cap[j]
+    return pd.DataFrame({"position": unknown, "lower": lower, "upper": high})
 
 
 def _pick(
@@ -128,7 +186,11 @@ def _n_suppressed(constraint: Constraint, sup: np.ndarray) -> int:
 
 
 def secondary_suppress(
-    values: np.ndarray, primary: np.ndarray, constraints: Sequence[Constraint], threshold: int
+    values: np.ndarray,
+    primary: np.ndarray,
+    constraints: Sequence[Constraint],
+    threshold: int,
+    upper: np.ndarray | None = None,
 ) -> np.ndarray:
     """Extend ``primary`` so no suppressed cell can be recomputed and no small suppressed sum is disclosed.
 
@@ -141,6 +203,8 @@ def secondary_suppress(
     constraints : list of (total, components)
     threshold : int
         Sums of suppressed components below this (with a published total) are themselves disclosive.
+    upper : ndarray of float, optional
+        An upper bound the reader knows for each cell (``inf``/NaN = none), used in the audit.
 
     Returns
     -------
@@ -160,7 +224,8 @@ def secondary_suppress(
     for k, (total, comps) in enumerate(constraints):
         for c in [total, *comps]:
             member_of.setdefault(c, []).append(k)
-    shared = any(len(ks) > 1 for ks in member_of.values())
+    # with one constraint per cell and no known bounds, the rules above already stop every recomputation
+    shared = upper is not None or any(len(ks) > 1 for ks in member_of.values())
     while True:
         changed = True
         while changed:
@@ -178,7 +243,7 @@ def secondary_suppress(
                         changed = True
         if not shared:
             return sup
-        iv = attack_intervals(values, sup, constraints)
+        iv = attack_intervals(values, sup, constraints, upper)
         pinned = iv.loc[iv["upper"] - iv["lower"] < 0.5, "position"].to_numpy()
         added = False
         for cell in pinned:
@@ -191,3 +256,37 @@ def secondary_suppress(
                     break
         if not added:
             return sup
+
+
+def complement_suppress(
+    values: np.ndarray,
+    totals: np.ndarray,
+    primary: np.ndarray,
+    constraints: Sequence[Constraint],
+    threshold: int,
+) -> np.ndarray:
+    """Suppression of a count whose complement in its row (``totals - values``) counts people too.
+
+    With the row total published, hiding the count hides its complement, and the complement could be recomputed
+    exactly when the count could. So one pattern serves both: it is extended until it protects the counts and
+    the complements alike (each audited with the bound ``count <= total`` the reader knows). ``primary`` already
+    holds the cells whose count or complement is small.
+
+    Examples
+    --------
+    >>> n = np.array([18.0, 30.0, 25.0, 73.0]); d = np.array([20.0, 40.0, 35.0, 95.0])
+    >>> p = np.array([True, False, False, False])  # 20 - 18 = 2 without: too few
+    >>> complement_suppress(n, d, p, [(3, [0, 1, 2])], 5).tolist()  # the smallest partner, 25, goes with it
+    [True, False, True, False]
+    >>> n[2], d[2] = 10.0, 12.0; n[3], d[3] = 58.0, 72.0  # now 2 + 2 = 4 without in the two: a third is needed
+    >>> complement_suppress(n, d, p | (d - n == 2), [(3, [0, 1, 2])], 5).tolist()
+    [True, True, True, False]
+    """
+    complements = totals - values
+    sup = primary.copy()
+    while True:
+        sup = secondary_suppress(values, sup, constraints, threshold, upper=totals)
+        both = secondary_suppress(complements, sup, constraints, threshold, upper=totals)
+        if (both == sup).all():
+            return sup
+        sup = both
