@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kvarus_research import AnalysisError, Cohort
 from kvarus_research.cohort import table1
@@ -93,3 +95,115 @@ def test_errors():
         table1(c, ["weight"])
     with pytest.raises(AnalysisError, match="no courses"):
         table1(c.sex(1).sex(2))
+
+
+# -- disclosure control of the table's structure -------------------------------------------------------------------
+
+
+def tidy(groups: dict[str, tuple[list[int], int]], ages: dict[str, tuple[int, int, float]] | None = None):
+    """A Table 1 tidy table by hand: group -> (sex level counts [Male, Female], missing sex); Overall is the sum.
+    ``ages``: group -> (non-missing n, missing, mean)."""
+    from kvarus_research.cohort.table1 import STAT_COLUMNS
+
+    names = list(groups)
+    levels = np.array([groups[g][0] for g in names])
+    miss = np.array([groups[g][1] for g in names])
+    rows = []
+    allg = {"Overall": (levels.sum(axis=0).tolist(), int(miss.sum()))} | groups
+    for g, (lv, m) in allg.items():
+        size = sum(lv) + m
+        rows.append({"variable": "n", "label": "n", "level": "", "group": g, "n": size})
+        for j, (lev, k) in enumerate(zip(["Male", "Female"], lv)):
+            rows.append({"variable": "sex", "label": "Sex", "level": lev, "group": g, "n": k,
+                         "percent": 100 * k / sum(lv) if sum(lv) else np.nan, "missing": m if j == 0 else pd.NA})  # fmt: skip
+        if ages is not None:
+            n_age, m_age, mean = ages[g] if g != "Overall" else (size - sum(a[1] for a in ages.values()),
+                                                                 sum(a[1] for a in ages.values()), 40.0)  # fmt: skip
+            rows.append({"variable": "age", "label": "Age", "level": "", "group": g, "n": n_age,
+                         "missing": m_age, "mean": mean, "sd": 10.0, "median": mean, "q1": mean - 5,
+                         "q3": mean + 5})  # fmt: skip
+    t = pd.DataFrame(rows, columns=["variable", "label", "level", "group", *STAT_COLUMNS])
+    return t.astype({"n": "Int64", "missing": "Int64"})
+
+
+def test_a_hidden_level_cannot_be_recomputed_from_the_group_n():
+    from kvarus_research.cohort.table1_protection import protect_table1
+
+    # one group: Male 30, Female 3, missing 0 of 33. Cell by cell, Female = 33 - 30 - 0; declared as a
+    # partition, its partner (the smallest non-zero other cell, Male 30) is hidden too; the zero stays.
+    p = protect_table1(tidy({"A": ([30, 3], 0)}).query("group != 'A'").reset_index(drop=True), ["sex"])
+    shown = p.table.set_index(["variable", "level"])
+    assert pd.isna(shown.loc[("sex", "Female"), "n"]) and pd.isna(shown.loc[("sex", "Male"), "n"])
+    assert shown.loc[("n", ""), "n"] == 33 and shown.loc[("sex", "Male"), "missing"] == 0
+
+
+def test_percentages_go_with_a_hidden_missing_count_and_means_stay():
+    from kvarus_research.cohort.table1_protection import protect_table1
+
+    # Overall only: Male 20, Female 17, missing 3 (of 40): the percentages are of 37 = 40 - 3, so they are
+    # hidden with the missing count; its partner is Female 17 (the smaller). Age: 38 known, 2 missing: the 2
+    # and its partner, the 38, are hidden, but the mean of 38 ages does not tell a count and stays.
+    t = tidy({"A": ([20, 17], 3)}, ages={"A": (38, 2, 41.5)})
+    t = t[t["group"] == "Overall"].reset_index(drop=True)
+    t.loc[t["variable"] == "age", ["n", "missing"]] = [38, 2]
+    p = protect_table1(t, ["sex"])
+    shown = p.table.set_index(["variable", "level"])
+    assert pd.isna(shown.loc[("sex", "Male"), "missing"]) and pd.isna(shown.loc[("sex", "Female"), "n"])
+    assert shown.loc[("sex", "Male"), "n"] == 20 and pd.isna(shown.loc[("sex", "Male"), "percent"])
+    assert pd.isna(shown.loc[("age", ""), "n"]) and pd.isna(shown.loc[("age", ""), "missing"])
+    assert shown.loc[("age", ""), "mean"] == 40.0
+    reasons = set(p.log.loc[p.log["column"] == "percent", "reason"])
+    assert reasons == {"a percentage of the non-missing count, whose missing count is hidden"}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30), st.integers(0, 6)), min_size=2, max_size=3))
+def test_attack_on_table1_fails(cells):
+    """Groups x (Male, Female, missing) with group n and Overall: no small hidden count can be pinned by a reader
+    who knows every published cell, that each group's cells add up to its n and that groups add up to Overall."""
+    from scipy.optimize import linprog
+
+    from kvarus_research.cohort.table1_protection import protect_table1
+
+    groups = {f"g{i}": ([m, f], x) for i, (m, f, x) in enumerate(cells)}
+    t = tidy(groups)
+    p = protect_table1(t, ["sex"])
+    names = ["Overall", *groups]
+    truth, shown = {}, {}
+    for g in names:
+        rows = t[t["group"] == g].index
+        first = rows[1]
+        for key, (i, col) in {"n": (rows[0], "n"), "M": (first, "n"), "F": (rows[2], "n"),
+                              "x": (first, "missing")}.items():  # fmt: skip
+            truth[(g, key)] = float(t.loc[i, col])
+            shown[(g, key)] = p.table.loc[i, col]
+    unknown = [c for c, v in shown.items() if pd.isna(v)]
+    if not unknown:
+        return
+    eqs = [[(g, "M"), (g, "F"), (g, "x"), (g, "n")] for g in names]  # M + F + x - n = 0
+    eqs += [[*((g, k) for g in groups), ("Overall", k)] for k in ("n", "M", "F", "x")]
+    a, b = [], []
+    for cells_ in eqs:
+        coefs = {c: 1.0 for c in cells_[:-1]} | {cells_[-1]: -1.0}  # components - total = 0
+        row = np.zeros(len(unknown))
+        rhs = 0.0
+        for c, coef in coefs.items():
+            if c in unknown:
+                row[unknown.index(c)] += coef
+            else:
+                rhs -= coef * truth[c]
+        if row.any():
+            a.append(row)
+            b.append(rhs)
+    for j, cell in enumerate(unknown):
+        c = np.zeros(len(unknown))
+        c[j] = 1
+        lo = linprog(c, A_eq=np.array(a) if a else None, b_eq=np.array(b) if b else None, bounds=(0, None))
+        hi = linprog(-c, A_eq=np.array(a) if a else None, b_eq=np.array(b) if b else None, bounds=(0, None))
+        assert lo.status == 0
+        upper = -hi.fun if hi.status == 0 else np.inf
+        assert lo.fun - 1e-6 <= truth[cell] <= upper + 1e-6
+        if (
+            0 < truth[cell] < 5
+        ):  # a small count: never pinned (a partner pinned to 0 in an empty group is no leak)
+            assert upper - lo.fun > 0.5, f"{cell} pinned"

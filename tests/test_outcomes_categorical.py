@@ -126,6 +126,19 @@ def test_crosstab_and_protection() -> None:
     # the 3 (own home -> temporary) is below 5: suppressed together with its share
     row = cell[(cell.from_code == 1) & (cell.to_code == 2)].iloc[0]
     assert pd.isna(row["n"]) and pd.isna(row["share"])
+    # Each row of the table splits its n_from (published), so one hidden cell would be n_from minus the others:
+    # own home [20, 3, 0, 1] of 24: 3 + 1 = 4 hidden is small, so 20 goes too (the zero stays);
+    # temporary [8, 5, 0, 2] of 15: 2 alone would follow, its smallest partner 5 goes; homeless [6, 4, 0, 3]:
+    # 4 + 3 = 7 hidden together, nothing more; institution: all zero.
+    shown = cell.sort_values(["from_code", "to_code"])["n"].to_numpy(dtype=object).reshape(4, 4)
+    hidden = [[pd.isna(v) for v in r] for r in shown]
+    assert hidden == [
+        [True, True, False, True],
+        [False, True, False, True],
+        [False] * 4,
+        [False, True, False, True],
+    ]
+    assert cell.drop_duplicates("from_code")["n_from"].tolist() == [24, 15, 0, 13]
     with pytest.raises(AnalysisError, match="no transition table"):
         res.crosstab("ending", "baseline")
 

@@ -130,3 +130,23 @@ def test_classify_mirror_property(x1, x2, s_diff, cut) -> None:
     assert all((c == "deteriorated") == (r > 1.96) for c, r in zip(low, rci))
     assert all((c in ("improved", "recovered")) == (r < -1.96) for c, r in zip(low, rci))
     assert all(c != "recovered" or y < cut for c, y in zip(low, b))
+
+
+def test_protected_categories_cannot_be_recomputed_from_the_total() -> None:
+    """The four categories of a group split n_total (on every row): with one category of 1-4 hidden, a partner is
+    hidden too, else it would be n_total minus the three others."""
+    start = [20] * 30
+    # S_diff = 3.162278, threshold 6.2 points: 20 -> 8 recovered (8 < 10), 20 -> 19 unchanged, 20 -> 27
+    # deteriorated, 20 -> 12 improved (reliable, but 12 >= 10)
+    end = [8] * 12 + [19] * 10 + [27] * 5 + [12] * 3
+    df = pd.DataFrame(
+        [(i, "baseline", a) for i, a in enumerate(start)] + [(i, "ending", b) for i, b in enumerate(end)],
+        columns=["course_id", "timepoint", "dager_rus_30"],
+    )
+    res = reliable_change(df, "dager_rus_30", sd=5.0, reliability=0.8, cutoff=10)
+    assert counts(res) == {"recovered": 12, "improved": 3, "unchanged": 10, "deteriorated": 5}
+    prot = res.protected().table.set_index("category")
+    # improved 3 is primary; the smallest partner is deteriorated 5; n_total 30 stays
+    assert prot["n"].isna().to_dict() == {"recovered": False, "improved": True, "unchanged": False,
+                                          "deteriorated": True}  # fmt: skip
+    assert set(prot["n_total"]) == {30}

@@ -169,6 +169,17 @@ class Table1Result(Result):
         self.categorical = categorical
         self.rules = rules
 
+    def protected(self, rules: Any = None, *, enabled: bool = True) -> Any:
+        """The tidy table after disclosure control, with each group's n split by every variable's levels and
+        missing count, and the groups adding up to Overall (see :mod:`kvarus_research.cohort.table1_protection`).
+        """
+        from kvarus_research.cohort.table1_protection import protect_table1
+
+        rules = self.rules if rules is None else rules
+        if not enabled:
+            return Result.protected(self, rules, enabled=False)
+        return protect_table1(self.table, self.categorical, rules, overall=OVERALL)
+
     def formatted(self, *, protect: bool = True, decimals: int = 1) -> pd.DataFrame:
         """The table in the usual layout: rows (label, level), one column per group, plus ``Missing``.
 
@@ -180,6 +191,11 @@ class Table1Result(Result):
         label = getattr(prot.rules, "label", "<5")
 
         def cell(i: int) -> str:
+            continuous = t.loc[i, "variable"] not in self.categorical and t.loc[i, "variable"] != "n"
+            if continuous:  # mean (SD): hidden with the summaries, not with a count hidden only as a partner
+                if isinstance(shown.loc[i, "mean"], str) or pd.isna(t.loc[i, "mean"]):
+                    return label if isinstance(shown.loc[i, "mean"], str) else ""
+                return f"{t.loc[i, 'mean']:.{decimals}f} ({t.loc[i, 'sd']:.{decimals}f})"
             if isinstance(shown.loc[i, "n"], str):
                 return label
             n = int(t.loc[i, "n"])
