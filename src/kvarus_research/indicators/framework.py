@@ -160,7 +160,9 @@ class Indicator:
         registry = as_registry(data)
         flags = check_flags(self.flags(registry), self.key)
         target = (targets or {}).get(self.key, self.target)
-        table = aggregate(flags, registry.units, n_limit=n_limit, ci_method=ci_method, target=target)
+        table, parts = aggregate_with_parts(
+            flags, registry.units, n_limit=n_limit, ci_method=ci_method, target=target
+        )
         exclusions = count_exclusions(flags)
         return IndicatorResult(
             indicator=self,
@@ -170,6 +172,7 @@ class Indicator:
             flags=flags[["unit_id", "date", "denominator", "numerator"]],
             units=registry.units,
             target=target,
+            pooled_parts=parts,
             codebook=registry.codebook,
         )
 
@@ -302,6 +305,22 @@ def aggregate(
     >>> t.loc[t["year"].isna(), ["level", "group", "n_units", "numerator", "denominator"]].values.tolist()
     [['unit', 'A', 1, 9, 12], ['pooled', 'Pooled units (n < 10)', 1, 1, 3], ['region', 'R', 2, 10, 15], ['national', 'Norway', 2, 10, 15]]
     """
+    return aggregate_with_parts(
+        flags, units, n_limit=n_limit, ci_method=ci_method, target=target, missing_reason=missing_reason
+    )[0]
+
+
+def aggregate_with_parts(
+    flags: pd.DataFrame,
+    units: pd.DataFrame,
+    *,
+    n_limit: int = 10,
+    ci_method: CIMethod = "wilson",
+    target: Target | None = None,
+    missing_reason: str = "answer missing",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`aggregate`, and the pooled units' own counts (``unit_id, region, year, numerator, denominator,
+    missing``) for disclosure control of the linked totals; they are never published."""
     den = flags["denominator"].to_numpy(dtype=bool)
     frame = pd.DataFrame(
         {
@@ -371,4 +390,6 @@ def aggregate(
         out[c] = out[c].astype(object).where(out[c].notna(), None)
     for c in ("n_units", "numerator", "denominator", "missing"):
         out[c] = out[c].astype(np.int64)
-    return out
+    # the pooled units' own counts, for disclosure control of the linked totals (never published)
+    parts = per_unit.loc[small, ["unit_id", "region", "year", "numerator", "denominator", "missing"]]
+    return out, parts.reset_index(drop=True)

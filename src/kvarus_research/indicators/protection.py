@@ -1,15 +1,15 @@
-"""Disclosure control of an indicator table, with the table's additive structure declared to ``protect``.
+"""Disclosure control of an indicator table, with the table's additive structure declared.
 
 An indicator table holds units (and pooled small units), regions and the nation, per year and over all years.
-Two views are protected with :func:`kvarus_research.privacy.protect` and their totals declared, so secondary
-suppression stops a suppressed count from being recomputed by subtraction:
+With secondary suppression, the table and the parts inside its pooled row are protected as one system of linked
+cells (:mod:`kvarus_research.indicators.linked`). With rounding rules (``"opensafely"``), two views are protected
+with :func:`kvarus_research.privacy.protect` and their totals declared:
 
 - units + pooled row → nation, within each year; and for each unit whose yearly rows add up exactly to its
   all-years row (it was never pooled), years → all years;
 - regions → nation within each year, and years → all years for each region.
 
-Not declared (stated in the definition): a unit against its region's total when some of the region's units are
-pooled.
+Not declared in the views: a unit against its region's total (rounded cells keep such differences inexact).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from kvarus_research.indicators.linked import protect_linked
 
 COUNTS: tuple[str, ...] = ("numerator", "denominator", "missing")
 DERIVED: tuple[str, ...] = ("proportion", "ci_low", "ci_high", "target_level")
@@ -37,11 +39,36 @@ def _additive_units(t: pd.DataFrame) -> set[Any]:
     return set(both.index[ok])
 
 
-def protect_indicator_table(table: pd.DataFrame, rules: Any = "norway", *, enabled: bool = True) -> Any:
+def protect_indicator_table(
+    table: pd.DataFrame,
+    rules: Any = "norway",
+    *,
+    enabled: bool = True,
+    pooled_parts: pd.DataFrame | None = None,
+) -> Any:
     """Protect an :class:`IndicatorResult` table (counts < 5 suppressed, secondary suppression over its totals).
 
-    Returns a :class:`kvarus_research.privacy.disclosure.ProtectedTable`; suppressed counts are NA and the
-    proportion, CI and target level of a row with a suppressed numerator or denominator are NA too.
+    With secondary suppression (the ``"norway"`` preset), the whole table is one system of linked cells (units,
+    the pooled row and its parts, regions, nation, years; see :mod:`kvarus_research.indicators.linked`). With
+    rules that round and recompute totals instead (``"opensafely"``), two views are protected (see the module
+    docstring).
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``IndicatorResult.table``.
+    rules : str or DisclosureRules
+    enabled : bool
+        ``False`` returns the raw table, stamped as unprotected.
+    pooled_parts : DataFrame, optional
+        The pooled units' own counts (``unit_id, region, year, numerator, denominator, missing``; kept by
+        :class:`IndicatorResult`); without them, each region's pooled part is the region minus its units shown.
+
+    Returns
+    -------
+    ProtectedTable
+        Suppressed counts are NA, and the proportion, CI and target level of a row with a suppressed numerator
+        or denominator are NA too.
 
     Examples
     --------
@@ -54,11 +81,38 @@ def protect_indicator_table(table: pd.DataFrame, rules: Any = "norway", *, enabl
     [<NA>, <NA>, 33]
     """
     from kvarus_research.privacy import protect
-    from kvarus_research.privacy.disclosure import ProtectedTable
+    from kvarus_research.privacy.rules import ProtectedTable, resolve_rules
 
     derived = {d: ("numerator", "denominator") for d in DERIVED if d in table.columns}
     if not enabled:
         return protect(table, counts=list(COUNTS), derived=derived, rules=rules, enabled=False)
+    r = resolve_rules(rules)
+    if not r.secondary or r.totals_from_rounded or r.rounding:
+        return _protect_views(table, rules, derived)
+    t = table.reset_index(drop=True)
+    masks, entries = protect_linked(t, r, pooled_parts)
+    out = t.copy()
+    suppressed = pd.DataFrame({c: masks[c] for c in COUNTS}, index=t.index)
+    for c in COUNTS:
+        out[c] = pd.array(t[c], dtype="Int64")
+        out.loc[masks[c], c] = pd.NA
+    hide = masks["numerator"] | masks["denominator"]
+    for d in derived:
+        out[d] = out[d].astype(object).where(~hide, None) if d == "target_level" else out[d].where(~hide)
+        suppressed[d] = hide
+        entries += [{"row": int(i), "column": d, "action": "derived_suppressed",
+                     "reason": "computed from suppressed count ('numerator', 'denominator')"}
+                    for i in np.flatnonzero(hide & t[d].notna().to_numpy())]  # fmt: skip
+    log = pd.DataFrame(entries, columns=["row", "column", "action", "reason"])
+    stamp = f"disclosure control: {r.describe()} (linked totals: units, pooled parts, regions, nation, years)"
+    return ProtectedTable(out, log, r, True, suppressed, stamp)
+
+
+def _protect_views(table: pd.DataFrame, rules: Any, derived: dict[str, Any]) -> Any:
+    """Rounding rules: the units view and the regions view protected with ``protect`` (totals declared)."""
+    from kvarus_research.privacy import protect
+    from kvarus_research.privacy.rules import ProtectedTable
+
     t = table.reset_index(drop=True)
     year_key = t["year"].astype("Int64").astype("string").fillna(ALL_YEARS).to_numpy(dtype=object)
     additive = _additive_units(t)

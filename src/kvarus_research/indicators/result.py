@@ -49,8 +49,11 @@ class IndicatorResult(Result):
         units: pd.DataFrame,
         target: Target | None,
         codebook: Any = None,
+        pooled_parts: pd.DataFrame | None = None,
     ) -> None:
         self.indicator = indicator
+        # the pooled units' own counts: used by disclosure control only, never shown
+        self._pooled_parts = pooled_parts
         self.table = table
         self.definition = definition
         self.exclusions = exclusions
@@ -67,13 +70,14 @@ class IndicatorResult(Result):
         from kvarus_research.indicators.protection import protect_indicator_table
 
         cache = self.__dict__.setdefault("_protected_cache", {})
+        parts = self.__dict__.get("_pooled_parts")
         try:
             key = (rules, enabled)
             hash(key)
         except TypeError:
-            return protect_indicator_table(self.table, rules, enabled=enabled)
+            return protect_indicator_table(self.table, rules, enabled=enabled, pooled_parts=parts)
         if key not in cache:  # the table never changes after construction: protect it once per rules
-            cache[key] = protect_indicator_table(self.table, rules, enabled=enabled)
+            cache[key] = protect_indicator_table(self.table, rules, enabled=enabled, pooled_parts=parts)
         return cache[key]
 
     # -- views -------------------------------------------------------------------------------------------

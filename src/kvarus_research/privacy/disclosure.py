@@ -277,11 +277,11 @@ def protect(
             _log(entries, df.index[pos], col, "suppressed", f"count below {r.min_count} (primary)")
         total = complements.get(col)
         if total is not None:
-            # the complement is hidden anyway where the row total is suppressed
+            # also where the row total is hidden: the audit grants the reader every bound count <= total
             small = _small_complements(
                 raw[col], raw[total], df.index, col, total, r.min_count, r.suppress_zeros
             )
-            small &= ~primary & ~suppressed[total].to_numpy(dtype=bool)
+            small &= ~primary
             for pos in np.flatnonzero(small):
                 _log(entries, df.index[pos], col, "suppressed",
                      f"complement {total} - {col} below {r.min_count} (primary)")  # fmt: skip
@@ -294,11 +294,14 @@ def protect(
             own = constraints + more
         secondary = r.secondary and not r.totals_from_rounded and own
         if secondary and total is not None:
-            sup = complement_suppress(values, raw[total], primary, own, r.min_count)
+            sup = complement_suppress(
+                values, raw[total], primary, own, r.min_count, zeros_secret=r.suppress_zeros
+            )
         elif secondary:
             # virtual totals (partitions) are published; picked only when every cell of their group is hidden
             padded = np.r_[values, virtual]
-            sup = secondary_suppress(padded, np.r_[primary, np.zeros(len(virtual), bool)], own, r.min_count)
+            hidden = np.r_[primary, np.zeros(len(virtual), bool)]
+            sup = secondary_suppress(padded, hidden, own, r.min_count, zeros_secret=r.suppress_zeros)
             sup = sup[: len(values)]
         for pos in np.flatnonzero(sup & ~primary):
             _log(

@@ -102,6 +102,86 @@ def partition_constraints(
     return out, np.array(virtual, dtype=float)
 
 
+def _system(
+    values: np.ndarray, suppressed: np.ndarray, constraints: Sequence[Constraint], upper: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The reader's equations over the suppressed cells: (positions, A, b, upper bounds) with ``A x = b``."""
+    unknown = np.flatnonzero(suppressed)
+    col = {p: j for j, p in enumerate(unknown)}
+    rows, rhs = [], []
+    for total, comps in constraints:
+        a = np.zeros(len(unknown))
+        b = 0.0
+        for c, sign in [(total, -1.0)] + [(c, 1.0) for c in comps]:
+            if c in col:
+                a[col[c]] += sign
+            else:
+                b -= sign * values[c]
+        if a.any() and not np.isnan(b):
+            rows.append(a)
+            rhs.append(b)
+    cap = np.full(len(unknown), np.inf) if upper is None else np.asarray(upper, dtype=float)[unknown]
+    cap = np.where(np.isnan(cap), np.inf, cap)
+    a_eq = np.array(rows) if rows else np.zeros((0, len(unknown)))
+    return unknown, a_eq, np.array(rhs), cap
+
+
+def pinned_cells(
+    values: np.ndarray,
+    suppressed: np.ndarray,
+    constraints: Sequence[Constraint],
+    upper: np.ndarray | None = None,
+    exempt: np.ndarray | None = None,
+) -> np.ndarray:
+    """Positions of the suppressed cells a reader can pin to one value: the cells whose
+    :func:`attack_intervals` are narrower than 0.5, found with far fewer linear programs.
+
+    A cell strictly inside its bounds that some solution of the equations over such cells can move is not pinned
+    (the null space of those equations, from one SVD, shows which); only the others are solved for, first its
+    maximum and, when that does not clear it, its minimum. Cells marked ``exempt`` are not looked at.
+
+    Examples
+    --------
+    >>> v = np.array([3.0, 10.0, 13.0, 6.0, 9.0]); links = [(2, [0, 1]), (4, [3, 0])]
+    >>> pinned_cells(v, np.array([True, False, False, True, False]), links).tolist()  # 13 - 10, then 9 - 3
+    [0, 3]
+    >>> pinned_cells(v, np.array([True, True, False, True, False]), links).tolist()  # 3 + 10 = 13: 3, 6 move
+    []
+    """
+    unknown, a_eq, b_eq, cap = _system(values, suppressed, constraints, upper)
+    if not len(unknown):
+        return unknown
+    x = values[unknown]
+    interior = (x > 0.5) & (x < cap - 0.5)
+    free = np.zeros(len(unknown), dtype=bool)
+    if interior.any():
+        sub = a_eq[:, interior]
+        if len(sub):
+            _, sv, vt = np.linalg.svd(sub, full_matrices=True)
+            rank = int((sv > 1e-9 * max(1.0, sv.max(initial=0.0))).sum())
+            null = vt[rank:]
+        else:
+            null = np.eye(int(interior.sum()))
+        free[np.flatnonzero(interior)] = np.abs(null).max(axis=0, initial=0.0) > 1e-9
+    bounds = [(0.0, None if np.isinf(u) else float(u)) for u in cap]
+    pinned = []
+    skip = free if exempt is None else free | np.asarray(exempt, dtype=bool)[unknown]
+    for j in np.flatnonzero(~skip):
+        if not len(a_eq) or not a_eq[:, j].any():
+            if cap[j] < 0.5:
+                pinned.append(unknown[j])
+            continue
+        c = np.zeros(len(unknown))
+        c[j] = 1.0
+        hi = linprog(-c, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+        if hi.status != 0 or -hi.fun - x[j] >= 0.5:
+            continue
+        lo = linprog(c, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method="highs")
+        if lo.status == 0 and -hi.fun - lo.fun < 0.5:
+            pinned.append(unknown[j])
+    return np.array(pinned, dtype=int)
+
+
 def attack_intervals(
     values: np.ndarray,
     suppressed: np.ndarray,
@@ -125,27 +205,11 @@ def attack_intervals(
     >>> attack_intervals(v, s, [(2, [0, 1])]).values.tolist()  # 13 - 10 = 3: recomputable
     [[0.0, 3.0, 3.0]]
     """
-    unknown = np.flatnonzero(suppressed)
-    col = {p: j for j, p in enumerate(unknown)}
-    rows, rhs = [], []
-    for total, comps in constraints:
-        a = np.zeros(len(unknown))
-        b = 0.0
-        for c, sign in [(total, -1.0)] + [(c, 1.0) for c in comps]:
-            if c in col:
-                a[col[c]] += sign
-            else:
-                b -= sign * values[c]
-        if a.any() and not np.isnan(b):
-            rows.append(a)
-            rhs.append(b)
-    cap = np.full(len(unknown), np.inf) if upper is None else np.asarray(upper, dtype=float)[unknown]
-    cap = np.where(np.isnan(cap), np.inf, cap)
+    unknown, a_eq, b_eq, cap = _system(values, suppressed, constraints, upper)
     bounds = [(0.0, None if np.isinf(u) else float(u)) for u in cap]
     lower = np.zeros(len(unknown))
     high = cap.copy()
-    if rows:
-        a_eq, b_eq = np.array(rows), np.array(rhs)
+    if len(a_eq):
         for j in range(len(unknown)):
             if not a_eq[:, j].any():
                 continue
@@ -165,24 +229,59 @@ def _pick(
     sup: np.ndarray,
     member_of: dict[int, list[int]],
     constraints: Sequence[Constraint],
-) -> int | None:
-    """The best extra cell to suppress among ``cells``: a non-zero component (smallest first, preferring one that
-    also fixes another constraint), then the total, then a zero."""
+    priority: np.ndarray | None = None,
+) -> tuple[int | None, tuple | None]:
+    """The best extra cell to suppress among ``cells`` and its sort key: the lowest ``priority`` first (e.g. units
+    before regions before the nation), then a non-zero component (smallest first, preferring one that also fixes
+    another constraint), then the total, then a zero."""
     best, best_key = None, None
     for c in cells:
         if sup[c] or np.isnan(values[c]):
             continue
         fixes = sum(1 for k in member_of[c] if _n_suppressed(constraints[k], sup) == 1)
         klass = 1 if c == total else (2 if values[c] == 0 else 0)
-        key = (klass, -fixes, values[c], c)
+        key = (0 if priority is None else priority[c], klass, -fixes, values[c], c)
         if best_key is None or key < best_key:
             best, best_key = c, key
-    return best
+    return best, best_key
 
 
 def _n_suppressed(constraint: Constraint, sup: np.ndarray) -> int:
     total, comps = constraint
     return int(sup[total]) + int(sup[comps].sum())
+
+
+def _nearest_partner(
+    cell: int,
+    values: np.ndarray,
+    sup: np.ndarray,
+    member_of: dict[int, list[int]],
+    constraints: Sequence[Constraint],
+    priority: np.ndarray | None,
+) -> int | None:
+    """A published cell to hide for a pinned one: the best candidate in the pinned cell's own constraints, or,
+    when all their cells are hidden already (the cell is pinned through a chain of totals), in the constraints
+    of the hidden cells it is linked to, nearest first."""
+    frontier, seen_cells, seen = [cell], {cell}, set()
+    while frontier:
+        picks, nxt = [], []
+        for c in frontier:
+            for k in member_of.get(c, []):
+                if k in seen:
+                    continue
+                seen.add(k)
+                total, comps = constraints[k]
+                p, key = _pick([*comps, total], total, values, sup, member_of, constraints, priority)
+                if p is not None:
+                    picks.append((key, p))
+                for x in (total, *comps):
+                    if sup[x] and x not in seen_cells:
+                        seen_cells.add(x)
+                        nxt.append(x)
+        if picks:
+            return min(picks)[1]
+        frontier = nxt
+    return None
 
 
 def secondary_suppress(
@@ -191,6 +290,8 @@ def secondary_suppress(
     constraints: Sequence[Constraint],
     threshold: int,
     upper: np.ndarray | None = None,
+    priority: np.ndarray | None = None,
+    zeros_secret: bool = False,
 ) -> np.ndarray:
     """Extend ``primary`` so no suppressed cell can be recomputed and no small suppressed sum is disclosed.
 
@@ -205,6 +306,11 @@ def secondary_suppress(
         Sums of suppressed components below this (with a published total) are themselves disclosive.
     upper : ndarray of float, optional
         An upper bound the reader knows for each cell (``inf``/NaN = none), used in the audit.
+    priority : ndarray of int, optional
+        Which cells to give up first as partners (lower first); by default all alike.
+    zeros_secret : bool
+        Whether a hidden zero must not be recomputable either (when the rules suppress zeros); by default a hidden
+        zero found to be zero is no disclosure.
 
     Returns
     -------
@@ -226,6 +332,13 @@ def secondary_suppress(
             member_of.setdefault(c, []).append(k)
     # with one constraint per cell and no known bounds, the rules above already stop every recomputation
     shared = upper is not None or any(len(ks) > 1 for ks in member_of.values())
+    # a hidden zero found to be zero (or a count found to equal its total: a zero complement) tells what the
+    # rules would have shown anyway
+    exempt = None
+    if not zeros_secret:
+        exempt = values == 0
+        if upper is not None:
+            exempt |= values == np.asarray(upper, dtype=float)
     while True:
         changed = True
         while changed:
@@ -237,23 +350,19 @@ def secondary_suppress(
                     continue
                 small_sum = not sup[total] and 0 <= np.nansum(values[comps][sup[comps]]) < threshold
                 if n_sup == 1 or small_sum:
-                    p = _pick(cells, total, values, sup, member_of, constraints)
+                    p, _ = _pick(cells, total, values, sup, member_of, constraints, priority)
                     if p is not None:
                         sup[p] = True
                         changed = True
         if not shared:
             return sup
-        iv = attack_intervals(values, sup, constraints, upper)
-        pinned = iv.loc[iv["upper"] - iv["lower"] < 0.5, "position"].to_numpy()
+        pinned = pinned_cells(values, sup, constraints, upper, exempt)
         added = False
         for cell in pinned:
-            for k in member_of.get(int(cell), []):
-                total, comps = constraints[k]
-                p = _pick([*comps, total], total, values, sup, member_of, constraints)
-                if p is not None:
-                    sup[p] = True
-                    added = True
-                    break
+            p = _nearest_partner(int(cell), values, sup, member_of, constraints, priority)
+            if p is not None:
+                sup[p] = True
+                added = True
         if not added:
             return sup
 
@@ -264,6 +373,8 @@ def complement_suppress(
     primary: np.ndarray,
     constraints: Sequence[Constraint],
     threshold: int,
+    priority: np.ndarray | None = None,
+    zeros_secret: bool = False,
 ) -> np.ndarray:
     """Suppression of a count whose complement in its row (``totals - values``) counts people too.
 
@@ -285,8 +396,8 @@ def complement_suppress(
     complements = totals - values
     sup = primary.copy()
     while True:
-        sup = secondary_suppress(values, sup, constraints, threshold, upper=totals)
-        both = secondary_suppress(complements, sup, constraints, threshold, upper=totals)
+        sup = secondary_suppress(values, sup, constraints, threshold, totals, priority, zeros_secret)
+        both = secondary_suppress(complements, sup, constraints, threshold, totals, priority, zeros_secret)
         if (both == sup).all():
             return sup
         sup = both

@@ -1,0 +1,158 @@
+"""Disclosure control of an indicator table as one system of linked cells.
+
+Every row of an indicator table is a cell, and so is every part hidden inside the pooled row: a small unit's
+counts in one year (or over all years). The cells are linked by what a reader knows:
+
+- in each year (and over all years) the nation is the sum of the units shown and the pooled row, and also the
+  sum of the regions;
+- the pooled row is the sum of its parts;
+- a region is the sum of its units shown and of its units' parts in the pooled row;
+- a unit's, a region's and the nation's years add up to their all-years row (a unit pooled in some year
+  through its part).
+
+Primary suppression (counts 1-4, and numerators whose complement ``denominator - numerator`` is 1-4) applies to
+the parts as to the rows; secondary suppression then hides the fewest, smallest extra cells until no hidden cell,
+shown or pooled, can be recomputed or summed to a small number, audited by the linear-programming attack of
+:func:`kvarus_research.privacy.suppression.attack_intervals`. The parts never appear in the output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kvarus_research.privacy.suppression import Constraint, complement_suppress, secondary_suppress
+
+COUNTS: tuple[str, ...] = ("numerator", "denominator", "missing")
+ALL_YEARS = "all"
+NO_REGION = "(no region)"
+
+
+def _year_keys(years: pd.Series) -> np.ndarray:
+    return years.astype("Int64").astype("string").fillna(ALL_YEARS).to_numpy(dtype=object)
+
+
+def _region_keys(regions: pd.Series) -> np.ndarray:
+    return regions.astype(object).where(regions.notna(), NO_REGION).astype(str).to_numpy(dtype=object)
+
+
+def pooled_parts_from_table(t: pd.DataFrame) -> pd.DataFrame:
+    """Without the pooled units' own counts: one part per region and year, the region minus its units shown."""
+    yk, lv = _year_keys(t["year"]), t["level"].to_numpy()
+    unit_region = _region_keys(t["region"])
+    rows = []
+    for i in np.flatnonzero(lv == "region"):
+        shown = (lv == "unit") & (yk == yk[i]) & (unit_region == str(t["group"].iloc[i]))
+        rest = {c: int(t[c].iloc[i]) - int(t[c].to_numpy()[shown].sum()) for c in COUNTS}
+        if any(rest.values()):
+            rows.append({"unit_id": None, "region": t["group"].iloc[i], "year": t["year"].iloc[i], **rest})
+    return pd.DataFrame(rows, columns=["unit_id", "region", "year", *COUNTS])
+
+
+def linked_constraints(t: pd.DataFrame, parts: pd.DataFrame) -> list[Constraint]:
+    """The additive constraints among the rows of ``t`` (positions 0..len(t)-1) and the pooled parts (after)."""
+    m = len(t)
+    yk, lv = _year_keys(t["year"]), t["level"].to_numpy()
+    unit_region, unit_id = _region_keys(t["region"]), t["unit_id"].to_numpy(dtype=object)
+    groups = t["group"].astype(str).to_numpy(dtype=object)
+    p_yk, p_region = _year_keys(parts["year"]), _region_keys(parts["region"])
+    p_unit = parts["unit_id"].to_numpy(dtype=object)
+    p_pos = m + np.arange(len(parts))
+    out: list[Constraint] = []
+    for y in dict.fromkeys(yk):
+        at = yk == y
+        nat = np.flatnonzero(at & (lv == "national"))
+        units = np.flatnonzero(at & (lv == "unit"))
+        pooled = np.flatnonzero(at & (lv == "pooled"))
+        regions = np.flatnonzero(at & (lv == "region"))
+        inside = p_pos[p_yk == y]
+        if len(nat):
+            out.append(
+                (int(nat[0]), [*units.tolist(), *(pooled.tolist() if len(pooled) else inside.tolist())])
+            )
+            out.append((int(nat[0]), regions.tolist()))
+        if len(pooled):
+            out.append((int(pooled[0]), inside.tolist()))
+        for r in regions:
+            mine = units[unit_region[units] == groups[r]].tolist()
+            mine += p_pos[(p_yk == y) & (p_region == groups[r])].tolist()
+            out.append((int(r), mine))
+    # years -> all years: units (shown or pooled, through their parts), regions and the nation
+    cells: dict[tuple[str, Any], dict[str, int]] = {}
+    for i in np.flatnonzero(lv == "unit"):
+        cells.setdefault(("unit", unit_id[i]), {})[yk[i]] = int(i)
+    for j, pos in enumerate(p_pos):
+        if p_unit[j] is not None and not pd.isna(p_unit[j]):
+            cells.setdefault(("unit", p_unit[j]), {})[p_yk[j]] = int(pos)
+    for i in np.flatnonzero((lv == "region") | (lv == "national")):
+        cells.setdefault((lv[i], groups[i]), {})[yk[i]] = int(i)
+    for by_year in cells.values():
+        years = [pos for y, pos in by_year.items() if y != ALL_YEARS]
+        if ALL_YEARS in by_year and years:
+            out.append((by_year[ALL_YEARS], years))
+    return [(total, comps) for total, comps in out if comps]
+
+
+def _holds(values: np.ndarray, constraint: Constraint) -> bool:
+    total, comps = constraint
+    v = values[[total, *comps]]
+    return not np.isnan(v).any() and bool(values[total] == values[comps].sum())
+
+
+def protect_linked(
+    table: pd.DataFrame, rules: Any, parts: pd.DataFrame | None
+) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    """Suppression masks of the rows of ``table`` (per count column) and the log of why each cell went.
+
+    ``parts``: the pooled units' counts (``unit_id, region, year, numerator, denominator, missing``), or ``None``
+    to use one part per region and year (the region minus its units shown).
+    """
+    t = table.reset_index(drop=True)
+    if parts is None:
+        parts = pooled_parts_from_table(t)
+    parts = parts.reset_index(drop=True)
+    m = len(t)
+    constraints = linked_constraints(t, parts)
+    values = {c: np.r_[t[c].to_numpy(dtype=float), parts[c].to_numpy(dtype=float)] for c in COUNTS}
+    # partners are taken from the pooled parts and the units first, the nation last
+    rank = {"unit": 1, "pooled": 2, "region": 3, "national": 4}
+    priority = np.r_[t["level"].map(rank).fillna(1).to_numpy(dtype=int), np.zeros(len(parts), dtype=int)]
+    log: list[dict[str, Any]] = []
+    masks: dict[str, np.ndarray] = {}
+    for col in ("denominator", "missing", "numerator"):
+        v = values[col]
+        own = [
+            k for k in constraints if _holds(v, k)
+        ]  # e.g. a missing count left out with a zero denominator
+        primary = (v > 0) & (v < rules.min_count)
+        if rules.suppress_zeros:
+            primary |= v == 0
+        reasons = {int(i): f"count below {rules.min_count} (primary)" for i in np.flatnonzero(primary[:m])}
+        if col == "numerator":
+            comp = values["denominator"] - v
+            small = (comp > 0) & (comp < rules.min_count)
+            if rules.suppress_zeros:
+                small |= comp == 0
+            small &= (
+                ~primary
+            )  # also where the denominator is hidden: the audit grants the reader count <= total
+            reasons |= {
+                int(i): f"complement denominator - numerator below {rules.min_count} (primary)"
+                for i in np.flatnonzero(small[:m])
+            }
+            primary |= small
+            sup = complement_suppress(
+                v, values["denominator"], primary, own, rules.min_count, priority, rules.suppress_zeros
+            )
+        else:
+            sup = secondary_suppress(
+                v, primary, own, rules.min_count, priority=priority, zeros_secret=rules.suppress_zeros
+            )
+        for i in np.flatnonzero(sup[:m]):
+            action = "suppressed" if int(i) in reasons else "secondary_suppressed"
+            reason = reasons.get(int(i), "would let a suppressed cell be recomputed from linked totals")
+            log.append({"row": int(i), "column": col, "action": action, "reason": reason})
+        masks[col] = sup
+    return {c: s[:m] for c, s in masks.items()}, log
