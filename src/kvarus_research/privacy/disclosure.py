@@ -330,7 +330,9 @@ def protect(
         already = df[dcol].isna().to_numpy()
         for pos in np.flatnonzero(mask & ~already):
             _log(entries, df.index[pos], dcol, "derived_suppressed", f"computed from suppressed count {srcs}")
-        df.loc[mask, dcol] = np.nan
+        if pd.api.types.is_integer_dtype(df[dcol]) and mask.any():  # stays an integer column, with NA
+            df[dcol] = df[dcol].astype("Int64")
+        df.loc[mask, dcol] = pd.NA if isinstance(df[dcol].dtype, pd.Int64Dtype) else np.nan
         suppressed[dcol] = mask
 
     if restore_index:

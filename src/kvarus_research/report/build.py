@@ -63,10 +63,29 @@ def _table(
     counts: list[str],
     caption: str = "",
     derived: dict[str, Any] | None = None,
+    complements: dict[str, str] | None = None,
 ) -> None:
-    ctx.writer.table(
-        name, protect(df, counts=counts, derived=derived or {}, rules=ctx.rules), caption=caption
-    )
+    shown = protect(df, counts=counts, derived=derived or {}, complements=complements, rules=ctx.rules)
+    ctx.writer.table(name, shown, caption=caption)
+
+
+def protect_validation_rows(rows: pd.DataFrame, rules: Any = "norway") -> Any:
+    """The rows read, accepted and rejected per file, protected knowing that read = accepted + rejected.
+
+    A few rejected rows are a small count, and so are a few accepted ones (the complement); the accepted count
+    is hidden with the rejected one, since it is read minus rejected.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"file": ["a.csv", "b.csv", "c.csv"], "form": "Målepunkt", "read": [100, 50, 40],
+    ...                      "accepted": [97, 50, 2], "rejected": [3, 0, 38]})
+    >>> protect_validation_rows(rows).display()[["accepted", "rejected"]].values.tolist()
+    [['<5', '<5'], [50, 0], ['<5', '<5']]
+    """
+    return protect(
+        rows, counts=["read", "rejected"], complements={"rejected": "read"}, derived={"accepted": "rejected"},
+        rules=rules,
+    )  # fmt: skip
 
 
 def _result(
@@ -108,13 +127,9 @@ def step_data(ctx: ReportContext) -> None:
             "rows accepted + rows rejected; findings are counted by rule (the row-level findings stay with the "
             "data: `kvarus-research validate DIR --report FILE`)."
         )
-        rows = validation.rows.copy()
-        count_cols = [c for c in ("read", "accepted", "rejected") if c in rows.columns]
-        _table(
-            ctx,
+        ctx.writer.table(
             "validation-rows",
-            rows,
-            counts=count_cols,
+            protect_validation_rows(validation.rows, ctx.rules),
             caption="Rows read, accepted and rejected per file",
         )
         by_rule = validation.by_rule()
