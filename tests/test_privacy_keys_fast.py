@@ -80,7 +80,7 @@ def test_run_length_factorisation_gives_the_same_pseudonyms(a, b, sort_b):
 
 
 def test_join_names_from_fixed_width_bytes_equals_from_strings():
-    from kvarus_research.privacy.pseudonym import _join_names
+    from kvarus_research.privacy.registration_ids import _join_names
 
     names = np.array(["Cab", "Ccd"], dtype=object)
     codes = np.array([0, 1, -1, 0])
@@ -137,7 +137,7 @@ KINDS = ["baseline", "measurement", "ending", "followup", "other"]
 )
 def test_registration_order_is_course_then_date_then_kind_then_row(rows):
     """The packed-key order (kind looked up only for same-day ties) equals Python's sort on the tuples."""
-    from kvarus_research.privacy.pseudonym import KIND_RANK, _registration_order
+    from kvarus_research.privacy.registration_ids import KIND_RANK, _registration_order
 
     codes = np.array([c for c, _, _ in rows], dtype=np.int64)
     dates = (
@@ -156,7 +156,7 @@ def test_registration_order_is_course_then_date_then_kind_then_row(rows):
 
 
 def test_registration_ranks_count_within_each_course():
-    from kvarus_research.privacy.pseudonym import _registration_pseudonyms
+    from kvarus_research.privacy.registration_ids import _registration_pseudonyms
 
     names = np.array([b"Ca", b"Cb"], dtype="S2")
     codes = np.array([1, 0, 1, 0, -1, 1])

@@ -186,7 +186,7 @@ def test_no_original_id_in_written_extract(tmp_path):
 
 
 def test_registration_id_layouts_agree():
-    from kvarus_research.privacy.pseudonym import _join_names
+    from kvarus_research.privacy.registration_ids import _join_names
 
     names = pd.Series(["Cab", "Ccd"], dtype=object).to_numpy()
     codes = pd.Series([0, 1, -1, 0]).to_numpy()

@@ -13,7 +13,7 @@ counts in one year (or over all years). The cells are linked by what a reader kn
 Primary suppression (counts 1-4, and numerators whose complement ``denominator - numerator`` is 1-4) applies to
 the parts as to the rows; secondary suppression then hides the fewest, smallest extra cells until no hidden cell,
 shown or pooled, can be recomputed or summed to a small number, audited by the linear-programming attack of
-:func:`kvarus_research.privacy.suppression.attack_intervals`. The parts never appear in the output.
+:func:`kvarus_research.privacy.audit.pinned_cells`. The parts never appear in the output.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kvarus_research.privacy.suppression import Constraint, complement_suppress, secondary_suppress
+from kvarus_research.privacy.audit import Constraint
+from kvarus_research.privacy.suppression import complement_suppress, secondary_suppress
 
 COUNTS: tuple[str, ...] = ("numerator", "denominator", "missing")
 ALL_YEARS = "all"

@@ -10,6 +10,7 @@ np.True_
 
 from __future__ import annotations
 
+from kvarus_research.privacy.audit import attack_intervals
 from kvarus_research.privacy.dates import age_in_years, coarsen_dates, date_shifts, shift_dates
 from kvarus_research.privacy.disclosure import protect, protect_crosstab
 from kvarus_research.privacy.keys import PseudonymKey, generate_key_file, load_key
@@ -18,7 +19,6 @@ from kvarus_research.privacy.pseudonym import PseudonymizationReport, pseudonymi
 from kvarus_research.privacy.risk import RiskReport, achieve_k, band, class_sizes, risk_report
 from kvarus_research.privacy.rules import PRESETS, DisclosureRules, ProtectedTable
 from kvarus_research.privacy.scan import scan_outputs
-from kvarus_research.privacy.suppression import attack_intervals
 
 __all__ = [
     "PRESETS",
