@@ -90,3 +90,26 @@ def test_completeness_by_hand() -> None:
     # plan_beh at the first active measurement point: k-1 answered (1 of 1); k-2 has no measurement point.
     nat = res["answered_plan_beh"].for_year(None).query("level == 'national'").iloc[0]
     assert (nat["numerator"], nat["denominator"]) == (1, 1)
+
+
+def test_coverage_opted_out_counts_are_not_recomputed_from_the_region() -> None:
+    # Units A (opted out 2 of 40 expected) and B (9 of 50) in region Vest, C (6 of 30) in Nord, one year.
+    # A's 2 is small. Protected cell by cell, Vest's 11 - B's 9 would give it back; as linked totals B's 9 is
+    # hidden too (the smaller partner in Vest), and so are the coverages computed from them.
+    units = pd.DataFrame(
+        {"unit_id": [1, 2, 3], "unit_name": ["A", "B", "C"], "region": ["Vest", "Vest", "Nord"]}
+    )
+    regs = pd.DataFrame({"patient_id": ["p"], "unit_id": [1], "kind": ["baseline"], "status": [pd.NA],
+                         "date": [pd.Timestamp("2021-01-01")]})  # fmt: skip
+    reg = Registry.from_registrations(regs, units=units, extract_date="2023-01-01")
+    reg.coverage = pd.DataFrame({"unit_id": [1, 2, 3], "year": 2021, "expected_courses": [40, 50, 30],
+                                 "reserved_courses": [2, 9, 6]})  # fmt: skip
+    res = coverage(reg)
+    shown = res.protected().table
+    year = shown[shown["year"] == 2021].set_index("group")
+    assert year["opted_out"].isna().to_dict() == {"A": True, "B": True, "C": False, "Nord": False, "Vest": False,
+                                                 "Norway": False}  # fmt: skip
+    assert year.loc["Vest", "opted_out"] == 11 and pd.isna(year.loc["A", "coverage"])
+    # A's one registered course is a small count of its own; C's 0 of 30 registered stays shown
+    assert year.loc["A", "expected"] == 40 and pd.isna(year.loc["A", "registered"])
+    assert year.loc["C", "registered"] == 0 and year.loc["C", "coverage_after_opt_outs"] == 0.0

@@ -32,10 +32,34 @@ class CoverageResult(Result):
                        "coverage_after_opt_outs": ("registered", "expected"),
                        "target_level": ("registered", "expected")}  # fmt: skip
 
-    def __init__(self, table: pd.DataFrame, definition: Definition, target: Target) -> None:
+    def __init__(
+        self, table: pd.DataFrame, definition: Definition, target: Target, unit_regions: dict | None = None
+    ) -> None:
         self.table = table
         self.definition = definition
         self.target = target
+        self._unit_regions = unit_regions or {}  # unit name -> region, for the linked totals
+
+    def protected(self, rules: Any = "norway", *, enabled: bool = True) -> Any:
+        """The table after disclosure control, with units, regions, nation and years as linked totals (a unit's
+        small opted-out count is not the region's minus the other units'); rounding rules protect it as one
+        table (see :func:`kvarus_research.indicators.linked.protect_linked_table`)."""
+        from kvarus_research.indicators.linked import protect_linked_table
+        from kvarus_research.privacy.rules import resolve_rules
+
+        r = resolve_rules(rules)
+        if not enabled or not r.secondary or r.totals_from_rounded or r.rounding:
+            return Result.protected(self, rules, enabled=enabled)
+        t = self.table
+        unit = (t["level"] == "unit").to_numpy()
+        region = t["group"].where(t["level"] == "region", t["group"].map(self._unit_regions))
+        view = t.assign(
+            unit_id=t["group"].where(unit, None), region=region.where(t["level"] != "national", None)
+        )
+        p = protect_linked_table(view, r, counts=list(self.count_columns), derived=self.derived_columns,
+                                 complements={})  # fmt: skip
+        p.table = p.table[list(t.columns)]
+        return p
 
     def plot(
         self, ax: Any = None, *, year: int | None = None, rules: Any = "norway", protect: bool = True
@@ -123,7 +147,8 @@ def coverage(data: Any, *, target: Target | None = None) -> CoverageResult:
             "target levels": f"high >= {target.high:.0%}, moderate >= {target.moderate:.0%}",
         },
     )
-    return CoverageResult(table[cols].reset_index(drop=True), definition, target)
+    unit_regions = dict(zip(base["group"], base["region"]))
+    return CoverageResult(table[cols].reset_index(drop=True), definition, target, unit_regions)
 
 
 def _answered_flags(registry: Any, variable: str) -> pd.DataFrame:

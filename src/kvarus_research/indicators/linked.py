@@ -18,6 +18,7 @@ shown or pooled, can be recomputed or summed to a small number, audited by the l
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,17 +40,17 @@ def _region_keys(regions: pd.Series) -> np.ndarray:
     return regions.astype(object).where(regions.notna(), NO_REGION).astype(str).to_numpy(dtype=object)
 
 
-def pooled_parts_from_table(t: pd.DataFrame) -> pd.DataFrame:
+def pooled_parts_from_table(t: pd.DataFrame, counts: Sequence[str] = COUNTS) -> pd.DataFrame:
     """Without the pooled units' own counts: one part per region and year, the region minus its units shown."""
     yk, lv = _year_keys(t["year"]), t["level"].to_numpy()
     unit_region = _region_keys(t["region"])
     rows = []
     for i in np.flatnonzero(lv == "region"):
         shown = (lv == "unit") & (yk == yk[i]) & (unit_region == str(t["group"].iloc[i]))
-        rest = {c: int(t[c].iloc[i]) - int(t[c].to_numpy()[shown].sum()) for c in COUNTS}
+        rest = {c: int(t[c].iloc[i]) - int(t[c].to_numpy()[shown].sum()) for c in counts}
         if any(rest.values()):
             rows.append({"unit_id": None, "region": t["group"].iloc[i], "year": t["year"].iloc[i], **rest})
-    return pd.DataFrame(rows, columns=["unit_id", "region", "year", *COUNTS])
+    return pd.DataFrame(rows, columns=["unit_id", "region", "year", *counts])
 
 
 def linked_constraints(t: pd.DataFrame, parts: pd.DataFrame) -> list[Constraint]:
@@ -103,26 +104,32 @@ def _holds(values: np.ndarray, constraint: Constraint) -> bool:
 
 
 def protect_linked(
-    table: pd.DataFrame, rules: Any, parts: pd.DataFrame | None
+    table: pd.DataFrame,
+    rules: Any,
+    parts: pd.DataFrame | None,
+    counts: Sequence[str] = COUNTS,
+    complements: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
     """Suppression masks of the rows of ``table`` (per count column) and the log of why each cell went.
 
-    ``parts``: the pooled units' counts (``unit_id, region, year, numerator, denominator, missing``), or ``None``
-    to use one part per region and year (the region minus its units shown).
+    ``parts``: the pooled units' counts (``unit_id, region, year`` and the count columns), or ``None`` to use one
+    part per region and year (the region minus its units shown). ``complements``: count → its row total (by
+    default ``{"numerator": "denominator"}``).
     """
+    complements = {"numerator": "denominator"} if complements is None else dict(complements)
     t = table.reset_index(drop=True)
     if parts is None:
-        parts = pooled_parts_from_table(t)
+        parts = pooled_parts_from_table(t, counts)
     parts = parts.reset_index(drop=True)
     m = len(t)
     constraints = linked_constraints(t, parts)
-    values = {c: np.r_[t[c].to_numpy(dtype=float), parts[c].to_numpy(dtype=float)] for c in COUNTS}
+    values = {c: np.r_[t[c].to_numpy(dtype=float), parts[c].to_numpy(dtype=float)] for c in counts}
     # partners are taken from the pooled parts and the units first, the nation last
     rank = {"unit": 1, "pooled": 2, "region": 3, "national": 4}
     priority = np.r_[t["level"].map(rank).fillna(1).to_numpy(dtype=int), np.zeros(len(parts), dtype=int)]
     log: list[dict[str, Any]] = []
     masks: dict[str, np.ndarray] = {}
-    for col in ("denominator", "missing", "numerator"):
+    for col in [c for c in counts if c not in complements] + [c for c in counts if c in complements]:
         v = values[col]
         own = [
             k for k in constraints if _holds(v, k)
@@ -131,21 +138,20 @@ def protect_linked(
         if rules.suppress_zeros:
             primary |= v == 0
         reasons = {int(i): f"count below {rules.min_count} (primary)" for i in np.flatnonzero(primary[:m])}
-        if col == "numerator":
-            comp = values["denominator"] - v
+        total = complements.get(col)
+        if total is not None:
+            comp = values[total] - v
             small = (comp > 0) & (comp < rules.min_count)
             if rules.suppress_zeros:
                 small |= comp == 0
-            small &= (
-                ~primary
-            )  # also where the denominator is hidden: the audit grants the reader count <= total
+            small &= ~primary  # also where the total is hidden: the audit grants the reader count <= total
             reasons |= {
-                int(i): f"complement denominator - numerator below {rules.min_count} (primary)"
+                int(i): f"complement {total} - {col} below {rules.min_count} (primary)"
                 for i in np.flatnonzero(small[:m])
             }
             primary |= small
             sup = complement_suppress(
-                v, values["denominator"], primary, own, rules.min_count, priority, rules.suppress_zeros
+                v, values[total], primary, own, rules.min_count, priority, rules.suppress_zeros
             )
         else:
             sup = secondary_suppress(
@@ -157,3 +163,50 @@ def protect_linked(
             log.append({"row": int(i), "column": col, "action": action, "reason": reason})
         masks[col] = sup
     return {c: s[:m] for c, s in masks.items()}, log
+
+
+def protect_linked_table(
+    table: pd.DataFrame,
+    rules: Any,
+    *,
+    counts: Sequence[str] = COUNTS,
+    derived: Mapping[str, Sequence[str]] | None = None,
+    complements: Mapping[str, str] | None = None,
+    parts: pd.DataFrame | None = None,
+) -> Any:
+    """A table of units, pooled row, regions and nation by year, protected as linked cells.
+
+    The table needs ``level`` (unit / pooled / region / national), ``group``, ``unit_id``, ``region``, ``year``
+    (``<NA>`` = all years) and the ``counts``; ``derived`` columns (column → its count sources) are hidden with
+    any of their sources. Returns a :class:`~kvarus_research.privacy.rules.ProtectedTable`.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"level": ["unit", "unit", "unit", "region", "region", "national"],
+    ...     "group": ["A", "B", "C", "R", "S", "Norway"], "unit_id": [1, 2, 3, None, None, None],
+    ...     "region": ["R", "R", "S", "R", "S", None], "year": pd.array([pd.NA] * 6, dtype="Int64"),
+    ...     "expected": [40, 50, 30, 90, 30, 120], "opted_out": [2, 9, 6, 11, 6, 17]})
+    >>> p = protect_linked_table(t, "norway", counts=["expected", "opted_out"], complements={})
+    >>> p.table["opted_out"].tolist()  # A's 2, and B's 9 with it, else 2 = 11 - 9 in region R
+    [<NA>, <NA>, 6, 11, 6, 17]
+    """
+    from kvarus_research.privacy.rules import ProtectedTable, resolve_rules
+
+    r = resolve_rules(rules)
+    t = table.reset_index(drop=True)
+    masks, entries = protect_linked(t, r, parts, counts, complements)
+    out = t.copy()
+    suppressed = pd.DataFrame({c: masks[c] for c in counts}, index=t.index)
+    for c in counts:
+        out[c] = pd.array(t[c], dtype="Int64")
+        out.loc[masks[c], c] = pd.NA
+    for d, sources in (derived or {}).items():
+        hide = np.logical_or.reduce([masks[c] for c in sources])
+        out[d] = out[d].astype(object).where(~hide, None) if out[d].dtype == object else out[d].where(~hide)
+        suppressed[d] = hide
+        entries += [{"row": int(i), "column": d, "action": "derived_suppressed",
+                     "reason": f"computed from suppressed count {tuple(sources)}"}
+                    for i in np.flatnonzero(hide & t[d].notna().to_numpy())]  # fmt: skip
+    log = pd.DataFrame(entries, columns=["row", "column", "action", "reason"])
+    stamp = f"disclosure control: {r.describe()} (linked totals: units, pooled parts, regions, nation, years)"
+    return ProtectedTable(out, log, r, True, suppressed, stamp)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kvarus_research.indicators.linked import protect_linked
+from kvarus_research.indicators.linked import protect_linked_table
 
 COUNTS: tuple[str, ...] = ("numerator", "denominator", "missing")
 DERIVED: tuple[str, ...] = ("proportion", "ci_low", "ci_high", "target_level")
@@ -81,7 +81,7 @@ def protect_indicator_table(
     [<NA>, <NA>, 33]
     """
     from kvarus_research.privacy import protect
-    from kvarus_research.privacy.rules import ProtectedTable, resolve_rules
+    from kvarus_research.privacy.rules import resolve_rules
 
     derived = {d: ("numerator", "denominator") for d in DERIVED if d in table.columns}
     if not enabled:
@@ -89,23 +89,7 @@ def protect_indicator_table(
     r = resolve_rules(rules)
     if not r.secondary or r.totals_from_rounded or r.rounding:
         return _protect_views(table, rules, derived)
-    t = table.reset_index(drop=True)
-    masks, entries = protect_linked(t, r, pooled_parts)
-    out = t.copy()
-    suppressed = pd.DataFrame({c: masks[c] for c in COUNTS}, index=t.index)
-    for c in COUNTS:
-        out[c] = pd.array(t[c], dtype="Int64")
-        out.loc[masks[c], c] = pd.NA
-    hide = masks["numerator"] | masks["denominator"]
-    for d in derived:
-        out[d] = out[d].astype(object).where(~hide, None) if d == "target_level" else out[d].where(~hide)
-        suppressed[d] = hide
-        entries += [{"row": int(i), "column": d, "action": "derived_suppressed",
-                     "reason": "computed from suppressed count ('numerator', 'denominator')"}
-                    for i in np.flatnonzero(hide & t[d].notna().to_numpy())]  # fmt: skip
-    log = pd.DataFrame(entries, columns=["row", "column", "action", "reason"])
-    stamp = f"disclosure control: {r.describe()} (linked totals: units, pooled parts, regions, nation, years)"
-    return ProtectedTable(out, log, r, True, suppressed, stamp)
+    return protect_linked_table(table, r, derived=derived, parts=pooled_parts)
 
 
 def _protect_views(table: pd.DataFrame, rules: Any, derived: dict[str, Any]) -> Any:
