@@ -182,3 +182,19 @@ def test_registry_input_is_refused_with_a_hint() -> None:
         change(reg, "dager_rus_30")
     with pytest.raises(AnalysisError, match="lacks column"):
         change(pd.DataFrame({"course_id": [1]}), "dager_rus_30")
+
+
+def test_protected_group_n_is_not_all_minus_the_others() -> None:
+    """3 courses in group 1 and 20 in group 2: group 1's n (and its mean) is hidden, and group 2's n with it,
+    else 23 - 20 = 3 (the groups add up to "All", declared as a margin); All stays shown."""
+    rows = []
+    for cid in range(1, 24):
+        grp = 1 if cid <= 3 else 2
+        rows += [(cid, "baseline", 20, grp), (cid, "ending", 20 - cid % 7, grp)]
+    df = pd.DataFrame(rows, columns=["course_id", "timepoint", "dager_rus_30", "hovedrusmiddel"])
+    res = change(df, "dager_rus_30", by="hovedrusmiddel")
+    assert res.table.set_index("group")["n"].to_dict() == {"All": 23, 1: 3, 2: 20}
+    shown = res.protected().table.set_index("group")
+    assert shown["n"].isna().to_dict() == {"All": False, 1: True, 2: True}
+    assert pd.isna(shown.loc[1, "mean_change"]) and shown.loc["All", "n"] == 23
+    assert shown.loc[2, "group_label"] == res.table.set_index("group").loc[2, "group_label"]

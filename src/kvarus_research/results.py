@@ -63,24 +63,44 @@ class Result:
     partition_columns: Mapping[str, tuple[str, str | Sequence[str]]] = {}
     #: Columns that identify a group (unit, region ...) for pooling small units.
     group_columns: Sequence[str] = ()
+    #: (column, label) of the rows that total the groups (e.g. ``("group", "All")``): each count of an "All" row is
+    #: the sum of the groups' counts, declared to ``protect`` as a margin.
+    group_total: tuple[str, Any] | None = None
+    #: Columns that only describe the group (e.g. ``group_variable``, ``group_label``): left out of the dimensions
+    #: when the group total is declared, since they differ between the "All" rows and the groups.
+    group_label_columns: Sequence[str] = ()
 
     def plot(self, ax: Any = None, **kwargs: Any) -> Any:  # pragma: no cover - overridden
         """Draw the result with matplotlib and return the Axes (or Figure)."""
         raise NotImplementedError
 
     def protected(self, rules: Any = "norway", *, enabled: bool = True) -> Any:
-        """The table after disclosure control (:func:`kvarus_research.privacy.protect`)."""
+        """The table after disclosure control (:func:`kvarus_research.privacy.protect`), with the structure the
+        result declares (complements, partitions, the groups' total)."""
         from kvarus_research.privacy import protect
 
-        return protect(
-            self.table,
+        table, aside = self.table, []
+        margins = {}
+        if self.group_total is not None and enabled:
+            column, label = self.group_total
+            groups = table[column]
+            if (groups == label).any() and (groups != label).any():
+                margins = {column: label}
+                aside = [c for c in self.group_label_columns if c in table.columns]
+                table = table.drop(columns=aside)
+        p = protect(
+            table,
             counts=list(self.count_columns),
             derived=dict(self.derived_columns),
             complements=dict(self.complement_columns),
             partitions=dict(self.partition_columns),
+            margins=margins,
             rules=rules,
             enabled=enabled,
         )
+        if aside:  # the describing columns back in their places
+            p.table = pd.concat([p.table, self.table[aside]], axis=1)[list(self.table.columns)]
+        return p
 
     def to_csv(self, path: str | Path, rules: Any = "norway", *, protect: bool = True) -> Path:
         """Write the table as CSV after disclosure control (``protect=False`` writes it raw, stamped as such)."""

@@ -194,6 +194,8 @@ class ChangeResult(Result):
     """
 
     count_columns = ("n", "n_missing_start", "n_missing_end")
+    group_total = ("group", "All")
+    group_label_columns = ("group_variable", "group_label")
 
     def __init__(self, table: pd.DataFrame, definition: Definition, responder: bool) -> None:
         self.table = table

@@ -121,6 +121,8 @@ class ReliableChangeResult(Result):
 
     count_columns = ("n", "n_total")
     partition_columns = {"n": ("n_total", "category")}
+    group_total = ("group", "All")
+    group_label_columns = ("group_variable", "group_label")
     derived_columns = {"share": ["n", "n_total"], "ci_low": ["n", "n_total"], "ci_high": ["n", "n_total"]}
 
     def __init__(
