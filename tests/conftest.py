@@ -40,3 +40,43 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
     if os.environ.get("KVARUS_ALLOW_NETWORK") != "1":
         monkeypatch.setattr(socket.socket, "connect", guard)
+
+
+def _reader_attack(unknown: list, equations: list[tuple[dict, float]], upper: dict | None = None) -> dict:
+    """Min and max of every unknown cell a reader can work out: subject to the published equations
+    (coefficients {cell: coef}, right-hand side), x >= 0 and x <= upper[cell] where they know a bound
+    (scipy linprog, HiGHS). Written independently of the library's own audit."""
+    import numpy as np
+    from scipy.optimize import linprog
+
+    j = {u: i for i, u in enumerate(unknown)}
+    a = np.array([[coefs.get(u, 0.0) for u in unknown] for coefs, _ in equations]) if equations else None
+    b = np.array([rhs for _, rhs in equations]) if equations else None
+    bounds = [(0, (upper or {}).get(u)) for u in unknown]
+    out = {}
+    for u in unknown:
+        c = np.zeros(len(unknown))
+        c[j[u]] = 1
+        lo = linprog(c, A_eq=a, b_eq=b, bounds=bounds, method="highs")
+        hi = linprog(-c, A_eq=a, b_eq=b, bounds=bounds, method="highs")
+        assert lo.status == 0, "the reader's equations have no solution: the test's model is wrong"
+        out[u] = (lo.fun, -hi.fun if hi.status == 0 else float("inf"))
+    return out
+
+
+def _equation(cells: list, total, published: dict) -> tuple[dict, float]:
+    """sum(cells) - total = 0, with the published cells moved to the right-hand side."""
+    coefs: dict = {}
+    rhs = 0.0
+    for cell, sign in [(c, 1.0) for c in cells] + [(total, -1.0)]:
+        if cell in published:
+            rhs -= sign * published[cell]
+        else:
+            coefs[cell] = coefs.get(cell, 0.0) + sign
+    return coefs, rhs
+
+
+@pytest.fixture(scope="session")
+def reader_attack():
+    """``(attack, equation)``: the attack a reader could run on a protected table (see ``_reader_attack``)."""
+    return _reader_attack, _equation

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy.optimize import linprog
 
 from kvarus_research.errors import PrivacyError
 from kvarus_research.privacy import DisclosureRules, protect, protect_crosstab
@@ -160,44 +159,13 @@ def test_crosstab_by_hand():
 # -- the attack --------------------------------------------------------------------------------------------------
 
 
-def attack(unknown: list, equations: list[tuple[dict, float]], upper: dict | None = None) -> dict:
-    """Min and max of every unknown cell subject to the published equations and x >= 0 (scipy linprog), and
-    x <= upper[cell] where the reader knows a bound (a numerator is at most its published denominator).
-
-    ``equations``: (coefficients {cell: coef}, right-hand side). Independent of the library's own audit.
-    """
-    j = {u: i for i, u in enumerate(unknown)}
-    a = np.array([[coefs.get(u, 0.0) for u in unknown] for coefs, _ in equations]) if equations else None
-    b = np.array([rhs for _, rhs in equations]) if equations else None
-    bounds = [(0, (upper or {}).get(u)) for u in unknown]
-    out = {}
-    for u in unknown:
-        c = np.zeros(len(unknown))
-        c[j[u]] = 1
-        lo = linprog(c, A_eq=a, b_eq=b, bounds=bounds, method="highs")
-        hi = linprog(-c, A_eq=a, b_eq=b, bounds=bounds, method="highs")
-        assert lo.status == 0
-        out[u] = (lo.fun, -hi.fun if hi.status == 0 else np.inf)
-    return out
-
-
-def equation(cells: list, total, published: dict) -> tuple[dict, float]:
-    """sum(cells) - total = 0 with published cells moved to the right-hand side."""
-    coefs, rhs = {}, 0.0
-    for cell, sign in [(c, 1.0) for c in cells] + [(total, -1.0)]:
-        if cell in published:
-            rhs -= sign * published[cell]
-        else:
-            coefs[cell] = coefs.get(cell, 0.0) + sign
-    return coefs, rhs
-
-
 small_or_large = st.one_of(st.integers(0, 6), st.integers(0, 60))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(small_or_large, min_size=2, max_size=8))
-def test_attack_on_1d_tables_fails(values):
+def test_attack_on_1d_tables_fails(reader_attack, values):
+    attack, equation = reader_attack
     p = protect(one_d(values), counts="n", margins={"unit": "Total"}, rules=NO_POOL)
     n = p.table["n"]
     published = {i: float(v) for i, v in enumerate(n) if not pd.isna(v)}
@@ -215,7 +183,8 @@ def test_attack_on_1d_tables_fails(values):
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(2, 5), st.integers(2, 5), st.data())
-def test_attack_on_2d_tables_with_margins_fails(n_rows, n_cols, data):
+def test_attack_on_2d_tables_with_margins_fails(reader_attack, n_rows, n_cols, data):
+    attack, equation = reader_attack
     cells = data.draw(st.lists(small_or_large, min_size=n_rows * n_cols, max_size=n_rows * n_cols))
     body = pd.DataFrame(
         np.array(cells).reshape(n_rows, n_cols),
@@ -303,7 +272,8 @@ pair = st.integers(6, 60).flatmap(
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(pair, min_size=2, max_size=7))
-def test_attack_on_counts_and_complements_fails(pairs):
+def test_attack_on_counts_and_complements_fails(reader_attack, pairs):
+    attack, equation = reader_attack
     """x of n per unit with a total row: no hidden x (hence no hidden n - x) can be pinned, knowing x <= n."""
     xs, ns = [x for x, _ in pairs], [n for _, n in pairs]
     t = pd.DataFrame({"unit": [f"U{i}" for i in range(len(pairs))] + ["Total"], "x": [*xs, sum(xs)],
@@ -329,7 +299,8 @@ def test_attack_on_counts_and_complements_fails(pairs):
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(1, 4), st.integers(2, 4), st.data())
-def test_attack_on_partitioned_groups_fails(n_groups, n_cats, data):
+def test_attack_on_partitioned_groups_fails(reader_attack, n_groups, n_cats, data):
+    attack, equation = reader_attack
     """Groups split over categories, each row carrying the group total: no hidden category can be pinned."""
     cells = data.draw(st.lists(small_or_large, min_size=n_groups * n_cats, max_size=n_groups * n_cats))
     m = np.array(cells).reshape(n_groups, n_cats)
