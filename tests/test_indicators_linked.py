@@ -146,3 +146,16 @@ def test_attack_on_linked_indicator_tables_fails(cells):
     agg, parts = aggregate_with_parts(flags_table(truth), UNITS)
     p = protect_indicator_table(agg, pooled_parts=parts)
     assert attack_counts(agg, p.table, truth, UNITS) == []
+
+
+def test_a_small_count_equal_to_its_denominator_is_still_protected():
+    """Found by a larger random search: unit C in 2023 has 2 of 2, pooled (2 < 10). A count that equals its
+    denominator is a zero complement, harmless to reveal, unless the count itself is small, as 2 is."""
+    units = pd.DataFrame({"unit_id": [1, 2, 3, 4, 5, 6], "unit_name": list("ABCDEF"),
+                          "region": ["R", "R", "S", "S", "T", "R"]})  # fmt: skip
+    truth = {(1, 2021): (2, 10), (1, 2023): (0, 5), (2, 2022): (2, 6), (2, 2023): (4, 5), (3, 2022): (5, 8),
+             (3, 2023): (2, 2), (4, 2023): (7, 21), (5, 2022): (3, 9), (5, 2023): (36, 38), (6, 2021): (2, 7),
+             (6, 2022): (9, 9), (6, 2023): (7, 7)}  # fmt: skip
+    agg, parts = aggregate_with_parts(flags_table(truth), units)
+    p = protect_indicator_table(agg, pooled_parts=parts)
+    assert attack_counts(agg, p.table, truth, units) == []

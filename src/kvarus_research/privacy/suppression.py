@@ -210,13 +210,13 @@ def secondary_suppress(
             member_of.setdefault(c, []).append(k)
     # with one constraint per cell and no known bounds, the rules above already stop every recomputation
     shared = upper is not None or any(len(ks) > 1 for ks in member_of.values())
-    # a hidden zero found to be zero (or a count found to equal its total: a zero complement) tells what the
-    # rules would have shown anyway
+    # a hidden zero found to be zero tells what the rules would have shown anyway, and so does a count found to
+    # equal its total (a zero complement) when the count itself is not small
     exempt = None
     if not zeros_secret:
         exempt = values == 0
         if upper is not None:
-            exempt |= values == np.asarray(upper, dtype=float)
+            exempt |= (values == np.asarray(upper, dtype=float)) & (values >= threshold)
     while True:
         changed = True
         while changed:
