@@ -41,7 +41,17 @@ def _region_keys(regions: pd.Series) -> np.ndarray:
 
 
 def pooled_parts_from_table(t: pd.DataFrame, counts: Sequence[str] = COUNTS) -> pd.DataFrame:
-    """Without the pooled units' own counts: one part per region and year, the region minus its units shown."""
+    """Without the pooled units' own counts: one part per region and year, the region minus its units shown.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"level": ["unit", "pooled", "region", "national"], "group": ["A", "Pooled", "R", "Norway"],
+    ...     "unit_id": [1, None, None, None], "region": ["R", None, "R", None],
+    ...     "year": pd.array([2021] * 4, dtype="Int64"), "numerator": [9, 1, 10, 10], "denominator": [12, 3, 15, 15],
+    ...     "missing": [0, 0, 0, 0]})
+    >>> pooled_parts_from_table(t)[["region", "numerator", "denominator"]].values.tolist()
+    [['R', 1, 3]]
+    """
     yk, lv = _year_keys(t["year"]), t["level"].to_numpy()
     unit_region = _region_keys(t["region"])
     rows = []
@@ -54,7 +64,19 @@ def pooled_parts_from_table(t: pd.DataFrame, counts: Sequence[str] = COUNTS) -> 
 
 
 def linked_constraints(t: pd.DataFrame, parts: pd.DataFrame) -> list[Constraint]:
-    """The additive constraints among the rows of ``t`` (positions 0..len(t)-1) and the pooled parts (after)."""
+    """The additive constraints among the rows of ``t`` (positions 0..len(t)-1) and the pooled parts (after).
+
+    Each constraint is (position of the total, positions of its components).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"level": ["unit", "pooled", "region", "national"], "group": ["A", "Pooled", "R", "Norway"],
+    ...     "unit_id": [1, None, None, None], "region": ["R", None, "R", None],
+    ...     "year": pd.array([2021] * 4, dtype="Int64")})
+    >>> parts = pd.DataFrame({"unit_id": [2], "region": ["R"], "year": pd.array([2021], dtype="Int64")})
+    >>> linked_constraints(t, parts)  # nation = A + pooled = R; pooled = part; R = A + part
+    [(3, [0, 1]), (3, [2]), (1, [4]), (2, [0, 4])]
+    """
     m = len(t)
     yk, lv = _year_keys(t["year"]), t["level"].to_numpy()
     unit_region, unit_id = _region_keys(t["region"]), t["unit_id"].to_numpy(dtype=object)
@@ -115,6 +137,16 @@ def protect_linked(
     ``parts``: the pooled units' counts (``unit_id, region, year`` and the count columns), or ``None`` to use one
     part per region and year (the region minus its units shown). ``complements``: count → its row total (by
     default ``{"numerator": "denominator"}``).
+
+    Examples
+    --------
+    >>> from kvarus_research.privacy.rules import resolve_rules
+    >>> t = pd.DataFrame({"level": ["unit", "unit", "national"], "group": ["A", "B", "Norway"],
+    ...     "unit_id": [1, 2, None], "region": ["R", "R", None], "year": pd.array([pd.NA] * 3, dtype="Int64"),
+    ...     "numerator": [3, 30, 33], "denominator": [12, 40, 52], "missing": [0, 0, 0]})
+    >>> masks, log = protect_linked(t, resolve_rules("norway"), None)
+    >>> masks["numerator"].tolist(), [e["action"] for e in log]
+    ([True, True, False], ['suppressed', 'secondary_suppressed'])
     """
     complements = {"numerator": "denominator"} if complements is None else dict(complements)
     t = table.reset_index(drop=True)
