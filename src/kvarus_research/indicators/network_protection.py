@@ -10,7 +10,9 @@ structure than that, so suppression is then closed under these rules, repeated u
 3. "invited" and "not invited" for the same role add up to the number of meetings: suppressed together;
 4. places and reasons each split their denominator: one suppressed category suppresses the whole split;
 5. over years: a cell that is the only suppressed one among a row's years and its all-years total gets a partner
-   (the smallest published year, or the total).
+   (the smallest published year, or the total);
+6. an audit over all these links at once (:func:`network_constraints`): partners are added until no small count
+   and no small complement (a denominator minus its numerator) can be pinned by linear programming.
 """
 
 from __future__ import annotations
@@ -50,6 +52,101 @@ def _year_partners(
         else:
             out[idx] = True
     return out
+
+
+def network_constraints(
+    t: pd.DataFrame, yk: np.ndarray, base: np.ndarray, key: np.ndarray
+) -> tuple[np.ndarray, list[tuple[int, list[int]]]]:
+    """The network-work table as linked cells, for the audit: values and additive constraints.
+
+    Cells: each row's numerator (positions ``0..m-1``) and denominator (``m..2m-1``); each row's complement,
+    denominator − numerator (``2m..3m-1``, never shown); and per unit and year the meetings without a place and
+    the cases without a meeting and without a reason (slack cells, never shown). Constraints: every denominator
+    equals its numerator plus its complement; the meetings are the denominator of invited, took part, not invited
+    and place; answered cases = meetings + cases without a meeting (the reasons' denominator); invited + not invited
+    = meetings per role; places + slack = meetings; reasons + slack = cases without a meeting; and years add up to
+    all years, for numerators, denominators and complements.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"group": "A", "measure": ["meeting", "invited", "not_invited"],
+    ...     "category": ["held", "Family invited", "Family not invited"], "numerator": [8, 3, 5],
+    ...     "denominator": [10, 8, 8]})
+    >>> values, links = network_constraints(t, np.array(["2021"] * 3), np.array(["answered", "meeting", "meeting"]),
+    ...                                     np.array(["", "familie", "familie"]))
+    >>> (4, [0]) in links and (0, [1, 2]) in links  # invited's denominator = meetings = invited + not invited
+    True
+    """
+    m = len(t)
+    measure = t["measure"].to_numpy(dtype=object)
+    group = t["group"].astype(str).to_numpy(dtype=object)
+    cat = t["category"].to_numpy(dtype=object)
+    num = t["numerator"].to_numpy(dtype=float)
+    den = t["denominator"].to_numpy(dtype=float)
+    values = [*num, *den, *(den - num)]
+    links: list[tuple[int, list[int]]] = [(m + i, [i, 2 * m + i]) for i in range(m)]
+    frame = pd.DataFrame({"g": group, "y": yk, "row": np.arange(m)})
+    for (_, _), rows in frame.groupby(["g", "y"], sort=False)["row"]:
+        rows = rows.to_numpy()
+        meet = rows[measure[rows] == "meeting"]
+        if len(meet) != 1:
+            continue
+        mt = int(meet[0])
+        for r in rows[(base[rows] == "meeting")]:
+            links.append((m + int(r), [mt]))  # a denominator that is the number of meetings
+        reasons = rows[measure[rows] == "reason"]
+        for r in reasons:
+            links.append((m + mt, [mt, m + int(r)]))  # answered = meetings + cases without a meeting
+        for r in rows[measure[rows] == "invited"]:
+            partner = rows[(measure[rows] == "not_invited") & (key[rows] == key[r])]
+            if len(partner) == 1:
+                links.append((mt, [int(r), int(partner[0])]))
+        for split, total in (("place", mt), ("reason", m + int(reasons[0]) if len(reasons) else None)):
+            cells = rows[measure[rows] == split]
+            if total is None or not len(cells):
+                continue
+            values.append(values[total] - num[cells].sum())  # slack: no place, or no reason given
+            links.append((total, [*map(int, cells), len(values) - 1]))
+    year_rows = pd.DataFrame({"g": group, "m": measure, "c": cat, "y": yk, "row": np.arange(m)})
+    for _, rows in year_rows.groupby(["g", "m", "c"], sort=False)["row"]:
+        rows = rows.to_numpy()
+        total = rows[yk[rows] == ALL_YEARS]
+        years = rows[yk[rows] != ALL_YEARS]
+        if len(total) == 1 and len(years):
+            for offset in (0, m, 2 * m):
+                links.append((int(total[0]) + offset, [int(r) + offset for r in years]))
+    return np.array(values, dtype=float), links
+
+
+def _audit_links(
+    t: pd.DataFrame,
+    yk: np.ndarray,
+    base: np.ndarray,
+    key: np.ndarray,
+    num_s: np.ndarray,
+    den_s: np.ndarray,
+    rules: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Extend the rules' suppression until no small count (or complement) can be pinned through the links."""
+    from kvarus_research.privacy.suppression import secondary_suppress
+
+    m = len(t)
+    values, links = network_constraints(t, yk, base, key)
+    holds = [(tot, comps) for tot, comps in links if values[tot] == values[comps].sum()]
+    # The small counts and complements are what must stay hidden; the rules' other hidden cells are taken as
+    # known to the reader here (the safe side), so partners are added only where a small count needs them.
+    small = (values > 0) & (values < rules.min_count)
+    if rules.suppress_zeros:
+        small |= values == 0
+    small[3 * m :] = False  # slack cells (no place, no reason given): never shown, not a statistic
+    # partners: never-shown complements first, then yearly rows, all-years rows last
+    year_rank = np.where(yk == ALL_YEARS, 2, 1)
+    priority = np.r_[year_rank, year_rank, np.zeros(len(values) - 2 * m, dtype=int)]
+    sup = secondary_suppress(
+        values, small, holds, rules.min_count, priority=priority, zeros_secret=rules.suppress_zeros,
+        audit_only=small,
+    )  # fmt: skip
+    return num_s | sup[:m], den_s | sup[m : 2 * m]
 
 
 def protect_network_table(table: pd.DataFrame, rules: Any = "norway", *, enabled: bool = True) -> Any:
@@ -100,6 +197,7 @@ def protect_network_table(table: pd.DataFrame, rules: Any = "norway", *, enabled
     start_num, start_den = num_s.copy(), den_s.copy()
     for _ in range(50):
         before = (num_s.copy(), den_s.copy())
+        num_s, den_s = _audit_links(t, yk, base, key, num_s, den_s, p.rules)
         den_s = _spread(den_s, [group, yk, base])  # rule 1
         # rule 2: meetings (numerator of "meeting") <-> denominators based on meetings or on no meeting
         linked = pd.DataFrame(

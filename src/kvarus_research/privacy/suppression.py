@@ -170,6 +170,7 @@ def secondary_suppress(
     upper: np.ndarray | None = None,
     priority: np.ndarray | None = None,
     zeros_secret: bool = False,
+    audit_only: np.ndarray | None = None,
 ) -> np.ndarray:
     """Extend ``primary`` so no suppressed cell can be recomputed and no small suppressed sum is disclosed.
 
@@ -189,6 +190,8 @@ def secondary_suppress(
     zeros_secret : bool
         Whether a hidden zero must not be recomputable either (when the rules suppress zeros); by default a hidden
         zero found to be zero is no disclosure.
+    audit_only : ndarray of bool, optional
+        The cells the audit keeps from being pinned (e.g. the small counts); by default every suppressed cell.
 
     Returns
     -------
@@ -217,6 +220,10 @@ def secondary_suppress(
         exempt = values == 0
         if upper is not None:
             exempt |= (values == np.asarray(upper, dtype=float)) & (values >= threshold)
+    if audit_only is not None:
+        exempt = (
+            ~np.asarray(audit_only, dtype=bool) if exempt is None else exempt | ~np.asarray(audit_only, bool)
+        )
     while True:
         changed = True
         while changed:
