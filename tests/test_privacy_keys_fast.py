@@ -137,7 +137,8 @@ KINDS = ["baseline", "measurement", "ending", "followup", "other"]
 )
 def test_registration_order_is_course_then_date_then_kind_then_row(rows):
     """The packed-key order (kind looked up only for same-day ties) equals Python's sort on the tuples."""
-    from kvarus_research.privacy.registration_ids import KIND_RANK, _registration_order
+    from kvarus_research.privacy.registration_ids import _registration_order
+    from kvarus_research.registry.constants import KIND_ORDER
 
     codes = np.array([c for c, _, _ in rows], dtype=np.int64)
     dates = (
@@ -150,7 +151,12 @@ def test_registration_order_is_course_then_date_then_kind_then_row(rows):
     kinds = np.array([k for _, _, k in rows], dtype=object)
     want = sorted(
         range(len(rows)),
-        key=lambda i: (rows[i][0], -1 if rows[i][1] is None else rows[i][1], KIND_RANK.get(rows[i][2], 7), i),
+        key=lambda i: (
+            rows[i][0],
+            -1 if rows[i][1] is None else rows[i][1],
+            KIND_ORDER.get(rows[i][2], 7),
+            i,
+        ),
     )
     assert _registration_order(codes, dates, kinds).tolist() == want
 

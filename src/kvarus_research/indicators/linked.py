@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kvarus_research.privacy.audit import Constraint
+from kvarus_research.privacy.audit import Constraint, holds
+from kvarus_research.privacy.declarations import _complements_last
 from kvarus_research.privacy.suppression import complement_suppress, secondary_suppress
 
 COUNTS: tuple[str, ...] = ("numerator", "denominator", "missing")
@@ -119,12 +120,6 @@ def linked_constraints(t: pd.DataFrame, parts: pd.DataFrame) -> list[Constraint]
     return [(total, comps) for total, comps in out if comps]
 
 
-def _holds(values: np.ndarray, constraint: Constraint) -> bool:
-    total, comps = constraint
-    v = values[[total, *comps]]
-    return not np.isnan(v).any() and bool(values[total] == values[comps].sum())
-
-
 def protect_linked(
     table: pd.DataFrame,
     rules: Any,
@@ -161,22 +156,16 @@ def protect_linked(
     priority = np.r_[t["level"].map(rank).fillna(1).to_numpy(dtype=int), np.zeros(len(parts), dtype=int)]
     log: list[dict[str, Any]] = []
     masks: dict[str, np.ndarray] = {}
-    for col in [c for c in counts if c not in complements] + [c for c in counts if c in complements]:
+    for col in _complements_last(counts, complements):
         v = values[col]
-        own = [
-            k for k in constraints if _holds(v, k)
-        ]  # e.g. a missing count left out with a zero denominator
-        primary = (v > 0) & (v < rules.min_count)
-        if rules.suppress_zeros:
-            primary |= v == 0
+        own = [k for k in constraints if holds(v, k)]  # e.g. a missing count left out with a zero denominator
+        primary = rules.small(v)
         reasons = {int(i): f"count below {rules.min_count} (primary)" for i in np.flatnonzero(primary[:m])}
         total = complements.get(col)
         if total is not None:
-            comp = values[total] - v
-            small = (comp > 0) & (comp < rules.min_count)
-            if rules.suppress_zeros:
-                small |= comp == 0
-            small &= ~primary  # also where the total is hidden: the audit grants the reader count <= total
+            small = (
+                rules.small(values[total] - v) & ~primary
+            )  # also where the total is hidden (audit: count <= total)
             reasons |= {
                 int(i): f"complement {total} - {col} below {rules.min_count} (primary)"
                 for i in np.flatnonzero(small[:m])
@@ -222,7 +211,7 @@ def protect_linked_table(
     >>> p.table["opted_out"].tolist()  # A's 2, and B's 9 with it, else 2 = 11 - 9 in region R
     [<NA>, <NA>, 6, 11, 6, 17]
     """
-    from kvarus_research.privacy.rules import ProtectedTable, resolve_rules
+    from kvarus_research.privacy.rules import LOG_COLUMNS, ProtectedTable, resolve_rules
 
     r = resolve_rules(rules)
     t = table.reset_index(drop=True)
@@ -239,6 +228,6 @@ def protect_linked_table(
         entries += [{"row": int(i), "column": d, "action": "derived_suppressed",
                      "reason": f"computed from suppressed count {tuple(sources)}"}
                     for i in np.flatnonzero(hide & t[d].notna().to_numpy())]  # fmt: skip
-    log = pd.DataFrame(entries, columns=["row", "column", "action", "reason"])
+    log = pd.DataFrame(entries, columns=LOG_COLUMNS)
     stamp = f"disclosure control: {r.describe()} (linked totals: units, pooled parts, regions, nation, years)"
     return ProtectedTable(out, log, r, True, suppressed, stamp)

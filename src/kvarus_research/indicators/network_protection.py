@@ -128,22 +128,21 @@ def _audit_links(
     rules: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Extend the rules' suppression until no small count (or complement) can be pinned through the links."""
+    from kvarus_research.privacy.audit import holds
     from kvarus_research.privacy.suppression import secondary_suppress
 
     m = len(t)
     values, links = network_constraints(t, yk, base, key)
-    holds = [(tot, comps) for tot, comps in links if values[tot] == values[comps].sum()]
+    consistent = [k for k in links if holds(values, k)]
     # The small counts and complements are what must stay hidden; the rules' other hidden cells are taken as
     # known to the reader here (the safe side), so partners are added only where a small count needs them.
-    small = (values > 0) & (values < rules.min_count)
-    if rules.suppress_zeros:
-        small |= values == 0
+    small = rules.small(values)
     small[3 * m :] = False  # slack cells (no place, no reason given): never shown, not a statistic
     # partners: never-shown complements first, then yearly rows, all-years rows last
     year_rank = np.where(yk == ALL_YEARS, 2, 1)
     priority = np.r_[year_rank, year_rank, np.zeros(len(values) - 2 * m, dtype=int)]
     sup = secondary_suppress(
-        values, small, holds, rules.min_count, priority=priority, zeros_secret=rules.suppress_zeros,
+        values, small, consistent, rules.min_count, priority=priority, zeros_secret=rules.suppress_zeros,
         audit_only=small,
     )  # fmt: skip
     return num_s | sup[:m], den_s | sup[m : 2 * m]

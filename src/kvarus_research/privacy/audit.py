@@ -19,6 +19,20 @@ from scipy.optimize import linprog
 Constraint = tuple[int, list[int]]
 
 
+def holds(values: np.ndarray, constraint: Constraint) -> bool:
+    """Whether the total of ``constraint`` equals the sum of its components in ``values`` (none missing).
+
+    Examples
+    --------
+    >>> holds(np.array([3.0, 10.0, 13.0]), (2, [0, 1])), holds(np.array([3.0, np.nan, 13.0]), (2, [0, 1]))
+    (True, False)
+    """
+    total, comps = constraint
+    if np.isnan(values[[total, *comps]]).any():
+        return False
+    return bool(values[total] == values[comps].sum())
+
+
 def _system(
     values: np.ndarray, suppressed: np.ndarray, constraints: Sequence[Constraint], upper: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -98,7 +98,7 @@ def _check_partition(
 
 
 def _small_complements(
-    values: np.ndarray, totals: np.ndarray, index: pd.Index, col: str, total: str, min_count: int, zeros: bool
+    values: np.ndarray, totals: np.ndarray, index: pd.Index, col: str, total: str, rules: Any
 ) -> np.ndarray:
     """Rows whose complement ``total - col`` is a small count; raises when a count exceeds its row total."""
     comp = totals - values
@@ -108,5 +108,4 @@ def _small_complements(
             f"protect: {col!r} exceeds its row total {total!r} in {len(over)} row(s), first at row "
             f"{index[over[0]]}; a count cannot be larger than the total it is part of"
         )
-    small = (comp > 0) & (comp < min_count)
-    return small | (comp == 0) if zeros else small
+    return rules.small(comp)

@@ -179,18 +179,13 @@ def protect(
         values = raw[col]
         if (values[~np.isnan(values)] < 0).any():
             raise PrivacyError(f"protect: count column {col!r} holds negative values; counts must be >= 0")
-        primary = (values > 0) & (values < r.min_count)
-        if r.suppress_zeros:
-            primary |= values == 0
+        primary = r.small(values)
         for pos in np.flatnonzero(primary):
             _log(entries, df.index[pos], col, "suppressed", f"count below {r.min_count} (primary)")
         total = complements.get(col)
         if total is not None:
             # also where the row total is hidden: the audit grants the reader every bound count <= total
-            small = _small_complements(
-                raw[col], raw[total], df.index, col, total, r.min_count, r.suppress_zeros
-            )
-            small &= ~primary
+            small = _small_complements(raw[col], raw[total], df.index, col, total, r) & ~primary
             for pos in np.flatnonzero(small):
                 _log(entries, df.index[pos], col, "suppressed",
                      f"complement {total} - {col} below {r.min_count} (primary)")  # fmt: skip

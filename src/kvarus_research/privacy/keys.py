@@ -241,8 +241,8 @@ def keyed_pseudonyms(
     hashed_codes = iter(
         np.split(np.asarray(all_codes, dtype=np.int64), np.cumsum([len(p) for p in hashed])[:-1])
     )
-    part_codes = [None if a else next(hashed_codes) for a in aligned]
-    part_codes = [part_codes[0] if c is None else c for c in part_codes]
+    first = next(hashed_codes)  # the first part is always hashed
+    part_codes = [first, *(first if a else next(hashed_codes) for a in aligned[1:])]
     all_uniques = np.asarray(uniques, dtype=object)
     digests = key.digests(all_uniques, domain)
     fixed = _hex_bytes(digests, prefix)

@@ -17,8 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kvarus_research.errors import PrivacyError
-
-KIND_RANK = {"baseline": 0, "measurement": 1, "ending": 2, "followup": 3}
+from kvarus_research.registry.constants import KIND_ORDER
 
 
 def _registration_order(codes: np.ndarray, dates: np.ndarray | None, kinds: np.ndarray | None) -> np.ndarray:
@@ -51,7 +50,7 @@ def _registration_order(codes: np.ndarray, dates: np.ndarray | None, kinds: np.n
         if len(tie):
             rows = np.unique(np.r_[order[tie], order[tie + 1]])
             kcodes, kuniq = pd.factorize(kinds[rows])
-            rank = np.array([KIND_RANK.get(k, 7) for k in kuniq] + [7], dtype=np.int64)
+            rank = np.array([KIND_ORDER.get(k, 7) for k in kuniq] + [7], dtype=np.int64)
             key[rows] += rank[kcodes]
             order = np.argsort(key, kind="stable")
     return order

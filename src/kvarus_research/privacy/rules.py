@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from kvarus_research.errors import PrivacyError
@@ -52,6 +53,18 @@ class DisclosureRules:
     totals_from_rounded: bool = False
     secondary: bool = True
     label: str = "<5"
+
+    def small(self, counts: np.ndarray) -> np.ndarray:
+        """Which counts the rules hide: ``0 < n < min_count`` (and zeros with ``suppress_zeros``); NaN is never.
+
+        Examples
+        --------
+        >>> DisclosureRules().small(np.array([0, 3, 5, np.nan])).tolist()
+        [False, True, False, False]
+        """
+        counts = np.asarray(counts, dtype=float)
+        small = (counts > 0) & (counts < self.min_count)
+        return small | (counts == 0) if self.suppress_zeros else small
 
     def describe(self) -> str:
         """One line saying what the rules do."""

@@ -215,15 +215,13 @@ def secondary_suppress(
     shared = upper is not None or any(len(ks) > 1 for ks in member_of.values())
     # a hidden zero found to be zero tells what the rules would have shown anyway, and so does a count found to
     # equal its total (a zero complement) when the count itself is not small
-    exempt = None
+    exempt = np.zeros(len(values), dtype=bool)
     if not zeros_secret:
-        exempt = values == 0
+        exempt |= values == 0
         if upper is not None:
             exempt |= (values == np.asarray(upper, dtype=float)) & (values >= threshold)
     if audit_only is not None:
-        exempt = (
-            ~np.asarray(audit_only, dtype=bool) if exempt is None else exempt | ~np.asarray(audit_only, bool)
-        )
+        exempt |= ~np.asarray(audit_only, dtype=bool)
     while True:
         changed = True
         while changed:

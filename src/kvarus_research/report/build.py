@@ -63,9 +63,8 @@ def _table(
     counts: list[str],
     caption: str = "",
     derived: dict[str, Any] | None = None,
-    complements: dict[str, str] | None = None,
 ) -> None:
-    shown = protect(df, counts=counts, derived=derived or {}, complements=complements, rules=ctx.rules)
+    shown = protect(df, counts=counts, derived=derived or {}, rules=ctx.rules)
     ctx.writer.table(name, shown, caption=caption)
 
 
