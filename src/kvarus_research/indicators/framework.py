@@ -320,7 +320,17 @@ def aggregate_with_parts(
     missing_reason: str = "answer missing",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """:func:`aggregate`, and the pooled units' own counts (``unit_id, region, year, numerator, denominator,
-    missing``) for disclosure control of the linked totals; they are never published."""
+    missing``) for disclosure control of the linked totals; they are never published.
+
+    Examples
+    --------
+    >>> f = pd.DataFrame({"unit_id": [1] * 12 + [2] * 3, "date": pd.Timestamp("2021-05-01"),
+    ...     "denominator": True, "numerator": [True] * 9 + [False] * 3 + [True, False, False],
+    ...     "exclusion": None})
+    >>> t, parts = aggregate_with_parts(f, pd.DataFrame({"unit_id": [1, 2], "region": ["R", "R"]}))
+    >>> parts[["unit_id", "numerator", "denominator"]].values.tolist()  # unit 2: 1 of 3, in 2021 and overall
+    [[2, 1, 3], [2, 1, 3]]
+    """
     den = flags["denominator"].to_numpy(dtype=bool)
     frame = pd.DataFrame(
         {

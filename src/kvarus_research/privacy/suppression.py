@@ -91,9 +91,10 @@ def partition_constraints(
         if np.isnan(v).any() or np.isnan(t).any():
             continue
         if (t != t[0]).any() or v.sum() != t[0]:
-            raise PrivacyError(
+            what = "carry different totals" if (t != t[0]).any() else "do not"
+            raise PrivacyError(  # no count in the message: it could be one the rules would hide
                 f"protect: the rows of group {label} (rows {rows[0]}-{rows[-1]}) should add up to the total they "
-                f"share, but their counts sum to {v.sum():g} against totals {sorted(set(t.tolist()))}"
+                f"share, but {what}; check the partition (count column, total column, categories)"
             )
         out.append((start + len(virtual), [int(r) for r in rows]))
         virtual.append(float(t[0]))
