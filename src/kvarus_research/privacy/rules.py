@@ -36,12 +36,16 @@ class DisclosureRules:
         information about suppressed cells and no secondary suppression is needed.
     secondary : bool
         Apply secondary suppression (ignored when ``totals_from_rounded``).
-    label : str
-        How a suppressed cell is shown.
+    marker : str
+        How every suppressed cell is shown, whatever the reason it was hidden: one neutral marker that states no
+        bound (a cell hidden to protect another cell may hold any value). The default ``":"`` is Statistics
+        Norway's symbol for "not shown for reasons of confidentiality"; ``"-"`` is not used, since it means zero.
+    footnote : str
+        The footnote printed under every published table and figure that holds the marker.
 
     Examples
     --------
-    >>> DisclosureRules(min_count=10, label="<10").describe()
+    >>> DisclosureRules(min_count=10).describe()
     'custom: counts 1-9 suppressed, units with N < 10 pooled, secondary suppression'
     """
 
@@ -52,7 +56,8 @@ class DisclosureRules:
     rounding: int | None = None
     totals_from_rounded: bool = False
     secondary: bool = True
-    label: str = "<5"
+    marker: str = ":"
+    footnote: str = ": not shown for confidentiality (few people, or to protect another cell)"
 
     def small(self, counts: np.ndarray) -> np.ndarray:
         """Which counts the rules hide: ``0 < n < min_count`` (and zeros with ``suppress_zeros``); NaN is never.
@@ -81,7 +86,7 @@ class DisclosureRules:
 
 
 PRESETS: dict[str, DisclosureRules] = {
-    "norway": DisclosureRules(name="norway", min_count=5, unit_min_n=10, label="<5"),
+    "norway": DisclosureRules(name="norway", min_count=5, unit_min_n=10),
     "opensafely": DisclosureRules(
         name="opensafely",
         min_count=8,
@@ -89,7 +94,8 @@ PRESETS: dict[str, DisclosureRules] = {
         rounding=5,
         totals_from_rounded=True,
         secondary=False,
-        label="[REDACTED]",
+        marker="[REDACTED]",
+        footnote="[REDACTED]: not shown for confidentiality (7 people or fewer, or to protect another cell)",
     ),
 }
 
@@ -122,7 +128,7 @@ class ProtectedTable:
     rules : DisclosureRules
     enabled : bool
     suppressed : DataFrame of bool
-        Which cells of ``table`` were suppressed (shown with ``rules.label``).
+        Which cells of ``table`` were suppressed (shown with ``rules.marker``).
     stamp : str
         What was applied; says so loudly when protection was switched off.
     """
@@ -135,11 +141,11 @@ class ProtectedTable:
     stamp: str = ""
 
     def display(self) -> pd.DataFrame:
-        """The table as shown to readers: suppressed cells replaced by the rules' label (e.g. ``"<5"``)."""
+        """The table as shown to readers: suppressed cells replaced by the rules' neutral marker (``":"``)."""
         out = self.table.astype(object).copy()
         for col in self.suppressed.columns:
             mask = self.suppressed[col].to_numpy(dtype=bool)
-            out.loc[mask, col] = self.rules.label
+            out.loc[mask, col] = self.rules.marker
         return out
 
     def to_csv(self, path: str | Path, **kwargs: Any) -> Path:
