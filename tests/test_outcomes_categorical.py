@@ -103,10 +103,19 @@ def test_alluvial_plot(artifacts) -> None:
     # every 4th course has a missing follow-up: 52 - 13 = 39 courses have valid codes at all three timepoints
     assert len(res.flows) == 39
     ax = res.plot()
-    bars = [p for p in ax.patches if p.get_width() == pytest.approx(0.12)]
-    heights = np.array([p.get_height() for p in bars[:4]])
-    expected = res.flows["baseline"].value_counts().reindex(CODES, fill_value=0).to_numpy() / 39 * 100
-    np.testing.assert_allclose(heights, expected)
+    prot = res.protected().table
+    first = prot[(prot.from_timepoint == "baseline") & (prot.to_timepoint == "ending")]
+    # the first pair's bar at baseline stacks the published n_from of each category: 24, 15, 0, 13 (the
+    # protected table; see test_crosstab_and_protection), in courses, not the row-level flows
+    bars = [p for p in ax.patches if p.get_width() == pytest.approx(0.1) and p.get_x() == pytest.approx(0.02)]
+    heights = [p.get_height() for p in bars[:4]]
+    assert heights == first.drop_duplicates("from_code")["n_from"].astype(float).tolist() == [24, 15, 0, 13]
+    # the hidden cells are not drawn: each category holding one carries the neutral marker, never "<5"
+    texts = [t.get_text() for t in ax.figure.findobj(lambda a: hasattr(a, "get_text"))]
+    markers = [t for t in ax.texts if t.get_gid() == "suppressed"]
+    assert len(markers) >= 3 and {t.get_text() for t in markers} == {":"}
+    assert not any("<5" in t for t in texts)
+    assert res.protected().rules.footnote in texts
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
         "Own or rented home",
         "Temporary housing",

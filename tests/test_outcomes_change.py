@@ -146,9 +146,16 @@ def test_errors() -> None:
 def test_plot_and_protect(artifacts) -> None:
     res = change(tiny_long(), ["dager_rus_30", "livssituasjon"], by="hovedrusmiddel")
     ax = res.plot()
+    # the points are the protected table's improvements: rows whose n is hidden (small groups) have no point
+    # and show the neutral marker instead
+    prot = res.protected()
+    shown = prot.table["improvement"].astype(float).to_numpy()
     xs = np.asarray(ax.lines[0].get_xdata(), dtype=float)
-    np.testing.assert_allclose(xs, res.table["improvement"].to_numpy(dtype=float))
-    ax.figure.savefig(artifacts / "outcomes_change_forest.png")
+    np.testing.assert_allclose(xs, shown[~np.isnan(shown)])
+    markers = [t for t in ax.texts if t.get_gid() == "suppressed"]
+    assert len(markers) == int(prot.suppressed["n"].sum()) > 0
+    assert {t.get_text() for t in markers} == {prot.rules.marker}
+    ax.figure.savefig(artifacts / "outcomes_change_forest.png", bbox_inches="tight")
     assert "mean_change" in res.derived_columns and "n" in res.count_columns
 
 

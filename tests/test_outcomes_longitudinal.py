@@ -107,17 +107,21 @@ def test_continuous_time_random_slope_matches_statsmodels(artifacts) -> None:
     mean_t = d.groupby("timepoint")["t"].mean().reindex(TPS).to_numpy()
     expected = direct.fe_params["Intercept"] + direct.fe_params["t"] * mean_t
     np.testing.assert_allclose(res.table["emm"], expected, rtol=1e-3)
-    ax = res.plot(spaghetti=20)
-    assert len(ax.lines) >= 20
+    # individual trajectories are row-level data: not drawn, with a warning (only the EMM line and its points)
+    with pytest.warns(UserWarning, match="row-level"):
+        ax = res.plot(spaghetti=20)
+    assert len(ax.lines) < 20
     ax.figure.savefig(artifacts / "outcomes_trajectory_continuous.png")
 
 
 def test_trajectory_plot_numbers(artifacts) -> None:
     res = longitudinal(panel(drop=0.3), "dager_rus_30", covariates=["age"])
-    ax = res.plot(spaghetti=30, seed=1)
-    # the EMM line is the errorbar's data line (marker "o"); the spaghetti lines carry no marker
+    ax = res.plot()
+    # the EMM points are the errorbar's data line (marker "o"), read from the protected table (none hidden here)
     emm_line = next(line for line in ax.lines if line.get_marker() == "o")
-    np.testing.assert_allclose(np.asarray(emm_line.get_ydata(), float), res.table["emm"].to_numpy())
+    shown = res.protected().table["emm"].astype(float).to_numpy()
+    np.testing.assert_allclose(np.asarray(emm_line.get_ydata(), float), shown)
+    np.testing.assert_allclose(shown, res.table["emm"].to_numpy())
     assert [t.get_text() for t in ax.get_xticklabels()] == TPS
     assert ax.get_ylabel() == "Days of substance use in the last 30 days"
     ax.figure.savefig(artifacts / "outcomes_trajectory_category.png")
@@ -162,5 +166,5 @@ def test_synthetic_trajectory(artifacts) -> None:
     # baseline -> ending difference must be negative with its whole CI
     assert reg.truth["change"]["dager_rus_30"]["baseline_to_ending"] < 0
     assert res.table.set_index("timepoint").loc["ending", "diff_ci_high"] < 0
-    ax = res.plot(spaghetti=40, seed=2)
+    ax = res.plot()
     ax.figure.savefig(artifacts / "outcomes_trajectory_synthetic.png")

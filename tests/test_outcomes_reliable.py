@@ -107,10 +107,17 @@ def test_by_group_and_plot(artifacts) -> None:
     # courses 2 and 4 are group 1 (alcohol): unchanged + improved (cut-off 4 from the codebook)
     assert counts(res, group=1) == {"deteriorated": 0, "unchanged": 1, "improved": 1, "recovered": 0}
     assert counts(res, group=2) == {"deteriorated": 1, "unchanged": 0, "improved": 1, "recovered": 0}
+    # every count of this tiny table is below 5: the protected figure draws no share, only the marker
     ax = res.plot()
+    assert all(p.get_width() == 0 for p in ax.patches)
+    assert {t.get_text() for t in ax.texts if t.get_gid() == "suppressed"} == {":"}
+    # unprotected (stamped): first category (deteriorated) of the first bar (days, All) = 1 of 4 = 25 %
+    from kvarus_research.privacy.rules import DISABLED_STAMP
+
+    ax = res.plot(enabled=False)
     widths = [p.get_width() for p in ax.patches]
-    # first category (deteriorated) of the first bar (days, All) = 25 %
     assert widths[0] == pytest.approx(25.0)
+    assert DISABLED_STAMP in [t.get_text() for t in ax.figure.texts]
     ax.figure.savefig(artifacts / "outcomes_reliable_change.png", bbox_inches="tight")
 
 

@@ -7,12 +7,22 @@ unless the caller turns it off explicitly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from kvarus_research.errors import AnalysisError
+from kvarus_research.privacy.rules import DISABLED_STAMP, ProtectedTable
+
+#: ``gid`` of every artist standing for a suppressed cell (the marker text, a hatched placeholder).
+SUPPRESSED_GID = "suppressed"
+#: ``gid`` of the footnote a figure with a suppressed cell carries, and of the disabled-protection stamp.
+FOOTNOTE_GID = "disclosure_footnote"
+STAMP_GID = "disclosure_stamp"
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,151 @@ class Definition:
         return "\n".join(lines)
 
 
+class ProtectedSides(Mapping):
+    """Side tables a figure draws besides the main table, each protected when first asked for.
+
+    ``build(key)`` returns the :class:`ProtectedTable` of ``key``; results compute it from their own data with
+    :func:`kvarus_research.privacy.protect`, so drawing code only ever holds protected tables.
+
+    Examples
+    --------
+    >>> from kvarus_research.privacy import protect
+    >>> sides = ProtectedSides(lambda key: protect(pd.DataFrame({"n": [3, 12]}), counts=["n"]), ["counts"])
+    >>> sides["counts"].table["n"].tolist()
+    [<NA>, 12]
+    """
+
+    def __init__(self, build: Callable[[Any], ProtectedTable], keys: Sequence[Any] = ()) -> None:
+        self._build = build
+        self._keys = list(keys)
+        self._cache: dict[Any, ProtectedTable] = {}
+
+    def __getitem__(self, key: Any) -> ProtectedTable:
+        if key not in self._cache:
+            self._cache[key] = self._build(key)
+        return self._cache[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(dict.fromkeys([*self._keys, *self._cache]))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys([*self._keys, *self._cache]))
+
+
+@dataclass
+class ProtectedResult(ProtectedTable):
+    """A result's protected table plus the protected side tables its figure draws (``sides``).
+
+    Behaves as the main :class:`ProtectedTable` (``.table``, ``.display()``, ``.to_csv()``); ``sides`` maps a
+    name to another protected table (see :class:`ProtectedSides`).
+    """
+
+    sides: Mapping[Any, ProtectedTable] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, main: ProtectedTable, sides: Mapping[Any, ProtectedTable]) -> ProtectedResult:
+        """``main`` with ``sides`` attached.
+
+        Examples
+        --------
+        >>> from kvarus_research.privacy import protect
+        >>> p = ProtectedResult.of(protect(pd.DataFrame({"n": [7]}), counts=["n"]), {})
+        >>> p.table["n"].tolist(), dict(p.sides)
+        ([7], {})
+        """
+        return cls(main.table, main.log, main.rules, main.enabled, main.suppressed, main.stamp, sides)
+
+
+def hidden(protected: ProtectedTable, column: str) -> np.ndarray:
+    """Which rows of ``protected.table`` have ``column`` suppressed (all ``False`` for a column never hidden).
+
+    Examples
+    --------
+    >>> from kvarus_research.privacy import protect
+    >>> hidden(protect(pd.DataFrame({"n": [3, 12]}), counts=["n"]), "n").tolist()
+    [True, False]
+    """
+    sup = protected.suppressed
+    if column in getattr(sup, "columns", ()):
+        return sup[column].to_numpy(dtype=bool)
+    return np.zeros(len(protected.table), dtype=bool)
+
+
+def draw_marker(ax: Any, x: float, y: float, protected: ProtectedTable, **kwargs: Any) -> Any:
+    """Write the rules' neutral marker (``":"``, ``"[REDACTED]"``) for a suppressed cell at ``(x, y)``.
+
+    The text carries ``gid`` :data:`SUPPRESSED_GID`, so :func:`mark_figure` adds the footnote.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from kvarus_research.privacy import protect
+    >>> _, ax = plt.subplots()
+    >>> draw_marker(ax, 0.5, 0.5, protect(pd.DataFrame({"n": [3]}), counts=["n"])).get_text()
+    ':'
+    """
+    style = {
+        "fontsize": 9,
+        "ha": "center",
+        "va": "center",
+        "color": "#222222",
+        "fontweight": "bold",
+        **kwargs,
+    }
+    text = ax.text(x, y, protected.rules.marker, **style)
+    text.set_gid(SUPPRESSED_GID)
+    return text
+
+
+def draw_placeholder(ax: Any, x: float, y: float, width: float, height: float, **kwargs: Any) -> Any:
+    """A hatched rectangle of a fixed size standing for a suppressed cell (its size never depends on the value).
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> _, ax = plt.subplots()
+    >>> draw_placeholder(ax, 0, 0, 1, 1).get_gid()
+    'suppressed'
+    """
+    from matplotlib.patches import Rectangle
+
+    style = {"facecolor": "none", "edgecolor": "#888888", "hatch": "///", "linewidth": 0.6, **kwargs}
+    rect = Rectangle((x, y), width, height, **style)
+    rect.set_gid(SUPPRESSED_GID)
+    ax.add_patch(rect)
+    return rect
+
+
+def mark_figure(ax: Any, protected: ProtectedTable) -> None:
+    """Add the rules' footnote when the figure holds a suppressed cell, and the stamp when protection was off.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from kvarus_research.privacy import protect
+    >>> p = protect(pd.DataFrame({"n": [3]}), counts=["n"])
+    >>> _, ax = plt.subplots()
+    >>> _ = draw_marker(ax, 0.5, 0.5, p)
+    >>> mark_figure(ax, p)
+    >>> [t.get_text() for t in ax.figure.texts] == [p.rules.footnote]
+    True
+    """
+    fig = ax.figure
+    own = {t.get_gid() for t in fig.texts}
+    if FOOTNOTE_GID not in own and fig.findobj(lambda a: a.get_gid() == SUPPRESSED_GID):
+        # under everything drawn so far (legends below the axes too); saved with bbox_inches="tight"
+        box = fig.get_tightbbox(fig.canvas.get_renderer())
+        y = min(0.004, box.y0 / fig.get_figheight() - 0.01)
+        fig.text(0.01, y, protected.rules.footnote, ha="left", va="top", fontsize=7, color="#333333",
+                 gid=FOOTNOTE_GID)  # fmt: skip
+    if not protected.enabled and STAMP_GID not in own:
+        fig.text(0.5, 0.998, DISABLED_STAMP, ha="center", va="top", fontsize=8, fontweight="bold",
+                 color="#b00000", gid=STAMP_GID)  # fmt: skip
+
+
 class Result:
     """Base class of analysis results.
 
@@ -50,7 +205,9 @@ class Result:
     holding counts of people or courses, which disclosure control may suppress) and ``derived_columns``
     (column → the count column(s) it was computed from, suppressed with them), where they apply
     ``complement_columns`` and ``partition_columns`` (see :func:`kvarus_research.privacy.protect`), and implement
-    :meth:`plot`.
+    the figure as a classmethod ``_draw(cls, protected, ax, definition, **kwargs)``: :meth:`plot` (never
+    overridden) passes it the protected table only, so a figure cannot show a number the table hides. Data a
+    figure needs beyond the main table is declared as protected side tables (:class:`ProtectedResult`).
     """
 
     table: pd.DataFrame
@@ -70,9 +227,61 @@ class Result:
     #: when the group total is declared, since they differ between the "All" rows and the groups.
     group_label_columns: Sequence[str] = ()
 
-    def plot(self, ax: Any = None, **kwargs: Any) -> Any:  # pragma: no cover - overridden
-        """Draw the result with matplotlib and return the Axes (or Figure)."""
-        raise NotImplementedError
+    def plot(self, ax: Any = None, *, rules: Any = "norway", enabled: bool = True, **kwargs: Any) -> Any:
+        """Draw the result from its protected table and return the matplotlib Axes.
+
+        The one drawing path of every result: the table goes through :meth:`protected` with ``rules``, and only
+        that :class:`~kvarus_research.privacy.rules.ProtectedTable` (with the definition and the labels from
+        :meth:`_draw_context`, which hold no counts) reaches the subclass's ``_draw``. Suppressed cells are drawn
+        with a fixed placeholder (never their value) and labelled with ``rules.marker``; a figure holding the
+        marker carries ``rules.footnote``, and ``enabled=False`` stamps the figure with
+        :data:`~kvarus_research.privacy.rules.DISABLED_STAMP`.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, optional
+            Drawn into a new figure when absent.
+        rules : str or DisclosureRules
+            Disclosure-control rules (``"norway"``, ``"opensafely"`` or a :class:`DisclosureRules`).
+        enabled : bool
+            ``False`` draws the raw table, stamped as such (not for publication).
+        **kwargs
+            Options of the result's figure (see its ``_draw``).
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+            The (first) Axes drawn into; ``ax.figure`` is its Figure.
+
+        Examples
+        --------
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> import kvarus_research as kr
+        >>> from kvarus_research.indicators import TREATMENT_PLAN
+        >>> res = TREATMENT_PLAN.compute(kr.synthetic.generate(n_courses=300, seed=1))
+        >>> ax = res.plot(rules="opensafely")
+        >>> type(ax).__name__
+        'Axes'
+        """
+        protected = self.protected(rules, enabled=enabled)
+        context = self._draw_context()
+        raw = [k for k, v in context.items() if isinstance(v, (pd.DataFrame, pd.Series, np.ndarray))]
+        if raw:  # the drawing code gets tables only through protected()
+            raise TypeError(
+                f"{type(self).__name__}._draw_context passes tables {raw}: use protected() instead"
+            )
+        ax = type(self)._draw(protected, ax, self.definition, **{**context, **kwargs})
+        mark_figure(ax, protected)
+        return ax
+
+    @classmethod
+    def _draw(cls, protected: Any, ax: Any, definition: Definition, **kwargs: Any) -> Any:
+        """Draw ``protected`` (a ProtectedTable) into ``ax`` (or a new figure) and return the Axes."""
+        raise AnalysisError(f"{cls.__name__} has no figure")
+
+    def _draw_context(self) -> dict[str, Any]:
+        """Keyword arguments of ``_draw`` that are not counts (labels, kind, units of time); none by default."""
+        return {}
 
     def protected(self, rules: Any = "norway", *, enabled: bool = True) -> Any:
         """The table after disclosure control (:func:`kvarus_research.privacy.protect`), with the structure the

@@ -45,7 +45,7 @@ from kvarus_research.outcomes._data import (
     outcome_meta,
     resolve_codebook,
 )
-from kvarus_research.results import Definition, Result
+from kvarus_research.results import Definition, Result, draw_marker, hidden
 
 NOT_OWED: tuple[str, ...] = ("not_yet_due", "no_ending")
 
@@ -86,21 +86,38 @@ class AttritionResult(Result):
         self.definition = definition
         self.label = label
 
-    def plot(self, ax: Any = None, *, reference: float | None = None, **kwargs: Any) -> Any:
-        """The three estimates with CIs; ``reference`` draws a known value (e.g. a synthetic truth)."""
+    def _draw_context(self) -> dict[str, Any]:
+        return {"label": self.label}
+
+    @classmethod
+    def _draw(cls, protected: Any, ax: Any, definition: Definition, *, label: str = "",
+              reference: float | None = None, **kwargs: Any) -> Any:  # fmt: skip
+        """The three estimates with CIs; ``reference`` draws a known value (e.g. a synthetic truth).
+
+        A method whose ``n`` is suppressed has no point (its estimate is derived from the hidden count) and shows
+        the rules' marker.
+        """
         import matplotlib.pyplot as plt
 
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 3))
-        tab = self.table
+        tab = protected.table.reset_index(drop=True)
         y = np.arange(len(tab))[::-1]
-        err = np.vstack([tab["estimate"] - tab["ci_low"], tab["ci_high"] - tab["estimate"]])
-        ax.errorbar(tab["estimate"], y, xerr=err, fmt="o", capsize=4, color=kwargs.get("color", "C0"))
+        gone = hidden(protected, "n") | hidden(protected, "estimate")
+        est = tab["estimate"].astype(float).to_numpy()
+        lo, hi = tab["ci_low"].astype(float).to_numpy(), tab["ci_high"].astype(float).to_numpy()
+        ok = ~gone & ~np.isnan(est)
+        ax.errorbar(est[ok], y[ok], xerr=np.vstack([est[ok] - lo[ok], hi[ok] - est[ok]]), fmt="o", capsize=4,
+                    color=kwargs.get("color", "C0"))  # fmt: skip
+        centre = float(np.nanmean(est[ok])) if ok.any() else 0.0
+        for yi in y[gone]:
+            draw_marker(ax, centre, yi, protected)
         ax.set_yticks(y, tab["method"])
+        ax.set_ylim(-0.7, len(tab) - 0.3)
         if reference is not None:
             ax.axvline(reference, color="C3", ls="--", label="reference")
             ax.legend(frameon=False)
-        ax.set_xlabel(f"Mean change in {self.label} ({self.definition.details['timepoints']})")
+        ax.set_xlabel(f"Mean change in {label} ({definition.details['timepoints']})")
         ax.set_title("Attrition: complete case, IPW and multiple imputation")
         return ax
 

@@ -29,7 +29,7 @@ from kvarus_research.outcomes._data import (
     resolve_codebook,
     wilson,
 )
-from kvarus_research.results import Definition, Result
+from kvarus_research.results import Definition, Result, draw_marker, draw_placeholder, hidden
 
 
 def square_table_tests(table: np.ndarray) -> list[dict[str, Any]]:
@@ -149,57 +149,87 @@ class TransitionResult(Result):
         wide.columns = [self.labels[c] for c in wide.columns]
         return wide.rename_axis(index=start, columns=end)
 
-    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
-        """Alluvial-style plot: stacked bars per timepoint joined by bands as wide as the number moving."""
+    @classmethod
+    def _draw(cls, protected: Any, ax: Any, definition: Definition, **kwargs: Any) -> Any:
+        """Alluvial-style figure of the consecutive pairs of timepoints, drawn from the protected table.
+
+        For each pair, the bar at the first timepoint stacks the *from* categories (height ``n_from``, courses
+        with a valid code at both timepoints) and bands as wide as the published ``n`` run to the bar at the
+        second timepoint, which stacks the bands arriving in each category. A middle timepoint has two bars (the
+        end of one pair, the start of the next: each pair is its own population). A suppressed band is not drawn
+        (its category's bar keeps the gap) and its category carries the rules' marker; a suppressed ``n_from`` is
+        a hatched placeholder of fixed height with the marker.
+        """
         import matplotlib.pyplot as plt
 
+        t = protected.table.reset_index(drop=True)
+        n_hidden, from_hidden = hidden(protected, "n"), hidden(protected, "n_from")
+        tps = str(definition.details.get("timepoints", "")).split(" -> ")
+        pairs = [(a, b) for a, b in zip(tps[:-1], tps[1:], strict=False)
+                 if ((t["from_timepoint"] == a) & (t["to_timepoint"] == b)).any()]  # fmt: skip
+        codes = list(dict.fromkeys(t["from_code"]))
+        names = dict(zip(t["from_code"], t["from_label"], strict=True))
+        colours = {c: plt.get_cmap("tab10")(i % 10) for i, c in enumerate(codes)}
         if ax is None:
             _, ax = plt.subplots(figsize=(8, 5))
-        tps = list(self.flows.columns)
-        codes = list(self.labels)
-        colours = {c: plt.get_cmap("tab10")(i % 10) for i, c in enumerate(codes)}
-        total = max(len(self.flows), 1)
-        width = 0.12
-        tops: list[dict[Any, float]] = []
-        for x, tp in enumerate(tps):
-            counts = self.flows[tp].value_counts().reindex(codes, fill_value=0) / total * 100
-            bottom, top = 0.0, {}
-            for c in codes:
-                ax.bar(
-                    x,
-                    counts[c],
-                    bottom=bottom,
-                    width=width,
-                    color=colours[c],
-                    edgecolor="white",
-                    linewidth=0.5,
-                )
-                top[c] = bottom
-                bottom += counts[c]
-            tops.append(top)
+        width, gap = 0.1, 0.02
+        rules = protected.rules
+        placeholder = float(rules.min_count)  # fixed height of a hidden category, whatever it holds
         s = np.linspace(0, 1, 40)
         curve = 3 * s**2 - 2 * s**3
-        for i in range(len(tps) - 1):
-            pair = self.flows.groupby([tps[i], tps[i + 1]]).size() / total * 100
-            out_pos, in_pos = dict(tops[i]), dict(tops[i + 1])
-            for a in codes:
-                for b in codes:
-                    h = float(pair.get((a, b), 0.0))
-                    if h <= 0:
+        top = 0.0
+        for i, (a, b) in enumerate(pairs):
+            sub = (t["from_timepoint"] == a).to_numpy() & (t["to_timepoint"] == b).to_numpy()
+            rows = np.flatnonzero(sub)
+            x0, x1 = i + gap, i + 1 - gap - width
+            bottom, into = 0.0, dict.fromkeys(codes, 0.0)
+            bands: list[tuple[Any, Any, float, float]] = []
+            for fc in codes:
+                mine = rows[t["from_code"].to_numpy()[rows] == fc]
+                if not len(mine):
+                    continue
+                if from_hidden[mine].any():
+                    draw_placeholder(ax, x0, bottom, width, placeholder, edgecolor=colours[fc])
+                    draw_marker(ax, x0 + width / 2, bottom + placeholder / 2, protected)
+                    bottom += placeholder
+                    continue
+                n_from = float(t["n_from"].iloc[mine[0]])
+                ax.bar(x0, n_from, bottom=bottom, width=width, align="edge", color=colours[fc],
+                       edgecolor="white", linewidth=0.5)  # fmt: skip
+                out = bottom
+                for r in mine:
+                    if n_hidden[r] or pd.isna(t["n"].iloc[r]) or float(t["n"].iloc[r]) <= 0:
                         continue
-                    y0, y1 = out_pos[a], in_pos[b]
-                    xs = i + width / 2 + s * (1 - width)
-                    low = y0 + (y1 - y0) * curve
-                    ax.fill_between(xs, low, low + h, color=colours[a], alpha=0.35, linewidth=0)
-                    out_pos[a] += h
-                    in_pos[b] += h
-        ax.set_xticks(range(len(tps)), tps)
-        ax.set_ylabel(f"Share of courses (%), n = {len(self.flows)}")
-        ax.set_ylim(0, 100)
+                    h = float(t["n"].iloc[r])
+                    bands.append((fc, t["to_code"].iloc[r], out, h))
+                    out += h
+                if n_hidden[mine].any():
+                    draw_marker(ax, x0 + width + 0.015, bottom + n_from / 2, protected, ha="left")
+                bottom += n_from
+            for _, tc, _, h in bands:
+                into[tc] += h
+            arrive, level = {}, 0.0
+            for tc in codes:
+                arrive[tc] = level
+                if into[tc] > 0:
+                    ax.bar(x1, into[tc], bottom=level, width=width, align="edge", color=colours[tc],
+                           edgecolor="white", linewidth=0.5)  # fmt: skip
+                level += into[tc]
+            for fc, tc, y0, h in bands:
+                y1 = arrive[tc]
+                arrive[tc] += h
+                xs = x0 + width + s * (x1 - x0 - width)
+                low = y0 + (y1 - y0) * curve
+                ax.fill_between(xs, low, low + h, color=colours[fc], alpha=0.35, linewidth=0)
+            top = max(top, bottom, level)
+        ax.set_xticks(range(len(pairs) + 1), [pairs[0][0], *[b for _, b in pairs]] if pairs else [])
+        ax.set_xlim(-0.1, max(len(pairs), 1) + 0.1)
+        ax.set_ylim(0, top * 1.05 if top else 1)
+        ax.set_ylabel("Courses with a valid code at both timepoints of each pair")
         handles = [plt.Rectangle((0, 0), 1, 1, color=colours[c]) for c in codes]
-        ax.legend(handles, [self.labels[c] for c in codes], loc="upper center", bbox_to_anchor=(0.5, -0.08),
+        ax.legend(handles, [names[c] for c in codes], loc="upper center", bbox_to_anchor=(0.5, -0.08),
                   ncol=min(len(codes), 3), frameon=False)  # fmt: skip
-        ax.set_title(self.definition.details.get("title", "Transitions"))
+        ax.set_title(definition.details.get("title", "Transitions"))
         return ax
 
 

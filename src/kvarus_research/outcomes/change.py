@@ -33,7 +33,7 @@ from kvarus_research.outcomes._data import (
     resolve_codebook,
     wilson,
 )
-from kvarus_research.results import Definition, Result
+from kvarus_research.results import Definition, Result, draw_marker, hidden
 
 STAT_COLUMNS: tuple[str, ...] = (
     "mean_start",
@@ -207,28 +207,41 @@ class ChangeResult(Result):
             self.complement_columns = {"n_responders": "n_responder_base"}
         self.derived_columns = derived
 
-    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
-        """Forest plot of the improvement (change signed so that right = better) with its CI, one row per line."""
+    @classmethod
+    def _draw(cls, protected: Any, ax: Any, definition: Definition, **kwargs: Any) -> Any:
+        """Forest plot of the improvement (change signed so that right = better) with its CI, one row per line.
+
+        A row whose ``n`` is suppressed has no point (its estimate is derived from the hidden count) and shows the
+        rules' marker at 0. ``color`` sets the colour of the points.
+        """
         import matplotlib.pyplot as plt
 
+        tab = protected.table.reset_index(drop=True)
         if ax is None:
-            _, ax = plt.subplots(figsize=(7, 0.5 * len(self.table) + 1.5))
-        tab = self.table.reset_index(drop=True)
+            _, ax = plt.subplots(figsize=(7, 0.5 * len(tab) + 1.5))
         y = np.arange(len(tab))[::-1]
-        err = np.vstack(
-            [tab["improvement"] - tab["improvement_ci_low"], tab["improvement_ci_high"] - tab["improvement"]]
+        gone = hidden(protected, "n") | hidden(protected, "improvement")
+        est = tab["improvement"].astype(float).to_numpy()
+        lo, hi = (
+            tab["improvement_ci_low"].astype(float).to_numpy(),
+            tab["improvement_ci_high"].astype(float).to_numpy(),
         )
-        ax.errorbar(tab["improvement"], y, xerr=err, fmt="o", color=kwargs.get("color", "C0"), capsize=3)
+        ok = ~gone & ~np.isnan(est)
+        ax.errorbar(est[ok], y[ok], xerr=np.vstack([est[ok] - lo[ok], hi[ok] - est[ok]]), fmt="o",
+                    color=kwargs.get("color", "C0"), capsize=3)  # fmt: skip
+        for yi in y[gone]:
+            draw_marker(ax, 0.0, yi, protected)
         names = [
             lab if gv in (None, "") or pd.isna(gv) else f"{lab}: {gl}"
-            for lab, gv, gl in zip(tab["label"], tab["group_variable"], tab["group_label"])
+            for lab, gv, gl in zip(tab["label"], tab["group_variable"], tab["group_label"], strict=True)
         ]
         ax.set_yticks(y, names)
+        ax.set_ylim(-0.7, len(tab) - 0.3)
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_xlabel(
             f"Improvement {tab['start'].iloc[0]} \u2192 {tab['end'].iloc[0]} (points, right = better)"
         )
-        ax.set_title(self.definition.details.get("title", "Change"))
+        ax.set_title(definition.details.get("title", "Change"))
         return ax
 
 

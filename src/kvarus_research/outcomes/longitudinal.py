@@ -36,7 +36,7 @@ from kvarus_research.outcomes._data import (
     numeric,
     resolve_codebook,
 )
-from kvarus_research.results import Definition, Result
+from kvarus_research.results import Definition, Result, draw_marker, hidden
 
 
 class LongitudinalResult(Result):
@@ -80,39 +80,52 @@ class LongitudinalResult(Result):
         self.definition = definition
         self.label = label
 
-    def plot(self, ax: Any = None, *, spaghetti: int = 0, seed: int = 0, **kwargs: Any) -> Any:
-        """Trajectory plot: EMMs with CIs by timepoint; optionally the raw trajectories of ``spaghetti`` courses.
+    def _draw_context(self) -> dict[str, Any]:
+        return {"label": self.label}
 
-        The spaghetti lines show individual courses' values: use them for exploration only, never in an export.
+    @classmethod
+    def _draw(cls, protected: Any, ax: Any, definition: Definition, *, label: str = "", spaghetti: int = 0,
+              **kwargs: Any) -> Any:  # fmt: skip
+        """Trajectory plot: EMMs with CIs by timepoint, from the protected table.
+
+        A timepoint whose ``n_obs`` is suppressed has no point (its mean is derived from the hidden count) and
+        shows the rules' marker. Individual trajectories (the former ``spaghetti=``) are row-level data that no
+        disclosure control covers: they are not drawn (a warning says so). ``color`` sets the line colour.
         """
+        import warnings
+
         import matplotlib.pyplot as plt
 
+        if spaghetti:
+            warnings.warn("spaghetti= is ignored: individual trajectories are row-level data and are not drawn",
+                          UserWarning, stacklevel=3)  # fmt: skip
         if ax is None:
             _, ax = plt.subplots(figsize=(7, 4.5))
-        tab = self.table
-        continuous = self.definition.details.get("time") == "continuous"
-        xpos = tab["time_years"].to_numpy() if continuous else np.arange(len(tab), dtype=float)
-        if spaghetti:
-            ids = pd.unique(self.data["course_id"])
-            rng = np.random.default_rng(seed)
-            pick = rng.choice(ids, size=min(int(spaghetti), len(ids)), replace=False)
-            sub = self.data[self.data["course_id"].isin(pick)]
-            where = dict(zip(tab["timepoint"], xpos))
-            for _, g in sub.groupby("course_id"):
-                xs = g["t"].to_numpy() if continuous else g["tp"].astype(str).map(where).to_numpy()
-                ax.plot(xs, g["y"].to_numpy(), color="grey", alpha=0.25, lw=0.7)
-        err = np.vstack([tab["emm"] - tab["ci_low"], tab["ci_high"] - tab["emm"]])
-        ax.errorbar(xpos, tab["emm"], yerr=err, fmt="o-", color=kwargs.get("color", "C0"), capsize=4, lw=2)
+        tab = protected.table.reset_index(drop=True)
+        continuous = definition.details.get("time") == "continuous"
+        xpos = tab["time_years"].astype(float).to_numpy() if continuous else np.arange(len(tab), dtype=float)
+        gone = hidden(protected, "n_obs") | hidden(protected, "emm")
+        emm = tab["emm"].astype(float).to_numpy()
+        lo, hi = tab["ci_low"].astype(float).to_numpy(), tab["ci_high"].astype(float).to_numpy()
+        shown = np.where(gone, np.nan, emm)  # a hidden timepoint breaks the line
+        ok = ~np.isnan(shown)
+        ax.errorbar(xpos[ok], shown[ok], yerr=np.vstack([shown[ok] - lo[ok], hi[ok] - shown[ok]]), fmt="o",
+                    color=kwargs.get("color", "C0"), capsize=4)  # fmt: skip
+        ax.plot(xpos, shown, "-", color=kwargs.get("color", "C0"), lw=2)
+        if gone.any():
+            y_mid = float(np.nanmean(shown)) if ok.any() else 0.5
+            for x in xpos[gone]:
+                draw_marker(ax, x, y_mid, protected)
         if continuous:
             ax.set_xlabel("Years since course start")
-            for x, name in zip(xpos, tab["timepoint"]):
+            for x, name in zip(xpos, tab["timepoint"], strict=True):
                 ax.annotate(str(name), (x, ax.get_ylim()[0]), fontsize=8, ha="center", va="bottom")
         else:
             ax.set_xticks(xpos, tab["timepoint"])
             ax.set_xlabel("Timepoint")
-        ax.set_ylabel(self.label)
-        model, level = self.definition.details.get("model", ""), self.definition.details.get("ci", "")
-        ax.set_title(f"{self.label}\nestimated marginal means ({model}, {level} CI)", fontsize=10)
+        ax.set_ylabel(label)
+        model, level = definition.details.get("model", ""), definition.details.get("ci", "")
+        ax.set_title(f"{label}\nestimated marginal means ({model}, {level} CI)", fontsize=10)
         return ax
 
 

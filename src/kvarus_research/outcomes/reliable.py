@@ -43,7 +43,7 @@ from kvarus_research.outcomes._data import (
     resolve_codebook,
     wilson,
 )
-from kvarus_research.results import Definition, Result
+from kvarus_research.results import Definition, Result, draw_marker, hidden
 
 CATEGORIES: tuple[str, ...] = ("deteriorated", "unchanged", "improved", "recovered")
 COLOURS = {"deteriorated": "#c0392b", "unchanged": "#bdc3c7", "improved": "#5dade2", "recovered": "#1e8449"}
@@ -133,28 +133,38 @@ class ReliableChangeResult(Result):
         self.courses = courses
         self.definition = definition
 
-    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
-        """Stacked bars of the category shares, one bar per outcome (and group)."""
+    @classmethod
+    def _draw(cls, protected: Any, ax: Any, definition: Definition, **kwargs: Any) -> Any:
+        """Stacked bars of the category shares, one bar per outcome (and group), from the protected table.
+
+        A suppressed share is not drawn (the bar keeps the gap) and the bar carries the rules' marker after 100 %.
+        """
         import matplotlib.pyplot as plt
 
-        keys = ["label", "group_label"]
-        wide = self.table.pivot_table(index=keys, columns="category", values="share", sort=False).reindex(
-            columns=list(CATEGORIES)
-        )
+        t = protected.table.reset_index(drop=True).assign(_hidden=hidden(protected, "share"))
+        keys = list(dict.fromkeys(zip(t["label"], t["group_label"], strict=True)))
         if ax is None:
-            _, ax = plt.subplots(figsize=(8, 0.5 * len(wide) + 1.8))
-        names = [lab if grp == "All" else f"{lab}: {grp}" for lab, grp in wide.index]
-        left = np.zeros(len(wide))
-        y = np.arange(len(wide))[::-1]
+            _, ax = plt.subplots(figsize=(8, 0.5 * len(keys) + 1.8))
+        names = [lab if grp == "All" else f"{lab}: {grp}" for lab, grp in keys]
+        y = np.arange(len(keys))[::-1]
+        left = np.zeros(len(keys))
+        where = {k: i for i, k in enumerate(keys)}
+        row = np.array([where[k] for k in zip(t["label"], t["group_label"], strict=True)])
         for cat in CATEGORIES:
-            vals = wide[cat].fillna(0).to_numpy() * 100
+            vals = np.zeros(len(keys))
+            mine = (t["category"] == cat).to_numpy()
+            share = t["share"].astype(float).to_numpy()
+            vals[row[mine]] = np.nan_to_num(np.where(t["_hidden"].to_numpy()[mine], 0.0, share[mine])) * 100
             ax.barh(y, vals, left=left, color=COLOURS[cat], label=cat.capitalize())
             left += vals
+        for i in np.unique(row[t["_hidden"].to_numpy()]):
+            draw_marker(ax, 101.5, y[i], protected, ha="left")
         ax.set_yticks(y, names)
-        ax.set_xlim(0, 100)
+        ax.set_xlim(0, 112)
+        ax.set_xticks([0, 20, 40, 60, 80, 100])
         ax.set_xlabel("Share of courses (%)")
         ax.legend(ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
-        ax.set_title(self.definition.details.get("title", "Reliable change"))
+        ax.set_title(definition.details.get("title", "Reliable change"))
         return ax
 
 
