@@ -7,9 +7,10 @@ line number as in the file (header = line 1, first data row = line 2), so a find
 a person would open. Rows with the wrong number of fields (a truncated last line, an unquoted ``;`` in a text)
 are kept aside as :attr:`RawTable.bad_rows`, never dropped silently.
 
-A file that cannot be read at all (empty, not UTF-8, wrong delimiter, duplicate column names) raises
-:class:`FileProblem`, an :class:`~kvarus_research.errors.ExtractError` that also carries the file, line, column
-and rule.
+A file that cannot be read at all (empty, not UTF-8, wrong delimiter, no header line, duplicate column names)
+raises :class:`FileProblem`, an :class:`~kvarus_research.errors.ExtractError` that also carries the file, line,
+column and rule. A first line that holds values instead of column names (a dump saved without its header) is
+refused without showing it: it is a patient's row.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from kvarus_research.errors import ExtractError
+from kvarus_research.redact import redact
 
 BOM = b"\xef\xbb\xbf"
 
@@ -43,14 +47,15 @@ class FileProblem(ExtractError):
         Column name when the problem has one.
     rule : str
         Short name of the rule: ``empty_file``, ``encoding``, ``wrong_delimiter``, ``duplicate_column``,
-        ``missing_required_column``, ``unreadable``, ``missing_form``.
+        ``missing_required_column``, ``missing_header``, ``unreadable``, ``missing_form``.
     """
 
     def __init__(
         self, message: str, *, file: str, rule: str, line: int | None = None, column: str | None = None
     ):
         super().__init__(message)
-        self.file, self.rule, self.line, self.column = file, rule, line, column
+        self.file, self.rule, self.line = redact(file), rule, line
+        self.column = None if column is None else redact(column)
 
 
 @dataclass
@@ -110,8 +115,42 @@ def _utf8_error(data: bytes) -> int | None:
         return None  # pragma: no cover - arrow and Python disagree only on exotic input
 
 
-def _header(first_line: str, name: str) -> tuple[list[str], bool]:
-    """Column names from the header line and whether it ended with the trailing empty column."""
+#: A header field made only of digits and date/number punctuation is a value, not a column name.
+_VALUE_LIKE = re.compile(r"^[\d\s.,:/+-]+$")
+
+
+def looks_like_values(names: Sequence[str]) -> bool:
+    """Whether a header line holds values (numbers, dates, identifiers) rather than column names.
+
+    Examples
+    --------
+    >>> looks_like_values(["PasientGUID", "UnitId", "dato_mp_beh"])
+    False
+    >>> looks_like_values(["3f2b8c1e-9a4d-4e5f-8b6c-7d8e9f0a1b2c", "10", "01.02.2022"])
+    True
+    """
+    return any(n and (_VALUE_LIKE.match(n) or redact(n) != n) for n in names)
+
+
+def expected_header(expected: Sequence[str], name: str) -> str:
+    """The sentence saying what the first line of ``name`` should be.
+
+    Examples
+    --------
+    >>> expected_header(["PasientGUID", "UnitId"], "f.csv")
+    'the first line of f.csv should be the header with the columns PasientGUID;UnitId;'
+    """
+    if not expected:
+        return f"the first line of {name} should be the header: the ';'-separated column names of the form"
+    shown = ";".join(expected[:12]) + (f"; ... ({len(expected)} columns)" if len(expected) > 12 else ";")
+    return f"the first line of {name} should be the header with the columns {shown}"
+
+
+def _header(first_line: str, name: str, expected: Sequence[str] = ()) -> tuple[list[str], bool]:
+    """Column names from the header line and whether it ended with the trailing empty column.
+
+    ``expected`` (the form's columns) is only used to say what the header should be.
+    """
     try:
         names = next(csv.reader([first_line], delimiter=";"), [])
     except csv.Error as exc:
@@ -141,6 +180,14 @@ def _header(first_line: str, name: str) -> tuple[list[str], bool]:
                     line=1,
                     rule="wrong_delimiter",
                 )
+    if looks_like_values(names):
+        raise FileProblem(
+            f"{name} line 1: not a header: it holds values (a data row, not shown here), not column names; "
+            + expected_header(expected, name),
+            file=name,
+            line=1,
+            rule="missing_header",
+        )
     seen: set[str] = set()
     for n in names:
         if n and n in seen:
@@ -165,7 +212,12 @@ def _line_count(data: bytes) -> tuple[int, bool]:
 
 
 def parse_csv(
-    data: bytes, name: str, *, allow_cp1252: bool = False, null_values: tuple[str, ...] = ("",)
+    data: bytes,
+    name: str,
+    *,
+    allow_cp1252: bool = False,
+    null_values: tuple[str, ...] = ("",),
+    expected: Sequence[str] = (),
 ) -> RawTable:
     """Split the bytes of one MRS CSV data dump into text fields.
 
@@ -179,6 +231,8 @@ def parse_csv(
         Read a file that is not valid UTF-8 as Windows-1252 (with a warning note) instead of refusing it.
     null_values : tuple of str
         Field texts read as null (missing): the empty field and, from the reader, the codebook's missing labels.
+    expected : sequence of str
+        The columns the file should have (used only to say what the header should be when it is missing).
 
     Returns
     -------
@@ -187,7 +241,8 @@ def parse_csv(
     Raises
     ------
     FileProblem
-        Empty file, not UTF-8 (and ``allow_cp1252`` is false), wrong delimiter, duplicate column names.
+        Empty file, not UTF-8 (and ``allow_cp1252`` is false), wrong delimiter, no header (the first line holds
+        values: not shown), duplicate column names.
 
     Examples
     --------
@@ -235,7 +290,7 @@ def parse_csv(
         )
     end = data.find(b"\n")
     first = (data if end < 0 else data[:end]).decode("utf-8").rstrip("\r")
-    names, trailing = _header(first, name)
+    names, trailing = _header(first, name, expected)
     n_fields = len(names) + (1 if trailing else 0)
     raw = _fast_parse(data, names, n_fields, name, null_values) if end >= 0 else None
     if raw is None:
@@ -363,7 +418,9 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def parse_sheet(rows: Any, name: str, null_values: tuple[str, ...] = ("",)) -> RawTable:
+def parse_sheet(
+    rows: Any, name: str, null_values: tuple[str, ...] = ("",), expected: Sequence[str] = ()
+) -> RawTable:
     """Split the rows of one xlsx sheet (``openpyxl`` ``iter_rows(values_only=True)``) like a CSV dump.
 
     Row numbers are the sheet's (header = row 1); fully blank rows are skipped and not counted.
@@ -383,7 +440,7 @@ def parse_sheet(rows: Any, name: str, null_values: tuple[str, ...] = ("",)) -> R
     head = [_cell_text(v) for v in header]
     while head and head[-1] == "":
         head.pop()
-    names, _ = _header(";".join(f'"{h}"' if ";" in h else h for h in head) if head else "", name)
+    names, _ = _header(";".join(f'"{h}"' if ";" in h else h for h in head) if head else "", name, expected)
     data: list[list[str]] = []
     lines: list[int] = []
     for i, row in enumerate(it, start=2):
@@ -405,8 +462,12 @@ def parse_sheet(rows: Any, name: str, null_values: tuple[str, ...] = ("",)) -> R
     )
 
 
-def read_workbook(path: Path, null_values: tuple[str, ...] = ("",)) -> dict[str, RawTable]:
-    """Every sheet of an xlsx data dump, by sheet name."""
+def read_workbook(
+    path: Path,
+    null_values: tuple[str, ...] = ("",),
+    expected: Callable[[str], Sequence[str]] | None = None,
+) -> dict[str, RawTable]:
+    """Every sheet of an xlsx data dump, by sheet name (``expected(title)``: the columns a sheet should have)."""
     import openpyxl
 
     try:
@@ -419,7 +480,12 @@ def read_workbook(path: Path, null_values: tuple[str, ...] = ("",)) -> dict[str,
         ) from exc
     try:
         return {
-            ws.title: parse_sheet(ws.iter_rows(values_only=True), f"{path.name}[{ws.title}]", null_values)
+            ws.title: parse_sheet(
+                ws.iter_rows(values_only=True),
+                f"{path.name}[{ws.title}]",
+                null_values,
+                expected(ws.title) if expected is not None else (),
+            )
             for ws in wb.worksheets
         }
     finally:

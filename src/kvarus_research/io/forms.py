@@ -20,7 +20,7 @@ import pandas as pd
 from kvarus_research.codebook.model import Codebook, Form
 from kvarus_research.codebook.schema import failure_cases, form_schema
 from kvarus_research.io.convert import convert_column
-from kvarus_research.io.csv import FileProblem, RawTable
+from kvarus_research.io.csv import FileProblem, RawTable, expected_header
 from kvarus_research.io.validate import file_finding, finding_frame
 
 MESSAGES = {
@@ -68,6 +68,24 @@ def _tail(severity: str) -> str:
     return "; row rejected" if severity == "error" else "; set to missing, row kept"
 
 
+def _missing_column_message(raw: RawTable, form: Form, column: str, codebook: Codebook) -> str:
+    """What is wrong when a required column is missing, and what the header should be; the file's own column
+    names are shown (redacted) only when some of them are the form's: a first line with none of them is not a
+    header but a patient's row, never printed."""
+    expected = [v.name for v in codebook.form_variables(form.name)]
+    known = [c for c in raw.columns if c in expected]
+    head = f"{raw.file}: required column {column!r} of form {form.name!r} is missing; "
+    if not known:
+        return (
+            head
+            + "line 1 holds none of the form's column names (if it is a data row, it is not shown here); "
+            + expected_header(expected, raw.file)
+        )
+    other = [c for c in raw.columns if c not in expected]
+    shown = f"; not in the form: {other[:8]}{' ...' if len(other) > 8 else ''}" if other else ""
+    return head + expected_header(expected, raw.file) + f" (the header has {len(known)} of them{shown})"
+
+
 def convert_form(raw: RawTable, form: Form, codebook: Codebook) -> FormTable:
     """Type and check one form's file.
 
@@ -111,8 +129,7 @@ def convert_form(raw: RawTable, form: Form, codebook: Codebook) -> FormTable:
     for v in form_vars:
         if v.required and v.name not in raw.columns:
             raise FileProblem(
-                f"{file}: required column {v.name!r} of form {form.name!r} is missing; the file has columns "
-                f"{raw.columns[:12]}{' ...' if len(raw.columns) > 12 else ''}",
+                _missing_column_message(raw, form, v.name, codebook),
                 file=file,
                 column=v.name,
                 rule="missing_required_column",

@@ -136,9 +136,14 @@ def _collect(
             by_form.setdefault(form.name, []).append((m["date"] + m["time"], p, None))
         elif p.suffix.lower() == ".xlsx" and p.name.lower() != "rapport.xlsx":
             workbooks.append(p)
+
+    def columns_of(title: str) -> list[str]:
+        form = match_form(title, codebook)
+        return [v.name for v in codebook.form_variables(form.name)] if form is not None else []
+
     sources: list[_Source] = []
     for wb in workbooks:
-        sheets = read_workbook(wb, nulls)
+        sheets = read_workbook(wb, nulls, columns_of)
         found = set()
         for title, raw in sheets.items():
             form = match_form(title, codebook)
@@ -181,11 +186,17 @@ def _collect(
         p = versions[-1][1]
         form = codebook.form(form_name)
         if p.suffix.lower() == ".xlsx":
-            sheets = read_workbook(p, nulls)
+            sheets = read_workbook(p, nulls, lambda _title, f=form_name: columns_of(f))
             raw = next(iter(sheets.values()))
             raw.file = p.name
         else:
-            raw = parse_csv(p.read_bytes(), p.name, allow_cp1252=allow_cp1252, null_values=nulls)
+            raw = parse_csv(
+                p.read_bytes(),
+                p.name,
+                allow_cp1252=allow_cp1252,
+                null_values=nulls,
+                expected=columns_of(form_name),
+            )
         sources.append(_Source(form, p.name, raw))
     if not sources:
         raise ExtractError(

@@ -285,8 +285,8 @@ def build_coverage(folder: Path, allow_cp1252: bool) -> tuple[pd.DataFrame | Non
         from kvarus_research.io.csv import FileProblem
 
         raise FileProblem(
-            f"{path.name}: needs columns for the unit and the expected number of courses; found "
-            f"{raw.columns}",
+            f"{path.name}: needs columns for the unit and the expected number of courses; the first line should "
+            "be the header with the columns UnitId;year;expected_courses;reserved_courses;",
             file=path.name,
             rule="missing_required_column",
             column="unit_id",

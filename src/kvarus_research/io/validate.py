@@ -2,7 +2,10 @@
 
 A *finding* says what is wrong where: the file, the row number as in the file (header = line 1, first data row
 = line 2; empty for findings about a whole file or column), the column, the value (never the value of an
-identifier column: ``"<id>"`` is shown instead), the rule broken, the severity and a readable message.
+identifier column: ``"<id>"`` is shown instead), the rule broken, the severity and a readable message. Every text
+of a finding (file, column, value, message) passes through :func:`kvarus_research.redact.redact`, whatever the
+column: an identity number, GUID or pseudonym that landed in another column (a shifted row, a mistyped value, a
+dump without its header, a file name) is shown as ``<id>``, ``<guid>`` or ``<pseudonym>``.
 
 Severity ``error`` means the row was rejected (it is not in the registry); ``warning`` means the row was kept
 (an invalid data value is set to missing, and the finding says so). For every file the report keeps the rows
@@ -19,11 +22,25 @@ import numpy as np
 import pandas as pd
 
 from kvarus_research.errors import ExtractError
+from kvarus_research.redact import redact
 
 FINDING_COLUMNS: list[str] = ["file", "row", "column", "value", "rule", "severity", "message"]
 ROW_COLUMNS: list[str] = ["file", "form", "read", "accepted", "rejected"]
 ID_PLACEHOLDER = "<id>"
 SEVERITIES = ("error", "warning")
+#: Columns of a finding that are redacted (whatever a file put in them).
+TEXT_COLUMNS: tuple[str, ...] = ("file", "column", "value", "message")
+
+
+def _redacted(column: pd.Series) -> pd.Series:
+    """``column`` with every text value redacted (each distinct value once); missing values stay missing."""
+    if not len(column):
+        return column
+    uniques = column.dropna().unique()
+    mapping = {u: redact(str(u)) for u in uniques}
+    if all(k == v for k, v in mapping.items()):
+        return column
+    return column.map(mapping).astype(column.dtype if column.dtype != object else "string")
 
 
 def finding_frame(
@@ -39,7 +56,8 @@ def finding_frame(
 ) -> pd.DataFrame:
     """Findings of one rule on several rows of one file, as a table with :data:`FINDING_COLUMNS`.
 
-    ``values`` is replaced by ``"<id>"`` when ``is_id`` is true, so identifiers never reach a report.
+    ``values`` is replaced by ``"<id>"`` when ``is_id`` is true, so identifiers never reach a report; every other
+    value, the file, the column and the message are redacted (:func:`kvarus_research.redact.redact`).
 
     Examples
     --------
@@ -48,6 +66,8 @@ def finding_frame(
         file  row       column value      rule severity  message
     0  f.csv    2  PasientGUID  <id>  required    error  missing
     1  f.csv    5  PasientGUID  <id>  required    error  missing
+    >>> finding_frame("f.csv", [3], "dager_rus_30", ["01018012371"], "not_a_number", "warning", "x")["value"][0]
+    '<id>'
     """
     rows = np.asarray(list(rows) if not isinstance(rows, np.ndarray) else rows, dtype=np.int64)
     n = len(rows)
@@ -56,16 +76,16 @@ def finding_frame(
     elif is_id:
         vals = pd.array([ID_PLACEHOLDER] * n, dtype="string")
     else:
-        vals = pd.array(["" if v is None or v is pd.NA else str(v) for v in values], dtype="string")
+        vals = pd.array(["" if v is None or v is pd.NA else redact(str(v)) for v in values], dtype="string")
     return pd.DataFrame(
         {
-            "file": pd.array([file] * n, dtype="string"),
+            "file": pd.array([redact(file)] * n, dtype="string"),
             "row": pd.array(rows, dtype="Int64"),
-            "column": pd.array([column] * n, dtype="string"),
+            "column": pd.array([None if column is None else redact(column)] * n, dtype="string"),
             "value": vals,
             "rule": pd.array([rule] * n, dtype="string"),
             "severity": pd.array([severity] * n, dtype="string"),
-            "message": pd.array([message] * n, dtype="string"),
+            "message": pd.array([redact(message)] * n, dtype="string"),
         }
     )
 
@@ -120,10 +140,14 @@ class ValidationReport:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.findings = self.findings.reindex(columns=FINDING_COLUMNS).sort_values(
+        findings = self.findings.reindex(columns=FINDING_COLUMNS)
+        findings = findings.assign(**{c: _redacted(findings[c]) for c in TEXT_COLUMNS})
+        self.findings = findings.sort_values(
             ["file", "row", "column", "rule"], kind="stable", na_position="first", ignore_index=True
         )
         self.rows = self.rows.reindex(columns=ROW_COLUMNS).reset_index(drop=True)
+        self.rows["file"] = _redacted(self.rows["file"])
+        self.source = redact(str(self.source)) if self.source else self.source
         self.check_accounting()
 
     def check_accounting(self) -> None:
@@ -198,7 +222,7 @@ class ValidationReport:
             )
         if self.is_clean:
             lines.append("No findings: the extract is clean.")
-            return "\n".join(lines)
+            return redact("\n".join(lines))
         lines.append(f"{self.n_errors} error(s) (rows rejected), {self.n_warnings} warning(s) (rows kept):")
         for r in self.by_rule().itertuples(index=False):
             lines.append(f"  {r.severity:<7} {r.rule:<28} {r.findings:>7}  in {r.files}")
@@ -208,10 +232,10 @@ class ValidationReport:
             where += f", column {f.column}" if not pd.isna(f.column) else ""
             value = "" if pd.isna(f.value) else f" (value {f.value!r})"
             lines.append(f"  {where}: {f.message}{value} [{f.rule}, {f.severity}]")
-        return "\n".join(lines)
+        return redact("\n".join(lines))
 
     def to_csv(self, path: str | Path) -> Path:
-        """Write the findings (one per row) as CSV; identifiers are never in it."""
+        """Write the findings (one per row) as CSV; identifiers are never in it (every text is redacted)."""
         path = Path(path)
         self.findings.to_csv(path, index=False)
         return path
