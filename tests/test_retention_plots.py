@@ -31,8 +31,9 @@ def test_km_by_setting_png_with_at_risk_table(tte, artifacts: Path) -> None:  # 
     assert path.stat().st_size > 10_000
     ticks = ax.get_xticks()
     expected = []
+    shown = km.protected().table  # the figure reads the protected table (here equal to the coarsened one)
     for g in ("inpatient", "outpatient"):
-        sub = km.table[km.table["group"] == g]
+        sub = shown[shown["group"] == g]
         expected += [f"{n:g}" for n in at_risk_at(sub, ticks) if n is not None]
     assert _at_risk_texts(ax) == expected
     # every number drawn is a rounded count (multiple of 5) of at least 10 courses
@@ -40,7 +41,7 @@ def test_km_by_setting_png_with_at_risk_table(tte, artifacts: Path) -> None:  # 
     # the drawn steps are the table's estimates (after the starting point at 1)
     line = ax.get_lines()[0]
     np.testing.assert_allclose(
-        line.get_ydata()[1:], km.table.loc[km.table["group"] == "inpatient", "estimate"]
+        line.get_ydata()[1:], shown.loc[shown["group"] == "inpatient", "estimate"].astype(float)
     )
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["inpatient", "outpatient"]
     plt.close(ax.figure)
@@ -81,10 +82,30 @@ def test_forest_plot_png(tte, artifacts: Path) -> None:  # noqa: ANN001
     labels = [t.get_text().rstrip("†") for t in ax.get_yticklabels()]
     assert labels == res.table["label"].tolist()[::-1]
     drawn = np.asarray(ax.get_lines()[0].get_xdata(), dtype=float)
-    np.testing.assert_allclose(drawn, res.table["hr"].to_numpy()[::-1])
+    shown = res.protected().table["hr"].astype(float).to_numpy()[::-1]
+    np.testing.assert_allclose(drawn, shown[~np.isnan(shown)])
     plt.close(ax.figure)
 
 
 def test_at_risk_at_reads_first_row_at_or_after_tick() -> None:
     curve = pd.DataFrame({"time": [0.0, 30.0, 60.0], "n_at_risk": [100.0, 60.0, 20.0]})
     assert at_risk_at(curve, np.array([0.0, 30.0, 45.0, 90.0])) == [100.0, 60.0, 20.0, None]
+    hidden = pd.DataFrame({"time": [0.0, 30.0], "n_at_risk": pd.array([100, pd.NA], dtype="Int64")})
+    out = at_risk_at(hidden, np.array([0.0, 30.0]))
+    assert out[0] == 100.0 and np.isnan(out[1])  # suppressed: NaN, drawn as the marker
+
+
+def test_exact_curve_protected_in_the_figure(tte) -> None:  # noqa: ANN001
+    # the exact (protect=False) curve has at-risk counts of 1-4 in its tail: the figure shows the marker there,
+    # never the count, and the at-risk numbers drawn are exactly the protected table's visible ones
+    km = kaplan_meier(kr.synthetic.generate(n_courses=300, seed=3), protect=False)
+    p = km.protected("norway")
+    assert p.suppressed["n_at_risk"].any()
+    ax = km.plot(rules="norway")
+    markers = [t.get_text() for t in ax.texts if t.get_gid() == "suppressed"]
+    sub = p.table
+    drawn = at_risk_at(sub, ax.get_xticks())
+    assert _at_risk_texts(ax) == [f"{n:g}" for n in drawn if n is not None and not np.isnan(n)]
+    assert len(markers) == sum(1 for n in drawn if n is not None and np.isnan(n))
+    assert markers  # 300 courses: the tail's at-risk counts of 1-4 are hidden
+    assert p.rules.footnote in [t.get_text() for t in ax.figure.texts]

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from kvarus_research.errors import AnalysisError
-from kvarus_research.results import Definition, Result
+from kvarus_research.results import Definition, Result, draw_marker, hidden
 from kvarus_research.retention.data import DROPOUT, ENDINGS, TimeToEvent, as_time_to_event
 
 
@@ -39,36 +39,45 @@ class CoxResult(Result):
         self.model = model
         self.exclusions = exclusions
 
-    def plot(self, ax: Any = None) -> Any:
-        """Forest plot of the hazard ratios (log scale); terms failing the PH test (p < 0.05) marked with †."""
-        import matplotlib.pyplot as plt
+    @classmethod
+    def _draw(cls, protected: Any, ax: Any, definition: Definition, **kwargs: Any) -> Any:
+        """Forest plot of the hazard ratios (log scale); terms failing the PH test (p < 0.05) marked with †.
 
-        t = self.table.iloc[::-1].reset_index(drop=True)
+        A term whose ``n_events`` is suppressed has no point and no "HR (CI)" text (its estimate is derived from
+        the hidden count): the rules' marker stands at HR = 1.
+        """
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import FormatStrFormatter
+
+        t = protected.table.iloc[::-1].reset_index(drop=True)
+        gone = hidden(protected, "n_events")[::-1] | hidden(protected, "hr")[::-1]
         if ax is None:
             _, ax = plt.subplots(figsize=(10, 1.4 + 0.45 * len(t)))
         y = np.arange(len(t))
-        ax.errorbar(
-            t["hr"], y, xerr=[t["hr"] - t["ci_lower"], t["ci_upper"] - t["hr"]], fmt="s", color="k", capsize=3
-        )
+        hr = t["hr"].astype(float).to_numpy()
+        lo, hi = t["ci_lower"].astype(float).to_numpy(), t["ci_upper"].astype(float).to_numpy()
+        ok = ~gone & ~np.isnan(hr)
+        ax.errorbar(hr[ok], y[ok], xerr=[hr[ok] - lo[ok], hi[ok] - hr[ok]], fmt="s", color="k", capsize=3)
         ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
         ax.set_xscale("log")
-        from matplotlib.ticker import FormatStrFormatter
-
         ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
         ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
-        marks = ["†" if p < 0.05 else "" for p in t["ph_p_value"]]
+        marks = ["†" if p < 0.05 else "" for p in t["ph_p_value"].astype(float)]
         ax.set_yticks(y, [f"{lab}{m}" for lab, m in zip(t["label"], marks, strict=True)])
-        for yi, row in zip(y, t.itertuples(), strict=True):
-            ax.annotate(
-                f"{row.hr:.2f} ({row.ci_lower:.2f}–{row.ci_upper:.2f})",
-                xy=(1.02, yi),
-                xycoords=("axes fraction", "data"),
-                va="center",
-                fontsize="small",
-            )
+        ax.set_ylim(-0.7, len(t) - 0.3)
+        for yi, row, g in zip(y, t.itertuples(), gone, strict=True):
+            if g or pd.isna(row.hr):
+                draw_marker(ax, 1.0, yi, protected)
+                text = protected.rules.marker
+            else:
+                text = f"{row.hr:.2f} ({row.ci_lower:.2f}–{row.ci_upper:.2f})"
+            note = ax.annotate(text, xy=(1.02, yi), xycoords=("axes fraction", "data"), va="center",
+                               fontsize="small")  # fmt: skip
+            if g:
+                note.set_gid("suppressed")
         ax.set_xlabel("Cause-specific hazard ratio (95 % CI, log scale)")
         ax.set_title(
-            f"Hazard of {self.definition.details['event']}" + ("  († PH test p < 0.05)" if any(marks) else "")
+            f"Hazard of {definition.details['event']}" + ("  († PH test p < 0.05)" if any(marks) else "")
         )
         ax.figure.subplots_adjust(left=0.38, right=0.78)
         return ax

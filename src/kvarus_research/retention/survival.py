@@ -73,15 +73,24 @@ class SurvivalResult(Result):
         self.cause_labels = {ANY: "Any ending", **(cause_labels or {})}
         self.group_columns = ("group",) if by else ()
 
-    def plot(self, ax: Any = None, *, cause: str | None = None, at_risk: bool = True, ci: bool = True) -> Any:
-        """Step curves with CI bands and a number-at-risk table under them (returns the Axes).
+    def _draw_context(self) -> dict[str, Any]:
+        return {"kind": self.kind, "by_label": self.by_label if self.by else "", "time_unit": self.time_unit,
+                "cause_labels": dict(self.cause_labels)}  # fmt: skip
+
+    @classmethod
+    def _draw(cls, protected: Any, ax: Any, definition: Definition, *, kind: str = "km", by_label: str = "",
+              time_unit: str = "days", cause_labels: dict[str, str] | None = None, cause: str | None = None,
+              at_risk: bool = True, ci: bool = True, **kwargs: Any) -> Any:  # fmt: skip
+        """Step curves with CI bands and a number-at-risk table under them, from the protected curve table.
 
         ``cause`` picks one ending type of a cumulative-incidence result (default: all causes, one colour each;
-        with groups, the first cause).
+        with groups, the first cause); ``at_risk`` and ``ci`` switch the at-risk table and the CI bands. See
+        :func:`kvarus_research.retention.plots.plot_curves`.
         """
         from kvarus_research.retention.plots import plot_curves
 
-        return plot_curves(self, ax=ax, cause=cause, at_risk=at_risk, ci=ci)
+        return plot_curves(protected, kind=kind, time_unit=time_unit, by_label=by_label,
+                           cause_labels=cause_labels, ax=ax, cause=cause, at_risk=at_risk, ci=ci)  # fmt: skip
 
 
 def _groups(tte: TimeToEvent, by: str | None) -> tuple[list[Any], list[np.ndarray]]:
