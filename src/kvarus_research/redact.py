@@ -174,3 +174,18 @@ def warn(message: str, category: type[Warning] | None = None, stacklevel: int = 
 
         category = KvarusWarning
     warnings.warn(redact(message), category, stacklevel=stacklevel + 1)
+
+
+def error_text(exc: BaseException) -> str:
+    """The redacted one-line message the command line prints for a user error (no traceback).
+
+    Examples
+    --------
+    >>> error_text(FileNotFoundError(2, "No such file or directory", "extract/01018012371.csv"))
+    'No such file or directory: extract/<id>.csv'
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror + (f": {exc.filename}" if exc.filename is not None else "")
+    else:
+        text = str(exc) or type(exc).__name__
+    return redact(" ".join(text.split()) if "\n" not in text else text)

@@ -1,7 +1,8 @@
 """``kvarus-research validate DIR [--report FILE]``: read and validate an extract, print a readable summary.
 
 Exit codes: 0 the extract is clean; 1 rows were rejected or warnings found; 2 the extract cannot be read at all
-(the reason is printed).
+(the reason is printed). Everything printed and the ``--report`` CSV are redacted: identity numbers, GUIDs and
+pseudonyms are shown as ``<id>``, ``<guid>``, ``<pseudonym>`` whatever column or file name they are in.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 
 from kvarus_research.errors import KvarusError
+from kvarus_research.redact import error_text, redact
 
 
 def add_validate_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -58,17 +60,24 @@ def run_validate(args: argparse.Namespace) -> int:
             extract_date=getattr(args, "extract_date", None),
             allow_cp1252=bool(getattr(args, "allow_cp1252", False)),
         )
-    except KvarusError as exc:
-        print(f"kvarus-research validate: the extract cannot be read: {exc}", file=sys.stderr)
+    except (KvarusError, OSError) as exc:
+        print(f"kvarus-research validate: the extract cannot be read: {error_text(exc)}", file=sys.stderr)
         return 2
     report = reg.validation
-    print(report.summary())
+    print(redact(report.summary()))
     print(
         f"Registry: {len(reg.patients)} patients, {len(reg.courses)} courses, "
         f"{len(reg.registrations)} registrations, {len(reg.units)} units; extract date "
         f"{reg.extract_date:%d.%m.%Y}"
     )
     if getattr(args, "report", None):
-        path = report.to_csv(Path(args.report))
-        print(f"Findings written to {path}")
+        try:
+            path = report.to_csv(Path(args.report))
+        except OSError as exc:
+            print(
+                f"kvarus-research validate: the findings cannot be written: {error_text(exc)}",
+                file=sys.stderr,
+            )
+            return 2
+        print(redact(f"Findings written to {path}"))
     return 0 if report.is_clean else 1
