@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kvarus_research.errors import PrivacyError
-from kvarus_research.privacy import DisclosureRules, protect, protect_crosstab
+from kvarus_research.privacy import DisclosureRules, attack_intervals, protect, protect_crosstab
 
 NO_POOL = DisclosureRules(name="norway", unit_min_n=None)
 
@@ -22,7 +22,7 @@ def one_d(values: list[int]) -> pd.DataFrame:
 def test_primary_and_secondary_1d_by_hand():
     # 3 < 5 is suppressed; alone it is 35 - 12 - 20 = 3, so the smallest non-zero partner (12) goes too.
     p = protect(one_d([3, 12, 20]), counts="n", margins={"unit": "Total"}, rules=NO_POOL)
-    assert p.display()["n"].tolist() == ["<5", "<5", 20, 35]
+    assert p.display()["n"].tolist() == [":", ":", 20, 35]
     assert p.table["n"].isna().tolist() == [True, True, False, False]
     assert p.log[["row", "column", "action"]].values.tolist() == [
         [0, "n", "suppressed"],
@@ -40,7 +40,7 @@ def test_small_suppressed_sum_gets_a_partner():
 def test_zero_stays_visible_and_is_not_chosen_as_partner():
     # 0 is shown; partner of 3 is the smallest non-zero cell, 9.
     p = protect(one_d([0, 3, 9, 40]), counts="n", margins={"unit": "Total"}, rules=NO_POOL)
-    assert p.display()["n"].tolist() == [0, "<5", "<5", 40, 52]
+    assert p.display()["n"].tolist() == [0, ":", ":", 40, 52]
     z = protect(
         one_d([0, 3, 9, 40]),
         counts="n",
@@ -71,9 +71,9 @@ def test_custom_threshold_like_statistics_norway():
         one_d([2, 3, 4, 50]),
         counts="n",
         margins={"unit": "Total"},
-        rules=DisclosureRules(min_count=3, unit_min_n=None, label="<3"),
+        rules=DisclosureRules(min_count=3, unit_min_n=None),
     )
-    assert p.display()["n"].tolist() == ["<3", "<3", 4, 50, 59]
+    assert p.display()["n"].tolist() == [":", ":", 4, 50, 59]
 
 
 def test_units_pooled_and_derived_suppressed():
@@ -98,7 +98,7 @@ def test_pooling_keeps_the_total_row_consistent():
 def test_derived_suppressed_with_its_count():
     t = pd.DataFrame({"unit": ["A", "B"], "n": [20, 30], "k": [2, 15], "mean": [1.5, 2.5]})
     p = protect(t, counts=["n", "k"], derived={"mean": "k"}, rules=NO_POOL)
-    assert p.display()["mean"].tolist() == ["<5", 2.5]
+    assert p.display()["mean"].tolist() == [":", 2.5]
     assert p.log.loc[p.log["column"] == "mean", "action"].tolist() == ["derived_suppressed"]
 
 
@@ -113,7 +113,7 @@ def test_disabled_is_stamped(tmp_path):
 def test_csv_shows_labels(tmp_path):
     p = protect(one_d([3, 12, 20]), counts="n", margins={"unit": "Total"}, rules=NO_POOL)
     text = p.to_csv(tmp_path / "t.csv").read_text()
-    assert text.splitlines() == ["unit,n", "U0,<5", "U1,<5", "U2,20", "Total,35"]
+    assert text.splitlines() == ["unit,n", "U0,:", "U1,:", "U2,20", "Total,35"]
 
 
 def test_bad_arguments_are_named():
@@ -222,7 +222,7 @@ def test_complement_by_hand():
     # smallest other numerator, C's 25: A + C = 43 and their complements 2 + 10 = 12, neither pinned nor small.
     t = pd.DataFrame({"unit": ["A", "B", "C", "Total"], "x": [18, 30, 25, 73], "n": [20, 40, 35, 95]})
     p = protect(t, counts=["x", "n"], complements={"x": "n"}, margins={"unit": "Total"}, rules=NO_POOL)
-    assert p.display()["x"].tolist() == ["<5", 30, "<5", 73]
+    assert p.display()["x"].tolist() == [":", 30, ":", 73]
     assert p.table["n"].tolist() == [20, 40, 35, 95]
     assert p.log[["row", "column", "action"]].values.tolist() == [
         [0, "x", "suppressed"],
@@ -230,12 +230,16 @@ def test_complement_by_hand():
     ]
 
 
-def test_small_complements_together_need_a_third_cell():
-    # A 18 of 20 and C 10 of 12: 2 + 2 = 4 without, and the total's complement 14 - 10 (B's) = 4 would tell
-    # that the two hidden complements are small together: B (30 of 40) is hidden as well.
+def test_small_complements_together_are_not_pinned():
+    # A 18 of 20 and C 10 of 12: 2 + 2 = 4 without. With B (30 of 40) and the total published, a reader knows
+    # x_A + x_C = 58 - 30 = 28 with x_A <= 20 and x_C <= 12: x_A in [16, 20], x_C in [8, 12], so each complement
+    # is somewhere in 0-4 (what a "<5" label would say) and neither is pinned: B need not be hidden too.
     t = pd.DataFrame({"unit": ["A", "B", "C", "Total"], "x": [18, 30, 10, 58], "n": [20, 40, 12, 72]})
     p = protect(t, counts=["x", "n"], complements={"x": "n"}, margins={"unit": "Total"}, rules=NO_POOL)
-    assert p.table["x"].isna().tolist() == [True, True, True, False]
+    assert p.table["x"].isna().tolist() == [True, False, True, False]
+    values = t["x"].to_numpy(dtype=float)
+    bounds = attack_intervals(values, p.suppressed["x"].to_numpy(), [(3, [0, 1, 2])], t["n"].to_numpy(float))
+    assert bounds[["lower", "upper"]].values.tolist() == [[16.0, 20.0], [8.0, 12.0]]
 
 
 def test_complement_and_partition_arguments_are_checked():

@@ -16,12 +16,16 @@ import numpy as np
 import pandas as pd
 
 from kvarus_research.errors import PrivacyError
-from kvarus_research.privacy.declarations import (
-    _check_columns,
-    _check_partition,
-    _complements_last,
-    _log,
-    _small_complements,
+from kvarus_research.privacy.declarations import _check_columns, _log
+from kvarus_research.privacy.engine import (
+    Builder,
+    Complement,
+    Margin,
+    Partition,
+    System,
+    TableSpec,
+    add_table,
+    solve,
 )
 from kvarus_research.privacy.rules import (  # noqa: F401  (re-exported from here too)
     DISABLED_STAMP,
@@ -31,12 +35,7 @@ from kvarus_research.privacy.rules import (  # noqa: F401  (re-exported from her
     ProtectedTable,
     resolve_rules,
 )
-from kvarus_research.privacy.suppression import (
-    build_constraints,
-    complement_suppress,
-    partition_constraints,
-    secondary_suppress,
-)
+from kvarus_research.privacy.suppression import build_constraints
 
 
 def _pool_units(
@@ -95,6 +94,7 @@ def protect(
     margins: Mapping[str, Hashable] | None = None,
     complements: Mapping[str, str] | None = None,
     partitions: Mapping[str, tuple[str, str | Sequence[str]]] | None = None,
+    structure: Sequence[Any] = (),
     enabled: bool = True,
 ) -> ProtectedTable:
     """Apply disclosure control to a table before it leaves the secure environment.
@@ -124,6 +124,11 @@ def protect(
         Count column → (its row-total column, the category column(s)): rows that differ only in the category
         columns split the total they share (e.g. ``{"n": ("n_total", "category")}`` for a distribution over
         categories per group), so a suppressed category cannot be recomputed as the total minus the others.
+    structure : list, optional
+        The table's structure as data (:class:`~kvarus_research.privacy.engine.Margin`,
+        :class:`~kvarus_research.privacy.engine.Complement`, :class:`~kvarus_research.privacy.engine.Partition`,
+        :class:`~kvarus_research.privacy.engine.Linear`); ``margins``, ``complements`` and ``partitions`` are
+        shorthands for the first three. All of it is solved as one system (:func:`~kvarus_research.privacy.engine.solve`).
     enabled : bool
         ``False`` returns the raw table, stamped as unprotected (never for publication).
 
@@ -136,19 +141,26 @@ def protect(
     >>> t = pd.DataFrame({"unit": ["A", "B", "C", "Total"], "n": [3, 12, 20, 35]})
     >>> p = protect(t, counts="n", margins={"unit": "Total"}, rules=DisclosureRules(unit_min_n=None))
     >>> p.display()["n"].tolist()  # 3 is primary; 12 (the smallest partner) secondary: 35 - 20 = 15 = 3 + 12
-    ['<5', '<5', 20, 35]
+    [':', ':', 20, 35]
     >>> p.log[["row", "action"]].values.tolist()
     [[0, 'suppressed'], [1, 'secondary_suppressed']]
     >>> q = protect(pd.DataFrame({"unit": ["A", "B"], "x": [18, 30], "n": [20, 40]}), counts=["x", "n"],
     ...             complements={"x": "n"}, rules=DisclosureRules(unit_min_n=None))
     >>> q.display()["x"].tolist()  # 20 - 18 = 2 without: too few to show
-    ['<5', 30]
+    [':', 30]
     """
     counts = [counts] if isinstance(counts, str) else list(counts)
     derived = dict(derived or {})
     margins = dict(margins or {})
-    complements = dict(complements or {})
-    partitions = {c: (t, [k] if isinstance(k, str) else list(k)) for c, (t, k) in (partitions or {}).items()}
+    structure = [
+        *structure,
+        *(Margin(c, label) for c, label in margins.items()),
+        *(Complement(c, t) for c, t in (complements or {}).items()),
+        *(
+            Partition(c, t, tuple([k] if isinstance(k, str) else k))
+            for c, (t, k) in (partitions or {}).items()
+        ),
+    ]
     r = resolve_rules(rules)
     if not enabled:
         log = pd.DataFrame([{"row": "all", "column": "all", "action": "disabled", "reason": "enabled=False"}])
@@ -161,8 +173,10 @@ def protect(
         df = df.reset_index()
     df = df.reset_index(drop=True)
     entries: list[dict[str, Any]] = []
+    margins = {s.column: s.total for s in structure if isinstance(s, Margin)}
     sources = _check_columns(df, counts, derived, unit, margins, entries)
     derived = {d: s for d, s in derived.items() if d in sources}
+    _check_declared(structure, counts)
     dims = [
         c
         for c in df.columns
@@ -170,84 +184,118 @@ def protect(
     ]
     if unit and r.unit_min_n:
         df = _pool_units(df, counts, list(derived), unit, dims, margins, r, entries)
-    constraints = build_constraints(df, margins, dims) if margins else []
-    total_pos = {t for t, _ in constraints}
-    suppressed = pd.DataFrame(False, index=df.index, columns=counts + list(derived))
+    spec = TableSpec(df, counts, sources, structure)
+    b = Builder()
+    pos = add_table(b, spec, r)
+    system = b.build(r)
+    rounding = r.totals_from_rounded or not r.secondary or r.rounding
+    hidden = system.primary & system.shown if rounding else solve(system, r.min_count)
+    masks = {c: hidden[pos[c]] for c in counts}
+    log_hidden(entries, df.index, pos, system, hidden)
+    if rounding:
+        constraints = build_constraints(df, margins, dims) if margins else []
+        for col in counts:
+            masks[col] = _round(df, col, masks[col], r, constraints, entries)
+    prot = finish_table(df, counts, sources, masks, r, entries, f"disclosure control: {r.describe()}")
+    if restore_index:
+        prot.table = prot.table.set_index(index_names)
+        prot.suppressed.index = prot.table.index
+        prot.log["row"] = [
+            prot.table.index[x] if isinstance(x, int | np.integer) else x for x in prot.log["row"]
+        ]
+    return prot
 
-    raw = {c: pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float) for c in counts}
-    for col in _complements_last(counts, complements):
-        values = raw[col]
-        if (values[~np.isnan(values)] < 0).any():
-            raise PrivacyError(f"protect: count column {col!r} holds negative values; counts must be >= 0")
-        primary = r.small(values)
-        for pos in np.flatnonzero(primary):
-            _log(entries, df.index[pos], col, "suppressed", f"count below {r.min_count} (primary)")
-        total = complements.get(col)
-        if total is not None:
-            # also where the row total is hidden: the audit grants the reader every bound count <= total
-            small = _small_complements(raw[col], raw[total], df.index, col, total, r) & ~primary
-            for pos in np.flatnonzero(small):
-                _log(entries, df.index[pos], col, "suppressed",
-                     f"complement {total} - {col} below {r.min_count} (primary)")  # fmt: skip
-            primary = primary | small
-        sup = primary
-        own, virtual = constraints, np.zeros(0)
-        if col in partitions:
-            total_col, categories = _check_partition(col, partitions[col], counts, dims, complements)
-            more, virtual = partition_constraints(df, values, raw[total_col], categories, dims, len(df))
-            own = constraints + more
-        secondary = r.secondary and not r.totals_from_rounded and own
-        if secondary and total is not None:
-            sup = complement_suppress(
-                values, raw[total], primary, own, r.min_count, zeros_secret=r.suppress_zeros
+
+def _check_declared(structure: Sequence[Any], counts: Sequence[str]) -> None:
+    """A count with a complement cannot be a row total in another complement, nor be in a partition too."""
+    comps = {s.count: s.total for s in structure if isinstance(s, Complement)}
+    parts = {s.count for s in structure if isinstance(s, Partition)}
+    for col, total in comps.items():
+        if total in comps:
+            raise PrivacyError(f"protect: {total!r} is a row total in complements and cannot have one itself")
+        if col in parts:
+            raise PrivacyError(
+                f"protect: {col!r} is in both complements and partitions; a partition covers both"
             )
-        elif secondary:
-            # virtual totals (partitions) are published; picked only when every cell of their group is hidden
-            padded = np.r_[values, virtual]
-            hidden = np.r_[primary, np.zeros(len(virtual), bool)]
-            sup = secondary_suppress(padded, hidden, own, r.min_count, zeros_secret=r.suppress_zeros)
-            sup = sup[: len(values)]
-        for pos in np.flatnonzero(sup & ~primary):
+
+
+def log_hidden(
+    entries: list[dict[str, Any]],
+    index: pd.Index,
+    pos: Mapping[str, np.ndarray],
+    system: System,
+    hidden: np.ndarray,
+    secondary_reason: str = "would let a suppressed cell be recomputed from totals",
+) -> None:
+    """One log entry per hidden cell of a table: primary with its reason, or secondary."""
+    for col, cells in pos.items():
+        for row, cell in enumerate(cells):
+            if not hidden[cell]:
+                continue
+            if cell in system.reasons:
+                _log(entries, index[row], col, "suppressed", system.reasons[cell])
+            else:
+                _log(entries, index[row], col, "secondary_suppressed", secondary_reason)
+
+
+def finish_table(
+    df: pd.DataFrame,
+    counts: Sequence[str],
+    sources: Mapping[str, Sequence[str]],
+    masks: Mapping[str, np.ndarray],
+    r: DisclosureRules,
+    entries: list[dict[str, Any]],
+    stamp: str,
+) -> ProtectedTable:
+    """Hide the masked counts and every derived value computed from one of them; the :class:`ProtectedTable`."""
+    df = df.copy()
+    suppressed = pd.DataFrame(False, index=df.index, columns=list(counts) + list(sources))
+    for col in counts:
+        values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float).copy()
+        values[masks[col]] = np.nan
+        df[col] = pd.array(np.where(np.isnan(values), None, values), dtype="Float64").round().astype("Int64")
+        suppressed[col] = masks[col]
+    for dcol, srcs in sources.items():
+        mask = suppressed[list(srcs)].any(axis=1).to_numpy()
+        already = df[dcol].isna().to_numpy()
+        for pos in np.flatnonzero(mask & ~already):
             _log(
                 entries,
                 df.index[pos],
-                col,
-                "secondary_suppressed",
-                "would let a suppressed cell be recomputed from totals",
+                dcol,
+                "derived_suppressed",
+                f"computed from suppressed count {list(srcs)}",
             )
-        published = values.copy()
-        published[sup] = np.nan
-        if r.rounding:
-            published = np.floor(published / r.rounding + 0.5) * r.rounding
-            _log(entries, "all", col, "rounded", f"published counts rounded to the nearest {r.rounding}")
-        if r.totals_from_rounded and constraints:
-            published, sup = _totals_from_rounded(
-                published, sup, constraints, total_pos, df.index, col, entries
-            )
-        df[col] = (
-            pd.array(np.where(np.isnan(published), None, published), dtype="Float64").round().astype("Int64")
-        )
-        suppressed[col] = sup
-
-    for dcol, srcs in sources.items():
-        mask = suppressed[srcs].any(axis=1).to_numpy()
-        already = df[dcol].isna().to_numpy()
-        for pos in np.flatnonzero(mask & ~already):
-            _log(entries, df.index[pos], dcol, "derived_suppressed", f"computed from suppressed count {srcs}")
         if pd.api.types.is_integer_dtype(df[dcol]) and mask.any():  # stays an integer column, with NA
             df[dcol] = df[dcol].astype("Int64")
-        df.loc[mask, dcol] = pd.NA if isinstance(df[dcol].dtype, pd.Int64Dtype) else np.nan
+        if df[dcol].dtype == object:
+            df[dcol] = df[dcol].where(~mask, None)
+        else:
+            df.loc[mask, dcol] = pd.NA if isinstance(df[dcol].dtype, pd.Int64Dtype) else np.nan
         suppressed[dcol] = mask
-
-    if restore_index:
-        df = df.set_index(index_names)
-        suppressed.index = df.index
-        entries = [
-            {**e, "row": df.index[e["row"]] if isinstance(e["row"], int | np.integer) else e["row"]}
-            for e in entries
-        ]
     log = pd.DataFrame(entries, columns=LOG_COLUMNS)
-    return ProtectedTable(df, log, r, True, suppressed, f"disclosure control: {r.describe()}")
+    return ProtectedTable(df, log, r, True, suppressed, stamp)
+
+
+def _round(
+    df: pd.DataFrame,
+    col: str,
+    sup: np.ndarray,
+    r: DisclosureRules,
+    constraints: list,
+    entries: list[dict[str, Any]],
+) -> np.ndarray:
+    """Rounding rules: round the published counts (in place) and, with ``totals_from_rounded``, recompute totals."""
+    published = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float).copy()
+    published[sup] = np.nan
+    if r.rounding:
+        published = np.floor(published / r.rounding + 0.5) * r.rounding
+        _log(entries, "all", col, "rounded", f"published counts rounded to the nearest {r.rounding}")
+    if r.totals_from_rounded and constraints:
+        total_pos = {t for t, _ in constraints}
+        published, sup = _totals_from_rounded(published, sup, constraints, total_pos, df.index, col, entries)
+    df[col] = published
+    return sup
 
 
 def _totals_from_rounded(
@@ -306,7 +354,7 @@ def protect_crosstab(
     --------
     >>> ct = pd.DataFrame({"a": [3, 20, 23], "b": [30, 40, 70], "All": [33, 60, 93]}, index=["x", "y", "All"])
     >>> protect_crosstab(ct).display().values.tolist()  # 3 and its row, column and diagonal partners
-    [['<5', '<5', 33], ['<5', '<5', 60], [23, 70, 93]]
+    [[':', ':', 33], [':', ':', 60], [23, 70, 93]]
     """
     row_name = crosstab.index.name or "row"
     col_name = crosstab.columns.name or "column"
