@@ -209,8 +209,8 @@ def test_attack_on_2d_tables_with_margins_fails(reader_attack, n_rows, n_cols, d
     for cell, (lo, hi) in bounds.items():
         true = ct.loc[cell]
         assert lo - 1e-6 <= true <= hi + 1e-6
-        assert hi - lo > 0.5, f"cell {cell} pinned"
-        if 0 < true < 5:
+        if 0 < true < 5:  # a small count is never pinned (a cell hidden as a partner may be: it is not small)
+            assert hi - lo > 0.5, f"cell {cell} pinned"
             assert lo < 5
 
 
