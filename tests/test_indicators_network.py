@@ -57,7 +57,7 @@ def test_network_measures_by_hand(artifacts) -> None:
     assert cell(res, "reason", "Ambulant", "Patient did not want it") == (1, 1)
     assert res.cases["cases"].tolist() == [4, 2]
     # Unprotected plot (the counts here are all below 5): bar heights are the shares.
-    ax = res.plot(measure="took_part", protect=False)
+    ax = res.plot(measure="took_part", enabled=False)
     ax.figure.savefig(artifacts / "network_hand.png")
     heights = [round(b.get_height(), 1) for b in ax.containers[0]]
     assert heights == [66.7, 0.0, 0.0, 0.0]  # Ambulant: family 2/3, GP 0/3, municipal 0/3, others 0/3
@@ -66,9 +66,10 @@ def test_network_measures_by_hand(artifacts) -> None:
 def test_protected_plot_blanks_small_counts() -> None:
     res = network_work(hand_registry())
     ax = res.plot(measure="meeting")
-    # Ambulant 3 of 4 and Ward 1 of 1: every count < 5 is suppressed -> blank bars labelled N<5.
+    # Ambulant 3 of 4 and Ward 1 of 1: every count < 5 is suppressed -> blank bars labelled with the marker.
     assert [b.get_height() for c in ax.containers for b in c] == [0.0, 0.0]
-    assert [t.get_text() for t in ax.texts] == ["N<5", "N<5"]
+    assert [t.get_text() for t in ax.texts] == [":", ":"]
+    assert res.protected().rules.footnote in [t.get_text() for t in ax.figure.texts]
 
 
 def test_no_network_table_is_a_clear_error() -> None:

@@ -1,9 +1,9 @@
-"""Plots draw the protected numbers: pooled small units, suppressed bars blank and labelled "N<5".
+"""Plots draw the protected numbers: pooled small units, suppressed bars blank and labelled with the neutral marker.
 
 A flags table made by hand (units 1-5 = A, B, C, D, E, all in region "Vest"); every count and every complement
 ("x av n" also tells n - x) is 5 or more unless said otherwise:
   A: 24 courses, 14 in the numerator (12 in 2021 with 7 yes, 12 in 2022 with 7 yes)  -> 58.3 %
-  B: 12 courses, 3 yes (2021); E: 15 courses, 4 yes (2021) -> numerators < 5 suppressed: bars blank, "N<5"
+  B: 12 courses, 3 yes (2021); E: 15 courses, 4 yes (2021) -> numerators < 5 suppressed: bars blank, ":"
      (together 7: neither can be recomputed from the national total, so no secondary suppression is needed)
   C: 4 courses, 2 yes (2021), D: 9 courses, 6 yes (2021) -> both below the N limit 10: pooled 8 of 13 = 61.5 %
   Nation: 2021 22 of 52, 2022 7 of 12; all years 29 of 64 = 45.3 %.
@@ -52,7 +52,12 @@ def test_bar_plot_reads_back_protected_numbers(result, artifacts) -> None:
     # A 14/24 = 58.3; pooled C + D = 8/13 = 61.5; B and E suppressed -> 0; nation 29/64 = 45.3
     assert widths == {"A": 58.3, "Pooled units (n < 10), 2 units": 61.5, "B": 0.0, "E": 0.0, "Norway": 45.3}
     texts = [t.get_text() for t in ax.texts]
-    assert sorted(texts) == sorted(["14 av 24", "8 av 13", "N<5", "N<5", "29 av 64"])
+    assert sorted(texts) == sorted(["14 av 24", "8 av 13", ":", ":", "29 av 64"])
+    # a suppressed bar carries the rules' footnote (":" may stand for 5 or more when hidden as a partner)
+    assert [t.get_text() for t in ax.figure.texts] == [result.protected().rules.footnote]
+    ax = result.plot(kind="bar", rules="opensafely")
+    assert "[REDACTED]" in [t.get_text() for t in ax.texts]
+    assert not any("<5" in t.get_text() for t in ax.figure.findobj(lambda a: hasattr(a, "get_text")))
     # Target bands: red below 60, yellow 60-80, green from 80.
     assert ax.get_title() == "Demo indicator, all years"
     table = result.protected().table
@@ -73,7 +78,7 @@ def test_funnel_plot_limits_and_points(result, artifacts) -> None:
     # Points drawn: A (24, 58.3 %) and the pooled row (13, 61.5 %); B and E are suppressed, counted in the legend.
     pts = np.round(ax.collections[0].get_offsets(), 1).tolist()
     assert sorted(pts) == [[13.0, 61.5], [24.0, 58.3]]
-    assert any("2 unit(s) suppressed" in t.get_text() for t in ax.get_legend().get_texts())
+    assert any(t.get_text() == "2 unit(s) not shown (:)" for t in ax.get_legend().get_texts())
     # 99.8 % limits around p0 = 29/64 at n = 24: z = 3.0902, half = z * sqrt(p0 (1 - p0) / 24).
     p0 = 29 / 64
     low, high = funnel_limits(p0, [24], 0.998)
@@ -92,9 +97,18 @@ def test_p_chart_national_by_hand(result, artifacts) -> None:
     ax = result.plot(kind="pchart", period="year")
     ax.figure.savefig(artifacts / "indicator_pchart.png")
     assert np.round(ax.lines[0].get_ydata(), 1).tolist() == [42.3, 58.3]
-    # Unit A only: 2021 7/12, 2022 7/12; counts 1-4 would be blanked ("N<5") in the protected chart.
+    # Unit A only: 2021 7/12, 2022 7/12; counts 1-4 would be blanked (":") in the protected chart.
     spc_a = result.spc_table(unit_id=1, period="year")
     assert spc_a["proportion"].tolist() == [7 / 12, 7 / 12]
+    # Unit B: 3 of 12 in 2021 is suppressed in the chart's protected side table with its proportion and signal
+    # (the limits, computed from the published denominator 12 alone, stay): the gap carries the marker
+    side = result.protected().sides[("spc", 2, "year")]
+    row = side.table.iloc[0]
+    assert pd.isna(row["numerator"]) and pd.isna(row["proportion"]) and pd.isna(row["signal"])
+    assert row["denominator"] == 12
+    ax = result.plot(kind="pchart", unit_id=2, period="year")
+    assert np.isnan(ax.lines[0].get_ydata()).all()
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "suppressed"] == [":"]
 
 
 def test_secondary_suppression_over_the_national_total(artifacts) -> None:

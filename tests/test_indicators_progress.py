@@ -36,7 +36,7 @@ def test_progress_table_and_outcomes_by_hand(artifacts) -> None:
     d = res.outcomes[res.outcomes["variable"] == "dager_rus_30"]
     assert d["value"].tolist() == [20, 12, 3] and d["day"].tolist() == [0, 60, 546]  # 99 dropped as missing
     assert set(res.outcomes["direction"]) == {"lower", "higher"}
-    fig = res.plot()
+    fig = res.plot().figure  # plot returns the first Axes, like every result
     fig.savefig(artifacts / "patient_progress.png")
     assert [a.get_ylabel() for a in fig.axes if a.get_visible()] == [
         "↓ lower is better",
@@ -67,14 +67,15 @@ def test_coverage_before_and_after_opt_outs_by_hand(artifacts) -> None:
     assert (u["registered"], u["opted_out"], u["expected"]) == (1, 1, 4)
     assert u["coverage"] == 0.5 and u["coverage_after_opt_outs"] == 0.25 and u["target_level"] == "low"
     # The bar drawn is coverage after opt-outs, 1 of 4 = 25 % (unprotected: these counts are all below 5).
-    ax = coverage(reg).plot(protect=False)
+    ax = coverage(reg).plot(enabled=False)
     bars = dict(zip([t.get_text() for t in ax.get_yticklabels()], [b.get_width() for b in ax.containers[0]]))
     assert bars == {"TSB Poliklinikk": 25.0, "Norway": 25.0}
     assert "1 av 4" in [t.get_text() for t in ax.texts]
-    # Protected: the counts 1 (registered) and 4 (expected) are below 5, so the bars are blank and labelled N<5.
+    # Protected: the counts 1 (registered) and 4 (expected) are below 5, so the bars are blank and labelled ":".
     ax = coverage(reg).plot()
-    ax.figure.savefig(artifacts / "coverage_bars.png")
+    ax.figure.savefig(artifacts / "coverage_bars.png", bbox_inches="tight")
     assert [b.get_width() for b in ax.containers[0]] == [0.0, 0.0]
+    assert [t.get_text() for t in ax.texts] == [":", ":"]
     # reserved_courses in the coverage table takes precedence over counting.
     reg.coverage["reserved_courses"] = [2]
     u = coverage(reg).table.iloc[0]

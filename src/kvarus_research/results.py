@@ -123,8 +123,27 @@ def hidden(protected: ProtectedTable, column: str) -> np.ndarray:
     return np.zeros(len(protected.table), dtype=bool)
 
 
-def draw_marker(ax: Any, x: float, y: float, protected: ProtectedTable, **kwargs: Any) -> Any:
+def marker_of(protected: Any) -> str:
+    """The neutral marker of a ProtectedTable, of rules (a preset name or :class:`DisclosureRules`), or a string.
+
+    Examples
+    --------
+    >>> marker_of("opensafely"), marker_of("norway"), marker_of("*")
+    ('[REDACTED]', ':', '*')
+    """
+    from kvarus_research.privacy.rules import PRESETS, resolve_rules
+
+    if isinstance(protected, ProtectedTable):
+        return protected.rules.marker
+    if isinstance(protected, str) and protected not in PRESETS:
+        return protected
+    return resolve_rules(protected).marker
+
+
+def draw_marker(ax: Any, x: float, y: float, protected: Any, **kwargs: Any) -> Any:
     """Write the rules' neutral marker (``":"``, ``"[REDACTED]"``) for a suppressed cell at ``(x, y)``.
+
+    ``protected`` is the ProtectedTable drawn (or its rules, or the marker itself, see :func:`marker_of`).
 
     The text carries ``gid`` :data:`SUPPRESSED_GID`, so :func:`mark_figure` adds the footnote.
 
@@ -145,7 +164,7 @@ def draw_marker(ax: Any, x: float, y: float, protected: ProtectedTable, **kwargs
         "fontweight": "bold",
         **kwargs,
     }
-    text = ax.text(x, y, protected.rules.marker, **style)
+    text = ax.text(x, y, marker_of(protected), **style)
     text.set_gid(SUPPRESSED_GID)
     return text
 
@@ -263,6 +282,8 @@ class Result:
         >>> type(ax).__name__
         'Axes'
         """
+        if "protect" in kwargs:  # the former name: refuse rather than silently protect or not
+            raise TypeError("plot(protect=...) is now plot(enabled=...)")
         protected = self.protected(rules, enabled=enabled)
         context = self._draw_context()
         raw = [k for k, v in context.items() if isinstance(v, (pd.DataFrame, pd.Series, np.ndarray))]

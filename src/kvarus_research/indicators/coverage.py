@@ -61,20 +61,25 @@ class CoverageResult(Result):
         p.table = p.table[list(t.columns)]
         return p
 
-    def plot(
-        self, ax: Any = None, *, year: int | None = None, rules: Any = "norway", protect: bool = True
-    ) -> Any:
-        """Bars of coverage after opt-outs per unit with the target bands ("x av n" = registered of expected)."""
+    def _draw_context(self) -> dict[str, Any]:
+        return {"target": self.target}
+
+    @classmethod
+    def _draw(cls, protected: Any, ax: Any, definition: Definition, *, year: int | None = None,
+              target: Target | None = None, **kwargs: Any) -> Any:  # fmt: skip
+        """Bars of coverage after opt-outs per unit with the target bands ("x av n" = registered of expected);
+        a row with a suppressed count is blank and labelled with the rules' marker. ``year``: one year (default:
+        all years together)."""
         from kvarus_research.indicators.plots import indicator_bars
 
-        shown = self.protected(rules, enabled=protect).table if protect else self.table
-        mask = self.table["year"].isna() if year is None else self.table["year"].eq(year).fillna(False)
-        t = shown[mask.to_numpy(dtype=bool)]
+        t = protected.table
+        mask = t["year"].isna() if year is None else t["year"].eq(year).fillna(False)
+        t = t[mask.to_numpy(dtype=bool)]
         bars = pd.DataFrame({"level": t["level"], "group": t["group"], "n_units": 1, "numerator": t["registered"],
                              "denominator": t["expected"], "proportion": t["coverage_after_opt_outs"]})  # fmt: skip
         bars["ci_low"] = bars["ci_high"] = bars["proportion"]  # a census ratio: no sampling interval drawn
         title = f"Coverage after opt-outs (dekningsgrad), {'all years' if year is None else year}"
-        return indicator_bars(bars, ax=ax, target=self.target, title=title)
+        return indicator_bars(bars, ax=ax, target=target, title=title, rules=protected)
 
 
 def coverage(data: Any, *, target: Target | None = None) -> CoverageResult:

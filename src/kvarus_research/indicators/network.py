@@ -15,7 +15,7 @@ import pandas as pd
 
 from kvarus_research.errors import AnalysisError
 from kvarus_research.indicators.framework import as_registry, proportion_ci, unit_names
-from kvarus_research.results import Definition, Result
+from kvarus_research.results import Definition, Result, draw_marker, hidden
 
 ROLES: tuple[str, ...] = ("familie", "fastlege", "kommune", "andre")
 Measure = Literal["meeting", "invited", "took_part", "not_invited", "place", "reason"]
@@ -73,19 +73,26 @@ class NetworkWorkResult(Result):
         t = t[t["year"].isna()] if year is None else t[t["year"].eq(year).fillna(False).to_numpy(dtype=bool)]
         return t.pivot_table(index="category", columns="group", values="proportion", sort=False)
 
-    def plot(self, ax: Any = None, measure: Measure = "took_part", *, year: int | None = None,
-             rules: Any = "norway", protect: bool = True) -> Any:  # fmt: skip
-        """Grouped bars (percent) comparing units for one measure; suppressed cells blank and labelled "N<5"."""
+    @classmethod
+    def _draw(cls, protected: Any, ax: Any, definition: Definition, measure: Measure = "took_part", *,
+              year: int | None = None, **kwargs: Any) -> Any:  # fmt: skip
+        """Grouped bars (percent) comparing units for one measure, from the protected table; a suppressed cell
+        has no bar and is labelled with the rules' marker. ``year``: one year (default: all years together)."""
         import matplotlib.pyplot as plt
 
         if measure not in MEASURES:
             raise AnalysisError(f"network-work measure {measure!r} is not one of {list(MEASURES)}")
-        shown = self.protected(rules, enabled=protect).table if protect else self.table
-        mask = (self.table["measure"] == measure).to_numpy()
-        mask &= (
-            self.table["year"].isna() if year is None else self.table["year"].eq(year).fillna(False)
-        ).to_numpy(dtype=bool)
-        t = shown[mask]
+        shown = protected.table
+        mask = (shown["measure"] == measure).to_numpy()
+        mask &= (shown["year"].isna() if year is None else shown["year"].eq(year).fillna(False)).to_numpy(
+            dtype=bool
+        )
+        gone = (
+            hidden(protected, "numerator")
+            | hidden(protected, "denominator")
+            | hidden(protected, "proportion")
+        )
+        t = shown[mask].assign(_hidden=gone[mask])
         cats = list(dict.fromkeys(t["category"]))
         groups = list(dict.fromkeys(t["group"]))
         if ax is None:
@@ -96,9 +103,13 @@ class NetworkWorkResult(Result):
             p = sub["proportion"].astype(float).to_numpy() * 100
             x = np.arange(len(cats)) + (i - (len(groups) - 1) / 2) * width
             ax.bar(x, np.nan_to_num(p), width=width * 0.95, label=g)
-            for xi, pi, num, den in zip(x, p, sub["numerator"], sub["denominator"]):
-                text = "N<5" if np.isnan(pi) else f"{int(num)} av {int(den)}"
-                ax.text(xi, 0 if np.isnan(pi) else pi, text, ha="center", va="bottom", fontsize=7)
+            for xi, pi, num, den, h in zip(
+                x, p, sub["numerator"], sub["denominator"], sub["_hidden"], strict=True
+            ):
+                if pd.notna(h) and bool(h):
+                    draw_marker(ax, xi, 0, protected, va="bottom", fontsize=7, fontweight="normal")
+                elif not (np.isnan(pi) or pd.isna(num) or pd.isna(den)):
+                    ax.text(xi, pi, f"{int(num)} av {int(den)}", ha="center", va="bottom", fontsize=7)
         ax.set_xticks(np.arange(len(cats)), cats, rotation=20, ha="right", fontsize=8)
         ax.set_ylim(0, 110)
         ax.set_ylabel("Percent")

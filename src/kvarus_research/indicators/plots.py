@@ -1,7 +1,9 @@
 """Indicator plots: bars per unit with target bands, funnel plot, p-chart (SPC).
 
-Every function draws what it is given: pass the *protected* table (suppressed cells missing) and suppressed bars
-are drawn blank and labelled "N<5".
+Every function draws what it is given: pass the *protected* table (suppressed cells missing) and its rules, and a
+suppressed bar is drawn blank (zero length, no interval) and labelled with the rules' neutral marker (``":"``, or
+``"[REDACTED]"`` in the OpenSAFELY preset), never with a bound such as "N<5": a cell hidden to protect another cell
+may hold any value. :meth:`kvarus_research.results.Result.plot` adds the rules' footnote.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import pandas as pd
 from scipy import stats
 
 from kvarus_research.indicators.framework import Target
+from kvarus_research.results import SUPPRESSED_GID, draw_marker, marker_of
 
 BAND_COLOURS = {"high": "#2ca25f", "moderate": "#fec44f", "low": "#de2d26"}
-SUPPRESSED_LABEL = "N<5"
 
 
 def _axes(ax: Any, n_rows: int = 6) -> Any:
@@ -61,16 +63,19 @@ def indicator_bars(
     target: Target | None = None,
     title: str = "",
     levels: tuple[str, ...] = ("unit", "pooled", "national"),
+    rules: Any = "norway",
 ) -> Any:
     """Horizontal bars (percent) per unit, the pooled small units and the nation, with Wilson CIs.
 
-    Each bar is labelled "x av n"; bars whose counts are suppressed (missing) have zero length and the label
-    "N<5". The background shows the target bands (green high, yellow moderate, red low).
+    Each bar is labelled "x av n"; bars whose counts are suppressed (missing) have zero length and are labelled
+    with the rules' marker. The background shows the target bands (green high, yellow moderate, red low).
 
     Parameters
     ----------
     table : DataFrame
         Rows of :attr:`IndicatorResult.table` for one year (protected).
+    rules : str, DisclosureRules or ProtectedTable
+        Whose marker labels the suppressed bars.
 
     Examples
     --------
@@ -107,12 +112,12 @@ def indicator_bars(
     if ok.any():
         ax.errorbar(width[ok], y[ok], xerr=[lo[ok], hi[ok]], fmt="none", ecolor="black", lw=0.8, capsize=2,
                     zorder=3)  # fmt: skip
-    for yi, (_, row) in zip(y, rows.iterrows()):
+    for yi, (_, row) in zip(y, rows.iterrows(), strict=True):
         if row["_supp"]:
-            text = SUPPRESSED_LABEL
+            draw_marker(ax, 101, yi, rules, ha="left", fontsize=8, fontweight="normal")
         else:
-            text = f"{int(row['numerator'])} av {int(row['denominator'])}"
-        ax.text(101, yi, text, va="center", ha="left", fontsize=8)
+            ax.text(101, yi, f"{int(row['numerator'])} av {int(row['denominator'])}", va="center", ha="left",
+                    fontsize=8)  # fmt: skip
     ax.set_yticks(y, [_bar_label(r) for _, r in rows.iterrows()], fontsize=8)
     ax.set_xlim(0, 118)
     ax.set_xticks([0, 20, 40, 60, 80, 100])
@@ -139,9 +144,10 @@ def funnel_limits(p0: float, n: Any, level: float) -> tuple[np.ndarray, np.ndarr
     return np.clip(p0 - half, 0, 1), np.clip(p0 + half, 0, 1)
 
 
-def funnel_plot(table: pd.DataFrame, *, ax: Any = None, title: str = "") -> Any:
+def funnel_plot(table: pd.DataFrame, *, ax: Any = None, title: str = "", rules: Any = "norway") -> Any:
     """Funnel plot: each unit's proportion against its denominator, with 95 % and 99.8 % limits around the
-    national rate (the ``national`` row). Suppressed units are not drawn; their number is given in the legend.
+    national rate (the ``national`` row). Suppressed units are not drawn; the legend says how many, with the
+    rules' marker.
 
     Examples
     --------
@@ -179,7 +185,8 @@ def funnel_plot(table: pd.DataFrame, *, ax: Any = None, title: str = "") -> Any:
         if pi < lo_ or pi > hi_:
             ax.annotate(str(name), (ni, pi * 100), fontsize=7, xytext=(3, 3), textcoords="offset points")
     if n_supp:
-        ax.plot([], [], " ", label=f"{n_supp} unit(s) suppressed ({SUPPRESSED_LABEL})")
+        (note,) = ax.plot([], [], " ", label=f"{n_supp} unit(s) not shown ({marker_of(rules)})")
+        note.set_gid(SUPPRESSED_GID)
     ax.set_xlabel("Denominator (n)")
     ax.set_ylabel("Percent")
     ax.set_ylim(0, 100)
@@ -191,9 +198,9 @@ def funnel_plot(table: pd.DataFrame, *, ax: Any = None, title: str = "") -> Any:
     return ax
 
 
-def p_chart(table: pd.DataFrame, *, ax: Any = None, title: str = "") -> Any:
+def p_chart(table: pd.DataFrame, *, ax: Any = None, title: str = "", rules: Any = "norway") -> Any:
     """p-chart (SPC): proportion per period with centre line and 3-sigma limits; signals in red; suppressed
-    periods left as gaps labelled "N<5".
+    periods left as gaps labelled with the rules' marker.
 
     Parameters
     ----------
@@ -216,11 +223,11 @@ def p_chart(table: pd.DataFrame, *, ax: Any = None, title: str = "") -> Any:
     ax.step(x, table["ucl"].astype(float) * 100, where="mid", color="grey", ls="--", lw=1, label="3σ limits")
     ax.step(x, table["lcl"].astype(float) * 100, where="mid", color="grey", ls="--", lw=1)
     ax.axhline(float(table["centre"].iloc[0]) * 100, color="black", lw=1, label="centre line")
-    sig = table["signal"].fillna(False).to_numpy(dtype=bool) & ~np.isnan(p)
+    sig = (pd.to_numeric(table["signal"], errors="coerce").fillna(0).to_numpy(dtype=float) > 0) & ~np.isnan(p)
     if sig.any():
         ax.scatter(x[sig], p[sig], color="red", zorder=4, s=30, label="signal")
     for xi in x[np.isnan(p)]:
-        ax.text(xi, 2, SUPPRESSED_LABEL, ha="center", fontsize=7)
+        draw_marker(ax, xi, 3, rules, fontsize=7, fontweight="normal")
     step = max(1, len(x) // 12)
     ax.set_xticks(x[::step], table["period"].iloc[::step], rotation=45, fontsize=7)
     ax.set_ylim(0, 100)

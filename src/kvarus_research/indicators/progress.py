@@ -19,7 +19,7 @@ import pandas as pd
 from kvarus_research.errors import AnalysisError
 from kvarus_research.indicators.framework import as_registry, unit_names
 from kvarus_research.registry.constants import KIND_ORDER
-from kvarus_research.results import Definition, Result
+from kvarus_research.results import Definition, ProtectedResult, Result
 
 KIND_LABELS = {"baseline": "Baseline", "measurement": "Measurement point", "ending": "Ending",
                "followup": "One-year follow-up"}  # fmt: skip
@@ -51,22 +51,50 @@ class ProgressResult(Result):
         self.definition = definition
         self.codebook = codebook
 
-    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
+    def protected(self, rules: Any = "norway", *, enabled: bool = True) -> Any:
+        """The registrations table after disclosure control (it holds no counts), with the outcome measures as the
+        protected side table ``.sides["outcomes"]`` that the figure draws."""
+        from kvarus_research.privacy import protect
+
+        main = Result.protected(self, rules, enabled=enabled)
+        outcomes = protect(self.outcomes, counts=[], rules=rules, enabled=enabled)
+        return ProtectedResult.of(main, {"outcomes": outcomes})
+
+    def _draw_context(self) -> dict[str, Any]:
+        ranges = {n: self.codebook.variable(n).range for n in dict.fromkeys(self.outcomes["variable"])}
+        return {"course_id": self.course_id, "ranges": ranges}
+
+    @classmethod
+    def _draw(cls, protected: Any, ax: Any, definition: Definition, *, course_id: str = "",
+              ranges: dict[str, Any] | None = None, variable: str | None = None, **kwargs: Any) -> Any:  # fmt: skip
         """Small multiples: one panel per outcome measure, value against days since the course started.
 
-        The y axis says which direction is better ("lower is better" / "higher is better"). Returns the Figure.
+        The y axis says which direction is better ("lower is better" / "higher is better"). With ``ax`` given
+        (or ``variable``), one measure is drawn into one Axes (``variable``, default the first). Returns the first
+        Axes (``ax.figure`` is the Figure).
         """
         import matplotlib.pyplot as plt
 
-        names = list(dict.fromkeys(self.outcomes["variable"]))
+        outcomes = protected.sides["outcomes"].table
+        names = list(dict.fromkeys(outcomes["variable"]))
         if not names:
             raise AnalysisError("this course has no outcome answers to plot")
-        ncol = 2 if len(names) > 1 else 1
-        nrow = int(np.ceil(len(names) / ncol))
-        fig, axes = plt.subplots(nrow, ncol, figsize=(5 * ncol, 2.3 * nrow + 0.6), squeeze=False)
+        ranges = ranges or {}
+        if ax is not None or variable is not None:
+            if variable is not None and variable not in names:
+                raise AnalysisError(f"this course has no answers to {variable!r}; measures: {names}")
+            names = [variable or names[0]]
+            if ax is None:
+                _, ax = plt.subplots(figsize=(5, 2.9))
+            axes, fig = np.array([ax]), ax.figure
+        else:
+            ncol = 2 if len(names) > 1 else 1
+            nrow = int(np.ceil(len(names) / ncol))
+            fig, grid = plt.subplots(nrow, ncol, figsize=(5 * ncol, 2.3 * nrow + 0.6), squeeze=False)
+            axes = grid.flatten()
         markers = {"baseline": "s", "measurement": "o", "ending": "D", "followup": "^"}
-        for axis, name in zip(axes.flat, names):
-            d = self.outcomes[self.outcomes["variable"] == name]
+        for axis, name in zip(axes, names, strict=False):
+            d = outcomes[outcomes["variable"] == name]
             axis.plot(d["day"], d["value"], "-", color="#4292c6", lw=1)
             for kind, sub in d.groupby("kind", sort=False):
                 axis.plot(sub["day"], sub["value"], markers.get(kind, "o"), color="#08306b", ms=5,
@@ -75,17 +103,20 @@ class ProgressResult(Result):
             arrow = "↓ lower is better" if direction == "lower" else "↑ higher is better"
             axis.set_title(str(d["label"].iloc[0]), fontsize=8)
             axis.set_ylabel(arrow, fontsize=7)
-            var = self.codebook.variable(name)
-            if var.range is not None:
-                axis.set_ylim(var.range[0], var.range[1] * 1.05)
+            span = ranges.get(name)
+            if span is not None:
+                axis.set_ylim(span[0], span[1] * 1.05)
             axis.tick_params(labelsize=7)
-        for axis in list(axes.flat)[len(names) :]:
+        for axis in list(axes)[len(names) :]:
             axis.set_visible(False)
-        axes.flat[0].legend(fontsize=6)
-        fig.supxlabel("Days since the course started", fontsize=8)
-        fig.suptitle(f"Course {self.course_id}: outcomes over the course", fontsize=10)
-        fig.tight_layout()
-        return fig
+        axes[0].legend(fontsize=6)
+        if len(axes) > 1:
+            fig.supxlabel("Days since the course started", fontsize=8)
+            fig.suptitle(f"Course {course_id}: outcomes over the course", fontsize=10)
+            fig.tight_layout()
+        else:
+            axes[0].set_xlabel("Days since the course started", fontsize=8)
+        return axes[0]
 
     def to_html(self, path: str | Path | None = None) -> str:
         """A one-page self-contained HTML summary (figure embedded as base64 PNG); written to ``path`` if given."""
@@ -93,7 +124,7 @@ class ProgressResult(Result):
 
         img = ""
         if len(self.outcomes):
-            fig = self.plot()
+            fig = self.plot().figure
             buf = io.BytesIO()
             fig.savefig(buf, format="png", dpi=90)
             plt.close(fig)

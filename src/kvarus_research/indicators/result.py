@@ -65,19 +65,28 @@ class IndicatorResult(Result):
     def protected(self, rules: Any = "norway", *, enabled: bool = True) -> Any:
         """The table after disclosure control, with its totals declared for secondary suppression.
 
-        See :func:`kvarus_research.indicators.protection.protect_indicator_table`.
+        See :func:`kvarus_research.indicators.protection.protect_indicator_table`. The result also carries the
+        p-chart tables as protected side tables: ``.sides[("spc", unit_id, period)]`` (see :meth:`spc_table`;
+        the limits and signals are hidden with a period's suppressed denominator, since they are computed from it).
         """
         from kvarus_research.indicators.protection import protect_indicator_table
+        from kvarus_research.results import ProtectedResult, ProtectedSides
 
         cache = self.__dict__.setdefault("_protected_cache", {})
         parts = self.__dict__.get("_pooled_parts")
+
+        def build() -> Any:
+            main = protect_indicator_table(self.table, rules, enabled=enabled, pooled_parts=parts)
+            sides = ProtectedSides(lambda key: _protect_spc(self.spc_table(key[1], key[2]), rules, enabled))
+            return ProtectedResult.of(main, sides)
+
         try:
             key = (rules, enabled)
             hash(key)
         except TypeError:
-            return protect_indicator_table(self.table, rules, enabled=enabled, pooled_parts=parts)
+            return build()
         if key not in cache:  # the table never changes after construction: protect it once per rules
-            cache[key] = protect_indicator_table(self.table, rules, enabled=enabled, pooled_parts=parts)
+            cache[key] = build()
         return cache[key]
 
     # -- views -------------------------------------------------------------------------------------------
@@ -141,64 +150,72 @@ class IndicatorResult(Result):
         return out
 
     # -- plots -------------------------------------------------------------------------------------------
-    def plot(
-        self,
-        ax: Any = None,
+    def _draw_context(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "label": self.indicator.label,
+            "unit_names": dict(unit_names(self._units)),
+        }
+
+    @classmethod
+    def _draw(
+        cls,
+        protected: Any,
+        ax: Any,
+        definition: Definition,
         kind: PlotKind = "bar",
         *,
         year: int | None = None,
         unit_id: Any = None,
         period: Literal["year", "quarter", "month"] = "quarter",
-        rules: Any = "norway",
-        protect: bool = True,
+        target: Target | None = None,
+        label: str = "",
+        unit_names: dict[Any, str] | None = None,
+        **kwargs: Any,
     ) -> Any:
-        """Draw the indicator; numbers come from the protected table (suppressed bars blank, labelled "N<5").
+        """Draw the indicator from its protected table (suppressed bars blank, labelled with the rules' marker).
 
         Parameters
         ----------
         kind : {"bar", "funnel", "pchart"}
             Bars per unit with target bands, "x av n" labels and CIs; a funnel plot against the national rate;
-            or a p-chart over time (``unit_id`` or national).
+            or a p-chart over time (``unit_id`` or national, from the protected side table of that unit and
+            ``period``).
         year : int, optional
             The year to show in bar and funnel plots (all years together by default).
         """
         from kvarus_research.indicators import plots
 
         if kind == "pchart":
-            table = self.spc_table(unit_id, period)
-            if protect:
-                table = _protect_spc(table, rules)
-            where = "Norway" if unit_id is None else unit_names(self._units).get(unit_id, f"Unit {unit_id}")
-            return plots.p_chart(table, ax=ax, title=f"{self.indicator.label}: {where}")
+            table = protected.sides[("spc", unit_id, period)].table
+            where = "Norway" if unit_id is None else (unit_names or {}).get(unit_id, f"Unit {unit_id}")
+            return plots.p_chart(table, ax=ax, title=f"{label}: {where}", rules=protected)
         when = "all years" if year is None else str(year)
-        title = f"{self.indicator.label}, {when}"
+        title = f"{label}, {when}"
+        t = protected.table
+        mask = t["year"].isna() if year is None else t["year"].eq(year).fillna(False)
+        shown = t[mask.to_numpy(dtype=bool)].reset_index(drop=True)
         if kind == "bar":
-            shown = _protected_for_year(self, year, rules, protect)
-            return plots.indicator_bars(shown, ax=ax, target=self.target, title=title)
+            return plots.indicator_bars(shown, ax=ax, target=target, title=title, rules=protected)
         if kind == "funnel":
-            shown = _protected_for_year(self, year, rules, protect)
-            return plots.funnel_plot(shown, ax=ax, title=title)
+            return plots.funnel_plot(shown, ax=ax, title=title, rules=protected)
         raise AnalysisError(f"plot kind {kind!r} is not one of 'bar', 'funnel', 'pchart'")
 
 
-def _protected_for_year(result: IndicatorResult, year: int | None, rules: Any, protect: bool) -> pd.DataFrame:
-    """The protected table restricted to one year (protection applied to the whole table first)."""
-    if protect:
-        table = result.protected(rules, enabled=True).table
-    else:
-        table = result.table
-    mask = result.table["year"].isna() if year is None else result.table["year"].eq(year).fillna(False)
-    return table[mask.to_numpy(dtype=bool)].reset_index(drop=True)
-
-
-def _protect_spc(table: pd.DataFrame, rules: Any) -> pd.DataFrame:
+def _protect_spc(table: pd.DataFrame, rules: Any, enabled: bool = True) -> Any:
+    """A p-chart table after disclosure control: a period's limits and signal go with its denominator."""
     from kvarus_research.privacy import protect
 
-    shown = protect(
-        table,
+    return protect(
+        table.assign(signal=table["signal"].astype(float)),  # 1.0 / 0.0, so a hidden signal can be NaN
         counts=["numerator", "denominator"],
-        derived={"proportion": ("numerator", "denominator")},
+        derived={
+            "proportion": ("numerator", "denominator"),
+            "lcl": "denominator",
+            "ucl": "denominator",
+            "signal": ("numerator", "denominator"),
+        },  # fmt: skip
         complements={"numerator": "denominator"},
         rules=rules,
-    ).table
-    return shown
+        enabled=enabled,
+    )
