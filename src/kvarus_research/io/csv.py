@@ -119,17 +119,23 @@ def _utf8_error(data: bytes) -> int | None:
 _VALUE_LIKE = re.compile(r"^[\d\s.,:/+-]+$")
 
 
-def looks_like_values(names: Sequence[str]) -> bool:
-    """Whether a header line holds values (numbers, dates, identifiers) rather than column names.
+def looks_like_values(names: Sequence[str], expected: Sequence[str] = ()) -> bool:
+    """Whether a header line holds values (numbers, dates, identifiers) rather than column names: at least half
+    of its fields look like values, or ``expected`` columns are given and it holds none of them while some field
+    looks like a value. One odd name in a real header is not enough (it is reported as an unknown column).
 
     Examples
     --------
-    >>> looks_like_values(["PasientGUID", "UnitId", "dato_mp_beh"])
+    >>> looks_like_values(["PasientGUID", "UnitId", "dato_mp_beh", "01018012371"])
     False
     >>> looks_like_values(["3f2b8c1e-9a4d-4e5f-8b6c-7d8e9f0a1b2c", "10", "01.02.2022"])
     True
     """
-    return any(n and (_VALUE_LIKE.match(n) or redact(n) != n) for n in names)
+    filled = [n for n in names if n]
+    values = sum(1 for n in filled if _VALUE_LIKE.match(n) or redact(n) != n)
+    if values * 2 >= len(filled) > 0:
+        return True
+    return bool(values and expected and not set(filled) & set(expected))
 
 
 def expected_header(expected: Sequence[str], name: str) -> str:
@@ -180,7 +186,7 @@ def _header(first_line: str, name: str, expected: Sequence[str] = ()) -> tuple[l
                     line=1,
                     rule="wrong_delimiter",
                 )
-    if looks_like_values(names):
+    if looks_like_values(names, expected):
         raise FileProblem(
             f"{name} line 1: not a header: it holds values (a data row, not shown here), not column names; "
             + expected_header(expected, name),
