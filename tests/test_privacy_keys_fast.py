@@ -176,3 +176,143 @@ def test_registration_ranks_count_within_each_course():
     # course b: 01-02 baseline (row 5) 1, 01-02 measurement (row 2) 2, 01-05 ending (row 0) 3
     # course a: 01-01 baseline (row 3) 1, 01-01 measurement (row 1) 2; row 4 has no course
     assert out == ["Cb-0003", "Ca-0002", "Cb-0002", "Ca-0001", pd.NA, "Cb-0001"]
+
+
+# -- key strength, key files, keygen ------------------------------------------------------------------------------
+import os  # noqa: E402
+import secrets  # noqa: E402
+import stat  # noqa: E402
+import warnings  # noqa: E402
+
+import pytest  # noqa: E402
+
+from kvarus_research.cli import main  # noqa: E402
+from kvarus_research.errors import PrivacyError, PrivacyWarning  # noqa: E402
+from kvarus_research.privacy.keys import (  # noqa: E402
+    PUBLISHED_KEYS,
+    estimate_entropy,
+    generate_key_file,
+    key_problems,
+    load_key,
+)
+
+DOC_KEY = b"EXAMPLE-ONLY-kvarus-pseudonym-key-do-not-use-0001"
+WEAK = [
+    (b"abcdefgh" * 4, "too regular: a block of 8"),
+    (b"12345678" * 4, "too regular: a block of 8"),
+    (b"Password1" * 4, "too regular: a block of 9"),
+    (DOC_KEY.lower(), "example key"),
+    (DOC_KEY + b"X", "example key"),
+    (
+        DOC_KEY[:10] + DOC_KEY[11:] + b"!!",
+        "example key",
+    ),  # one deleted, two added: 3 edits... but contains no 16
+    (b"0123456789ABCDEF0123456789ABCDEF", "example key"),
+    (b"abcdefghijklmnopqrstuvwxyz0123456789", "consecutive characters"),
+    (b"PasswordQwertyuiopLetmein2024Hemmelig", "common words"),
+    (b"MyKvarusProject2024!Secure#Key99", "common words"),
+    (b"a" * 12 + b"Q" * 12 + b"7" * 12 + b"%" * 12 + b"kWp2", "too predictable"),
+]
+
+
+def _key_file(path, content: bytes, mode: int = 0o600):
+    path.write_bytes(content)
+    os.chmod(path, mode)
+    return path
+
+
+@pytest.mark.parametrize(("key", "why"), WEAK)
+def test_weak_keys_are_refused_with_a_reason_never_the_key(tmp_path, key, why, monkeypatch):
+    path = _key_file(tmp_path / "k", key)
+    with pytest.raises(PrivacyError, match=why) as err:
+        load_key(path)
+    assert key.decode() not in str(err.value)
+    monkeypatch.setenv("KVARUS_PSEUDONYM_KEY", key.decode())
+    with pytest.raises(PrivacyError, match=why):
+        load_key()
+    # on the command line: exit 2, the reason, never the key
+    assert main(["pseudonymize", str(tmp_path), "--key-file", str(path), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_published_keys_refused_in_any_case_and_with_edits():
+    for k in PUBLISHED_KEYS:
+        for variant in (
+            k,
+            k.upper(),
+            k.lower(),
+            k + b"1",
+            k[:-1],
+            b"x" + k[1:] + b"y",
+            k + b" " + b"extra-text" * 2,
+        ):
+            if len(variant.strip()) >= 32:
+                assert key_problems(variant), variant
+
+
+def test_the_keys_in_the_docs_and_readme_are_refused():
+    """Every key-like value printed next to --key-file or KVARUS_PSEUDONYM_KEY= in the docs is refused."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    texts = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    found = set()
+    for p in texts:
+        for m in re.finditer(r"KVARUS_PSEUDONYM_KEY=[\"']?([^\s\"'`]+)", p.read_text(encoding="utf-8")):
+            found.add(m.group(1).encode())
+    for k in found:
+        assert key_problems(k), "a key published in the docs would be accepted"
+
+
+def test_generated_and_random_keys_are_accepted(tmp_path):
+    for _ in range(20):
+        assert key_problems(secrets.token_hex(32).encode()) == []
+        assert key_problems(secrets.token_hex(16).encode()) == []  # 128 random bits, 32 hex characters
+        assert key_problems(secrets.token_urlsafe(32).encode()) == []
+    assert estimate_entropy(secrets.token_hex(32))[0] >= 200
+    path = generate_key_file(tmp_path / "new" / "project.key")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning for a file readable by its owner only
+        load_key(path, strict=True)
+    with pytest.raises(PrivacyError, match="never overwritten"):
+        generate_key_file(path)
+
+
+def test_key_file_readable_by_others_warns_and_is_refused_when_strict(tmp_path, monkeypatch):
+    path = generate_key_file(tmp_path / "project.key")
+    os.chmod(path, 0o644)
+    monkeypatch.delenv("KVARUS_STRICT_KEYS", raising=False)
+    with pytest.warns(PrivacyWarning, match="can be read or written by other users .mode 0644.; .*chmod 600"):
+        load_key(path)
+    with pytest.raises(PrivacyError, match="refused: strict"):
+        load_key(path, strict=True)
+    monkeypatch.setenv("KVARUS_STRICT_KEYS", "1")
+    with pytest.raises(PrivacyError, match="refused: strict"):
+        load_key(path)
+    monkeypatch.delenv("KVARUS_STRICT_KEYS")
+    assert (
+        main(
+            [
+                "pseudonymize",
+                str(tmp_path),
+                "--key-file",
+                str(path),
+                "--strict-key",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
+
+
+def test_keygen_command(tmp_path, capsys):
+    out = tmp_path / "secure" / "project.key"
+    assert main(["keygen", "--out", str(out)]) == 0
+    text = out.read_text().strip()
+    printed = capsys.readouterr()
+    assert "wrote a new project key" in printed.out and text not in printed.out + printed.err
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600 and key_problems(text.encode()) == []
+    assert main(["keygen", "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err and out.read_text().strip() == text

@@ -5,7 +5,7 @@ The key is read from a file or from the environment variable ``KVARUS_PSEUDONYM_
 
 * missing, or shorter than 32 bytes;
 * equal, in any case or within 2 edits, to a key published in this project's documentation or tests
-  (:data:`PUBLISHED_KEYS`), or built around one;
+  (:data:`PUBLISHED_KEYS`), or built around one (16 characters in a row of it);
 * too regular: fewer than 8 distinct bytes, or a block repeated (``abcdefgh`` four times);
 * made mostly of common words, passwords or keyboard patterns (:data:`COMMON_WORDS`), or of runs of consecutive
   characters (``12345678``, ``abcdefgh``);
@@ -123,11 +123,17 @@ def _within_edits(a: str, b: str, limit: int) -> bool:
     return prev[-1] <= limit
 
 
+_SHARED = 16
+
+
 def _published(text: str) -> bool:
     folded = text.casefold()
     for known in PUBLISHED_KEYS:
         k = known.decode("utf-8").casefold()
-        if folded == k or _within_edits(folded, k, 2) or (len(k) >= 16 and k in folded):
+        if folded == k or _within_edits(folded, k, 2):
+            return True
+        # built around one: shares 16 characters in a row with it (a random key does so with odds ~ 2^-64)
+        if any(k[j : j + _SHARED] in folded for j in range(len(k) - _SHARED + 1)):
             return True
     return False
 
@@ -268,7 +274,7 @@ def key_problems(key: bytes, *, estimate: bool = True) -> list[str]:
     if text is not None and _published(text):
         return [
             "pseudonym key is an example key from the documentation or tests (or within 2 characters of one, "
-            "in any case): a published key protects nothing" + hint
+            "or built around one, in any case): a published key protects nothing" + hint
         ]
     if len(set(key)) < MIN_DISTINCT_BYTES:
         return [f"pseudonym key is too regular: fewer than {MIN_DISTINCT_BYTES} distinct bytes" + hint]
@@ -448,8 +454,9 @@ def load_key(
                 "itself); pass the path of a key file, e.g. one written by `kvarus-research keygen --out "
                 "project.key`"
             )
-        _check_permissions(path, strict)
-        return PseudonymKey(path.read_bytes(), estimate=True)
+        key = PseudonymKey(path.read_bytes(), estimate=True)
+        _check_permissions(path, strict)  # after the strength checks: a refused key needs no second message
+        return key
     value = os.environ.get(env_var)
     if not value:
         raise PrivacyError(f"no pseudonym key: pass a key file or set the environment variable {env_var}")
