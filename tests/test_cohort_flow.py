@@ -1,5 +1,5 @@
 """The flow diagram: a PNG written to tests/_artifacts/ and the numbers drawn on it read back from the text
-artists, compared with cohort.flow (exact when protection is off, "<5" for small counts when on)."""
+artists, compared with cohort.flow (exact when protection is off, the neutral marker for small counts when on)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def synthetic_cohort():
 
 def test_flow_png_numbers_equal_flow(synthetic_cohort, artifacts):
     c = synthetic_cohort
-    ax = c.plot_flow(protect=False)
+    ax = c.plot_flow(enabled=False)
     path = artifacts / "cohort_flow_exact.png"
     ax.figure.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(ax.figure)
@@ -50,10 +50,12 @@ def test_flow_png_numbers_equal_flow(synthetic_cohort, artifacts):
     f = c.flow
     assert (f["n_before"].iloc[1:].to_numpy() == f["n_after"].iloc[:-1].to_numpy()).all()
     assert (f["n_before"] - f["n_after"] == f["n_excluded"]).all()
-    assert any("disclosure control OFF" in t.get_text() for t in ax.texts)
+    from kvarus_research.privacy.rules import DISABLED_STAMP
+
+    assert DISABLED_STAMP in [t.get_text() for t in ax.figure.texts]
 
 
-def test_small_counts_are_shown_as_below_five(artifacts):
+def test_small_counts_are_shown_as_the_marker(artifacts):
     # hand-made flow (see test_cohort_builder): 8 -> 7 (1 opted out) -> 5 (2) -> 3 (2)
     c = Cohort(flow_registry()).started_between("2021-01-01", "2022-12-31").age_between(18, 65)
     ax = c.plot_flow()
@@ -62,9 +64,16 @@ def test_small_counts_are_shown_as_below_five(artifacts):
     drawn = _drawn(ax)
     # Counts 1-4 are suppressed; because a suppressed exclusion could otherwise be recomputed as a difference
     # (8 - 7 = 1), every published count is rounded to the nearest 5: 8 -> 10, 7 -> 5, 5 -> 5.
-    assert drawn == {"0:n_before": "10", "0:n_after": "5", "0:n_excluded": "<5", "1:n_after": "5",
-                     "1:n_excluded": "<5", "2:n_after": "<5", "2:n_excluded": "<5"}  # fmt: skip
+    assert drawn == {"0:n_before": "10", "0:n_after": "5", "0:n_excluded": ":", "1:n_after": "5",
+                     "1:n_excluded": ":", "2:n_after": ":", "2:n_excluded": ":"}  # fmt: skip
     assert any("counts rounded to 5" in t.get_text() for t in ax.texts)
+    # the marker states no bound ("<5" would be false for a count hidden to protect another); the footnote says so
+    from kvarus_research.privacy import PRESETS
+
+    assert not any("<5" in t.get_text() for t in [*ax.texts, *ax.figure.texts])
+    assert PRESETS["norway"].footnote in [t.get_text() for t in ax.figure.texts]
+    ax = c.plot_flow(rules="opensafely")
+    assert set(_drawn(ax).values()) <= {"[REDACTED]", "10", "5", "0"}
     labels = " ".join(t.get_text().replace("\n", " ") for t in ax.texts)
     assert "Excluded: patient opted out (reservasjon)" in labels
     assert "Age 18–65 at course start" in labels
@@ -72,7 +81,7 @@ def test_small_counts_are_shown_as_below_five(artifacts):
 
 def test_plot_into_given_axes():
     fig, ax = plt.subplots()
-    out = Cohort(flow_registry()).ended().plot_flow(ax=ax, protect=False)
+    out = Cohort(flow_registry()).ended().plot_flow(ax=ax, enabled=False)
     assert out is ax and ax.get_title(loc="left") == "Selection of treatment courses"
     plt.close(fig)
 
@@ -85,9 +94,9 @@ def test_suppressed_exclusion_cannot_be_recomputed_from_the_published_flow():
     flow = pd.DataFrame({"step": ["a", "b", "c"], "n_before": [1003, 1000, 988], "n_after": [1000, 988, 986],
                          "n_excluded": [3, 12, 2]})  # fmt: skip
     shown = protect_flow(flow).display()[COUNT_COLUMNS]
-    assert shown.values.tolist() == [[1005, 1000, "<5"], [1000, 990, 10], [990, 985, "<5"]]
+    assert shown.values.tolist() == [[1005, 1000, ":"], [1000, 990, 10], [990, 985, ":"]]
     for i, row in shown.iterrows():
-        if row["n_excluded"] != "<5":
+        if row["n_excluded"] != ":":
             continue
         # a published count c (rounded to the nearest 5, halves up) means a true value in [c - 2, c + 2]
         lo = (row["n_before"] - 2) - (row["n_after"] + 2)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import kvarus_research as kr
 from kvarus_research import AnalysisError, Cohort
 from kvarus_research.cohort import table1
 from kvarus_research.cohort.examples import flow_registry
@@ -68,18 +69,19 @@ def test_matches_tableone_and_smd(t1):
 
 def test_export_is_protected(t1, tmp_path):
     wide = t1.formatted()
-    # groups of 3 and 4 courses: every cell of theirs is below 5 -> "<5"; the overall n of 7 stays
+    # groups of 3 and 4 courses: every cell of theirs is below 5 -> the neutral marker ":" (never "<5", a false
+    # bound for a cell hidden to protect another); the overall n of 7 stays
     assert wide.loc[("n", ""), "Overall"] == "7"
-    assert wide.loc[("n", ""), "inpatient"] == "<5" and wide.loc[("n", ""), "outpatient"] == "<5"
-    assert wide.loc[("Main substance, n (%)", "Alcohol"), "Missing"] == "<5"
+    assert wide.loc[("n", ""), "inpatient"] == ":" and wide.loc[("n", ""), "outpatient"] == ":"
+    assert wide.loc[("Main substance, n (%)", "Alcohol"), "Missing"] == ":"
     assert "SMD (inpatient,outpatient)" not in wide.columns  # SMDs of suppressed groups are not shown
     path = t1.to_csv(tmp_path / "table1.csv")
     text = path.read_text(encoding="utf-8")
-    assert "<5" in text and "44.0 (26.5)" not in text
+    assert ":" in text and "<5" not in text and "44.0 (26.5)" not in text
     raw = t1.to_csv(tmp_path / "raw.csv", protect=False).read_text(encoding="utf-8")
     assert raw.startswith("# DISCLOSURE CONTROL DISABLED") and "44.0 (26.5)" in raw
     tidy = pd.read_csv(t1.to_csv(tmp_path / "tidy.csv", formatted=False))
-    assert "<5" in set(tidy["n"].astype(str))
+    assert ":" in set(tidy["n"].astype(str)) and "<5" not in set(tidy["n"].astype(str))
 
 
 def test_labels_in_norwegian_and_ungrouped():
@@ -188,3 +190,22 @@ def test_attack_on_table1_fails(reader_attack, cells):
             0 < truth[cell] < 5
         ):  # a small count: never pinned (a partner pinned to 0 in an empty group is no leak)
             assert hi - lo > 0.5, f"{cell} pinned"
+
+
+def test_plot_is_a_dot_plot_of_the_protected_percentages(artifacts) -> None:
+    # Table 1's figure: one dot per categorical level and group at its protected percentage; a suppressed
+    # percentage has no dot, only the neutral marker (never "<5"), and the figure carries the footnote
+    res = table1(Cohort(kr.synthetic.generate(n_courses=400, seed=3)), groupby="setting")
+    p = res.protected("norway")
+    ax = res.plot(rules="norway")
+    ax.figure.savefig(artifacts / "table1_dots.png", bbox_inches="tight")
+    t = p.table
+    levels = t["level"].astype(str).ne("") & t["variable"].ne("n")
+    for line in ax.get_lines():
+        group = line.get_label()
+        shown = t[levels & (t["group"] == group)]["percent"].astype(float).dropna()
+        assert sorted(np.round(line.get_xdata(), 6)) == sorted(np.round(shown.to_numpy(), 6))
+    n_hidden = int((p.suppressed["percent"] | p.suppressed["n"])[levels].sum())
+    markers = [x for x in ax.texts if x.get_gid() == "suppressed"]
+    assert len(markers) == n_hidden > 0 and {x.get_text() for x in markers} == {":"}
+    assert p.rules.footnote in [x.get_text() for x in ax.figure.texts]

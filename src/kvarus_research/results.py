@@ -189,8 +189,11 @@ def draw_placeholder(ax: Any, x: float, y: float, width: float, height: float, *
     return rect
 
 
-def mark_figure(ax: Any, protected: ProtectedTable) -> None:
+def mark_figure(ax: Any, protected: ProtectedTable, *, suppressed: bool | None = None) -> None:
     """Add the rules' footnote when the figure holds a suppressed cell, and the stamp when protection was off.
+
+    ``suppressed`` says whether the figure shows a suppressed cell; by default, whether an artist carries ``gid``
+    :data:`SUPPRESSED_GID`.
 
     Examples
     --------
@@ -206,7 +209,9 @@ def mark_figure(ax: Any, protected: ProtectedTable) -> None:
     """
     fig = ax.figure
     own = {t.get_gid() for t in fig.texts}
-    if FOOTNOTE_GID not in own and fig.findobj(lambda a: a.get_gid() == SUPPRESSED_GID):
+    if suppressed is None:
+        suppressed = bool(fig.findobj(lambda a: a.get_gid() == SUPPRESSED_GID))
+    if FOOTNOTE_GID not in own and suppressed:
         # under everything drawn so far (legends below the axes too); saved with bbox_inches="tight"
         box = fig.get_tightbbox(fig.canvas.get_renderer())
         y = min(0.004, box.y0 / fig.get_figheight() - 0.01)

@@ -350,21 +350,24 @@ class Cohort:
         """The cohort definition as plain data (what :meth:`to_yaml` writes and :meth:`from_definition` reads)."""
         return {"version": DEFINITION_VERSION, "criteria": [dict(c) for c in self._criteria]}
 
-    def plot_flow(self, ax: Any = None, *, protect: bool = True, language: str = "en") -> Any:
-        """Draw the CONSORT-style flow diagram; counts below 5 are shown as "<5" unless ``protect=False``.
+    def plot_flow(
+        self, ax: Any = None, *, rules: Any = "norway", enabled: bool = True, language: str = "en"
+    ) -> Any:
+        """Draw the CONSORT-style flow diagram from the protected flow (small counts shown as the rules' marker,
+        with its footnote); ``enabled=False`` draws exact counts, stamped as such.
 
         Returns the matplotlib Axes. See :func:`kvarus_research.cohort.flow.plot_flow`.
 
         Examples
         --------
         >>> import kvarus_research as kr
-        >>> ax = kr.Cohort(kr.synthetic.generate(n_courses=100, seed=1)).ended().plot_flow()
+        >>> ax = kr.Cohort(kr.synthetic.generate(n_courses=100, seed=1)).ended().plot_flow(rules="opensafely")
         >>> ax.get_title(loc="left")
         'Selection of treatment courses'
         """
         from kvarus_research.cohort.flow import plot_flow
 
-        return plot_flow(self.flow, ax=ax, protect=protect)
+        return plot_flow(self.flow, ax=ax, rules=rules, enabled=enabled)
 
     # -- persistence ----------------------------------------------------------------------------------------
     def to_yaml(self, path: str | Path) -> Path:

@@ -1,9 +1,9 @@
 """The CONSORT-style flow diagram of a cohort, drawn with matplotlib.
 
 A column of boxes holds the courses remaining after each step; beside each arrow an exclusion box gives the number
-excluded and the reason. Counts pass through disclosure control (:func:`protect_flow`: n < 5 shown as "<5", and
-every count rounded to 5 when a step is suppressed, so it cannot be recomputed as a difference) unless
-``protect=False``, in which case the figure says so.
+excluded and the reason. Counts pass through disclosure control (:func:`protect_flow`: small counts shown as the
+rules' neutral marker, ``":"``, with the rules' footnote, and every count rounded to 5 when a step is suppressed, so
+it cannot be recomputed as a difference) unless ``enabled=False``, in which case the figure is stamped as such.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def protect_flow(flow: pd.DataFrame, *, rules: Any = "norway") -> Any:
     >>> flow = pd.DataFrame({"step": ["a", "b"], "n_before": [1003, 1000], "n_after": [1000, 988],
     ...     "n_excluded": [3, 12]})
     >>> protect_flow(flow).display()[COUNT_COLUMNS].values.tolist()
-    [[1005, 1000, '<5'], [1000, 990, 10]]
+    [[1005, 1000, ':'], [1000, 990, 10]]
     """
     from dataclasses import replace
 
@@ -53,16 +53,26 @@ def protect_flow(flow: pd.DataFrame, *, rules: Any = "norway") -> Any:
     return protect(table, counts=COUNT_COLUMNS, rules=chained)
 
 
-def displayed_counts(flow: pd.DataFrame, *, protect: bool = True, rules: Any = "norway") -> pd.DataFrame:
-    """The flow's counts as the text drawn on the diagram (after :func:`protect_flow` unless ``protect=False``).
+def _protected_flow(flow: pd.DataFrame, rules: Any, enabled: bool) -> Any:
+    if enabled:
+        return protect_flow(flow, rules=rules)
+    from kvarus_research.privacy import protect
+
+    text = [c for c in ("step", "label", "reason") if c in flow.columns]
+    return protect(flow[[*text, *COUNT_COLUMNS]].reset_index(drop=True), counts=COUNT_COLUMNS, rules=rules,
+                   enabled=False)  # fmt: skip
+
+
+def displayed_counts(flow: pd.DataFrame, *, rules: Any = "norway", enabled: bool = True) -> pd.DataFrame:
+    """The flow's counts as the text drawn on the diagram (after :func:`protect_flow` unless ``enabled=False``).
 
     Examples
     --------
     >>> flow = pd.DataFrame({"step": ["a"], "label": ["x"], "reason": ["y"],
     ...     "n_before": [20], "n_after": [17], "n_excluded": [3]})
     >>> displayed_counts(flow)[["n_before", "n_after", "n_excluded"]].values.tolist()
-    [['20', '15', '<5']]
-    >>> displayed_counts(flow, protect=False)[["n_before", "n_after", "n_excluded"]].values.tolist()
+    [['20', '15', ':']]
+    >>> displayed_counts(flow, enabled=False)[["n_before", "n_after", "n_excluded"]].values.tolist()
     [['20', '17', '3']]
     """
     out = flow.copy()
@@ -70,11 +80,7 @@ def displayed_counts(flow: pd.DataFrame, *, protect: bool = True, rules: Any = "
     def fmt(v: Any) -> str:
         return f"{int(v):,}".replace(",", " ") if not isinstance(v, str) else v
 
-    if not protect:
-        for col in COUNT_COLUMNS:
-            out[col] = flow[col].map(fmt)
-        return out
-    display = protect_flow(flow, rules=rules).display()
+    display = _protected_flow(flow, rules, enabled).display()
     for col in COUNT_COLUMNS:
         out[col] = display[col].map(fmt).to_numpy()
     return out
@@ -87,8 +93,8 @@ def _box(ax: Any, x: float, y: float, text: str, *, gid: str, side: bool = False
     return t
 
 
-def plot_flow(flow: pd.DataFrame, ax: Any = None, *, protect: bool = True, rules: Any = "norway") -> Any:
-    """Draw a cohort flow table (``Cohort.flow``) as a CONSORT-style diagram.
+def plot_flow(flow: pd.DataFrame, ax: Any = None, *, rules: Any = "norway", enabled: bool = True) -> Any:
+    """Draw a cohort flow table (``Cohort.flow``) as a CONSORT-style diagram, from its protected counts.
 
     Parameters
     ----------
@@ -96,11 +102,12 @@ def plot_flow(flow: pd.DataFrame, ax: Any = None, *, protect: bool = True, rules
         ``step, label, reason, n_before, n_after, n_excluded`` as from :attr:`Cohort.flow`.
     ax : matplotlib Axes, optional
         Drawn into a new figure when absent.
-    protect : bool
-        Apply disclosure control to the counts (default). ``False`` draws exact counts and stamps the figure
-        "disclosure control OFF".
-    rules : str or rules object
-        Disclosure-control rules passed to :func:`kvarus_research.privacy.protect`.
+    rules : str or DisclosureRules
+        Disclosure-control rules (see :func:`protect_flow`). A suppressed count reads as the rules' neutral
+        marker and the figure carries the rules' footnote.
+    enabled : bool
+        ``False`` draws exact counts and stamps the figure with
+        :data:`~kvarus_research.privacy.rules.DISABLED_STAMP`.
 
     Returns
     -------
@@ -114,13 +121,16 @@ def plot_flow(flow: pd.DataFrame, ax: Any = None, *, protect: bool = True, rules
     >>> flow = pd.DataFrame({"step": ["opt_outs", "ended"], "label": ["Patients not opted out", "Course ended"],
     ...     "reason": ["patient opted out", "still in treatment"], "n_before": [120, 110],
     ...     "n_after": [110, 80], "n_excluded": [10, 30]})
-    >>> ax = plot_flow(flow, protect=False)
+    >>> ax = plot_flow(flow, enabled=False)
     >>> sorted(t.get_gid() for t in ax.texts if t.get_gid())
     ['0:n_after', '0:n_before', '0:n_excluded', '1:n_after', '1:n_excluded']
     """
     import matplotlib.pyplot as plt
 
-    shown = displayed_counts(flow, protect=protect, rules=rules)
+    from kvarus_research.results import mark_figure
+
+    protected = _protected_flow(flow, rules, enabled)
+    shown = displayed_counts(flow, rules=rules, enabled=enabled)
     n = len(flow)
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 1.5 + 1.6 * n))
@@ -139,8 +149,8 @@ def plot_flow(flow: pd.DataFrame, ax: Any = None, *, protect: bool = True, rules
         _box(ax, 5.7, y_from - 1, f"{reason}\nn = {row.n_excluded}", gid=f"{i}:n_excluded", side=True)
         label = textwrap.fill(str(row.label), 40)
         _box(ax, 3.2, y_to, f"{label}\nn = {row.n_after}", gid=f"{i}:n_after")
-    if not protect:
-        ax.text(10, -0.5, "disclosure control OFF: exact counts", ha="right", fontsize=8, color="#a00000")
-    elif protect_flow(flow, rules=rules).rules.rounding:
-        ax.text(10, -0.5, "counts rounded to 5 (n < 5 shown as <5)", ha="right", fontsize=8, color="#555555")
+    if enabled and protected.rules.rounding:
+        ax.text(10, -0.5, f"counts rounded to {protected.rules.rounding}", ha="right", fontsize=8,
+                color="#555555")  # fmt: skip
+    mark_figure(ax, protected, suppressed=bool(protected.suppressed.to_numpy().any()))
     return ax

@@ -16,7 +16,7 @@ import pandas as pd
 
 from kvarus_research.codebook import Codebook, load_codebook
 from kvarus_research.errors import AnalysisError
-from kvarus_research.results import Definition, Result
+from kvarus_research.results import Definition, Result, draw_marker, hidden
 
 #: Labels of structural course columns (not codebook variables).
 STRUCTURAL_LABELS: dict[str, dict[str, str]] = {
@@ -184,11 +184,11 @@ class Table1Result(Result):
         """The table in the usual layout: rows (label, level), one column per group, plus ``Missing``.
 
         Categorical cells read ``n (percent)``, continuous ``mean (SD)``; a suppressed cell reads as the rules'
-        label (``<5``) for the whole cell.
+        neutral marker (``":"``) for the whole cell.
         """
         prot = self.protected(self.rules, enabled=protect)
         t, shown = prot.table, prot.display()
-        label = getattr(prot.rules, "label", "<5")
+        label = prot.rules.marker
 
         def cell(i: int) -> str:
             continuous = t.loc[i, "variable"] not in self.categorical and t.loc[i, "variable"] != "n"
@@ -258,9 +258,52 @@ class Table1Result(Result):
             self.formatted(protect=protect).to_csv(fh)
         return path
 
-    def plot(self, ax: Any = None, **kwargs: Any) -> Any:
-        """Table 1 has no figure: raises :class:`AnalysisError` pointing to :meth:`formatted`."""
-        raise AnalysisError("Table 1 is a table: use .formatted() or .to_csv(); there is nothing to plot")
+    @classmethod
+    def _draw(cls, protected: Any, ax: Any, definition: Definition, **kwargs: Any) -> Any:
+        """Dot plot of the categorical levels' percentages (of courses with the variable recorded), one colour
+        per group, from the protected table.
+
+        Continuous variables (means on their own scales) stay in the table. A suppressed percentage has no dot:
+        the rules' marker stands right of 100 % in the group's colour.
+
+        Examples
+        --------
+        >>> import matplotlib; matplotlib.use("Agg")
+        >>> import kvarus_research as kr
+        >>> from kvarus_research.cohort.table1 import table1
+        >>> res = table1(kr.Cohort(kr.synthetic.generate(n_courses=300, seed=1)), ["sex"])
+        >>> [t.get_text() for t in res.plot().get_yticklabels()]
+        ['Sex: Male', 'Sex: Female']
+        """
+        import matplotlib.pyplot as plt
+
+        t = protected.table.reset_index(drop=True)
+        gone = hidden(protected, "percent") | hidden(protected, "n")
+        levels = t["level"].astype(str).ne("").to_numpy() & t["variable"].ne("n").to_numpy()
+        t, gone = t[levels].reset_index(drop=True), gone[levels]
+        rows = list(dict.fromkeys(zip(t["label"], t["level"], strict=True)))
+        groups = list(dict.fromkeys(t["group"]))
+        if ax is None:
+            _, ax = plt.subplots(figsize=(8, 0.28 * len(rows) + 1.6))
+        y = {r: len(rows) - 1 - i for i, r in enumerate(rows)}
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for gi, g in enumerate(groups):
+            mine = (t["group"] == g).to_numpy()
+            ys = np.array([y[r] for r in zip(t["label"][mine], t["level"][mine], strict=True)], dtype=float)
+            pct = t["percent"][mine].astype(float).to_numpy()
+            ok = ~gone[mine] & ~np.isnan(pct)
+            colour = colours[gi % len(colours)]
+            ax.plot(pct[ok], ys[ok], "o", color=colour, ms=5, label=str(g))
+            for yi in ys[gone[mine]]:
+                draw_marker(ax, 103 + 6 * gi, yi, protected, color=colour, fontsize=7)
+        ax.set_yticks(list(y.values()), [f"{lab}: {lev}" for lab, lev in rows], fontsize=7)
+        ax.set_xlim(0, 103 + 6 * len(groups))
+        ax.set_xticks([0, 20, 40, 60, 80, 100])
+        ax.set_xlabel("Percent of courses with the variable recorded")
+        ax.grid(axis="y", color="#eeeeee", lw=0.5)
+        ax.legend(fontsize=7, loc="lower right")
+        ax.set_title("Baseline characteristics (Table 1)", fontsize=10)
+        return ax
 
 
 def table1(
