@@ -118,3 +118,18 @@ def test_report_by_rule_and_csv(tmp_path: Path) -> None:
     text = rep.to_csv(tmp_path / "r.csv").read_text()
     assert "secret" not in text and "<id>" in text
     assert repr(rep) == "ValidationReport(2 files, 4 rows read, 1 rejected, 1 errors, 2 warnings)"
+
+
+def test_unwritable_report_and_missing_folder_exit_2_redacted(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from kvarus_research.cli import main
+
+    folder = _write(tmp_path / "x", [_row("01.03.2021", "1")])
+    assert main(["validate", str(folder), "--report", str(tmp_path)]) == 2  # a folder: OSError, no traceback
+    err = capsys.readouterr().err
+    assert "the findings cannot be written" in err and "Traceback" not in err
+    missing = tmp_path / "extract_01018012371"
+    assert main(["validate", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "01018012371" not in err and "<id>" in err
