@@ -335,3 +335,12 @@ def test_key_text_never_in_library_errors(tmp_path) -> None:
         assert key_text not in str(exc.value) and key_text not in repr(exc.value)
     # once seen, the text is hidden from every later message too
     assert key_text not in str(KvarusError(f"echo {key_text}"))
+
+
+def test_key_typed_as_a_stray_argument_is_not_echoed(capsys) -> None:
+    key_text = "Zq8-mV2-pL9-wX4-rT7-nB3-kJ6-hG1-dF5-sA0"
+    with pytest.raises(SystemExit) as exc:
+        main(["pseudonymize", "extract", key_text, "--out", "o"])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert key_text not in captured.out + captured.err and "not shown" in captured.err

@@ -14,6 +14,7 @@ import importlib
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import NoReturn
 
 from kvarus_research import __version__
 from kvarus_research.errors import KvarusError
@@ -30,6 +31,15 @@ COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are redacted and never echo stray arguments (one may be the key)."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            message = "unrecognized arguments (not shown, since one may be the key itself)"
+        super().error(redact(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command.
 
@@ -39,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     >>> sorted(parser._subparsers._group_actions[0].choices)
     ['indicators', 'keygen', 'pseudonymize', 'report', 'synth', 'validate']
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="kvarus-research",
         description="Research workflows for Kvarus, the national quality register for TSB treatment.",
     )
