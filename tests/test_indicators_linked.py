@@ -69,10 +69,12 @@ def test_a_pooled_unit_is_not_recomputed_from_its_region():
 
 
 def attack_counts(agg: pd.DataFrame, shown: pd.DataFrame, truth: dict, units: pd.DataFrame) -> list[str]:
-    """Which small, unpublished counts a reader can pin, knowing every published numerator, that rows are sums of
-    unit-year numerators x[u, y] and that 0 <= x[u, y] <= the unit-year's denominator (scipy linprog)."""
+    """Which small, unpublished counts a reader can pin, knowing every published numerator and denominator, that
+    rows are sums of unit-year numerators x[u, y] and denominators n[u, y], and 0 <= x[u, y] <= n[u, y]
+    (scipy linprog over the 2K unknowns x then n). A hidden denominator is unknown to the reader too."""
     keys = sorted(truth)
     j = {k: i for i, k in enumerate(keys)}
+    nk = len(keys)
     region = units.set_index("unit_id")["region"].to_dict()
     years = sorted({y for _, y in keys})
 
@@ -96,35 +98,46 @@ def attack_counts(agg: pd.DataFrame, shown: pd.DataFrame, truth: dict, units: pd
                    for yk in [*years, "all"]}  # fmt: skip
     a, b = [], []
     for i, row in agg.iterrows():
-        if pd.isna(shown.loc[i, "numerator"]):
-            continue
-        coefs = np.zeros(len(keys))
-        for k in members(row, pooled_sets):
-            coefs[j[k]] = 1
-        a.append(coefs)
-        b.append(float(shown.loc[i, "numerator"]))
-    bounds = [(0, truth[k][1]) for k in keys]
+        for offset, col in ((0, "numerator"), (nk, "denominator")):
+            if pd.isna(shown.loc[i, col]):
+                continue
+            coefs = np.zeros(2 * nk)
+            for k in members(row, pooled_sets):
+                coefs[offset + j[k]] = 1
+            a.append(coefs)
+            b.append(float(shown.loc[i, col]))
+    a_ub = np.hstack([np.eye(nk), -np.eye(nk)])  # x <= n
+    bounds = [(0, None)] * (2 * nk)
     targets = []  # hidden rows whose count or complement is small, and small unit-years inside the pool
     for i, row in agg.iterrows():
         x, n = row["numerator"], row["denominator"]
-        if pd.isna(shown.loc[i, "numerator"]) and (0 < x < 5 or 0 < n - x < 5):
-            targets.append((f"row {i}", members(row, pooled_sets)))
+        hidden = pd.isna(shown.loc[i, "numerator"])
+        if hidden and 0 < x < 5:
+            targets.append((f"row {i}", members(row, pooled_sets), 0))
+        if hidden and 0 < n - x < 5:
+            targets.append((f"row {i} complement", members(row, pooled_sets), 1))
     for yk, us in pooled_sets.items():
         for u in us:
             cells = [(u, y) for y in (years if yk == "all" else [yk]) if (u, y) in j]
             x = sum(truth[c][0] for c in cells)
             n = sum(truth[c][1] for c in cells)
-            if 0 < x < 5 or 0 < n - x < 5:
-                targets.append((f"pooled part {u}/{yk}", cells))
+            if 0 < x < 5:
+                targets.append((f"pooled part {u}/{yk}", cells, 0))
+            if 0 < n - x < 5:
+                targets.append((f"pooled part {u}/{yk} complement", cells, 1))
     pinned = []
-    for name, cells in targets:
-        c = np.zeros(len(keys))
+    for name, cells, complement in targets:
+        c = np.zeros(2 * nk)
         for k in cells:
-            c[j[k]] = 1
-        lo = linprog(c, A_eq=np.array(a) if a else None, b_eq=np.array(b) if b else None, bounds=bounds)
-        hi = linprog(-c, A_eq=np.array(a) if a else None, b_eq=np.array(b) if b else None, bounds=bounds)
-        assert lo.status == 0 and hi.status == 0
-        if -hi.fun - lo.fun < 0.5:
+            if complement:
+                c[nk + j[k]], c[j[k]] = 1, -1
+            else:
+                c[j[k]] = 1
+        eq = dict(A_eq=np.array(a) if a else None, b_eq=np.array(b) if b else None)
+        lo = linprog(c, A_ub=a_ub, b_ub=np.zeros(nk), bounds=bounds, **eq)
+        hi = linprog(-c, A_ub=a_ub, b_ub=np.zeros(nk), bounds=bounds, **eq)
+        assert lo.status == 0 and hi.status in (0, 3)
+        if hi.status == 0 and -hi.fun - lo.fun < 0.5:
             pinned.append(name)
     return pinned
 

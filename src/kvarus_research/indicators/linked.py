@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kvarus_research.privacy.audit import Constraint, holds
-from kvarus_research.privacy.declarations import _complements_last
-from kvarus_research.privacy.suppression import complement_suppress, secondary_suppress
+from kvarus_research.privacy.audit import Constraint
+from kvarus_research.privacy.engine import CellRef, Complement, Linear, TableSpec
 
 COUNTS: tuple[str, ...] = ("numerator", "denominator", "missing")
 ALL_YEARS = "all"
@@ -120,70 +119,78 @@ def linked_constraints(t: pd.DataFrame, parts: pd.DataFrame) -> list[Constraint]
     return [(total, comps) for total, comps in out if comps]
 
 
-def protect_linked(
+def linked_spec(
     table: pd.DataFrame,
-    rules: Any,
     parts: pd.DataFrame | None,
     counts: Sequence[str] = COUNTS,
     complements: Mapping[str, str] | None = None,
-) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
-    """Suppression masks of the rows of ``table`` (per count column) and the log of why each cell went.
+    derived: Mapping[str, Sequence[str]] | None = None,
+) -> tuple[TableSpec, dict[tuple[Any, ...], dict[str, CellRef]]]:
+    """The table as the disclosure engine sees it, and where each unit, region and nation count lies.
 
-    ``parts``: the pooled units' counts (``unit_id, region, year`` and the count columns), or ``None`` to use one
-    part per region and year (the region minus its units shown). ``complements``: count → its row total (by
-    default ``{"numerator": "denominator"}``).
+    The table's rows are cells, the pooled units' parts never-shown cells (:class:`~kvarus_research.privacy.engine.
+    Linear`), linked by :func:`linked_constraints`; each count with a complement (by default the numerator, of
+    the denominator) is declared for the rows and the parts alike. Partners are given up units first, then the
+    pooled row, the regions and the nation last.
+
+    Returns
+    -------
+    (TableSpec, dict)
+        The spec, and for each ``("unit", unit_id, year)``, ``("region", name, year)`` and ``("national", year)``
+        (year ``"all"`` = all years) the cell of each count: ``(row, column)`` or ``("extra", j)`` for a part.
 
     Examples
     --------
-    >>> from kvarus_research.privacy.rules import resolve_rules
-    >>> t = pd.DataFrame({"level": ["unit", "unit", "national"], "group": ["A", "B", "Norway"],
-    ...     "unit_id": [1, 2, None], "region": ["R", "R", None], "year": pd.array([pd.NA] * 3, dtype="Int64"),
-    ...     "numerator": [3, 30, 33], "denominator": [12, 40, 52], "missing": [0, 0, 0]})
-    >>> masks, log = protect_linked(t, resolve_rules("norway"), None)
-    >>> masks["numerator"].tolist(), [e["action"] for e in log]
-    ([True, True, False], ['suppressed', 'secondary_suppressed'])
+    >>> t = pd.DataFrame({"level": ["unit", "pooled", "region", "national"], "group": ["A", "Pooled", "R", "Norway"],
+    ...     "unit_id": [1, None, None, None], "region": ["R", None, "R", None],
+    ...     "year": pd.array([2021] * 4, dtype="Int64"), "numerator": [9, 1, 10, 10], "denominator": [12, 3, 15, 15],
+    ...     "missing": [0, 0, 0, 0]})
+    >>> parts = pd.DataFrame({"unit_id": [2], "region": ["R"], "year": pd.array([2021], dtype="Int64"),
+    ...     "numerator": [1], "denominator": [3], "missing": [0]})
+    >>> spec, cells = linked_spec(t, parts)
+    >>> cells[("unit", 2, "2021")]["numerator"], cells[("national", "2021")]["denominator"]
+    (('extra', 0), (3, 'denominator'))
     """
     complements = {"numerator": "denominator"} if complements is None else dict(complements)
     t = table.reset_index(drop=True)
     if parts is None:
         parts = pooled_parts_from_table(t, counts)
     parts = parts.reset_index(drop=True)
-    m = len(t)
+    m, k = len(t), len(parts)
     constraints = linked_constraints(t, parts)
-    values = {c: np.r_[t[c].to_numpy(dtype=float), parts[c].to_numpy(dtype=float)] for c in counts}
-    # partners are taken from the pooled parts and the units first, the nation last
+    offset = {c: i * k for i, c in enumerate(counts)}
+    extra = [float(v) for c in counts for v in parts[c].to_numpy(dtype=float)]
+
+    def ref(p: int, c: str) -> CellRef:
+        return (p, c) if p < m else ("extra", offset[c] + p - m)
+
+    sums = [(ref(total, c), [ref(p, c) for p in comps]) for total, comps in constraints for c in counts]
+    for count, total in complements.items():  # the parts' complements, never shown either
+        for j in range(k):
+            extra.append(float(parts[total].iloc[j]) - float(parts[count].iloc[j]))
+            sums.append(
+                (("extra", offset[total] + j), [("extra", offset[count] + j), ("extra", len(extra) - 1)])
+            )
     rank = {"unit": 1, "pooled": 2, "region": 3, "national": 4}
-    priority = np.r_[t["level"].map(rank).fillna(1).to_numpy(dtype=int), np.zeros(len(parts), dtype=int)]
-    log: list[dict[str, Any]] = []
-    masks: dict[str, np.ndarray] = {}
-    for col in _complements_last(counts, complements):
-        v = values[col]
-        own = [k for k in constraints if holds(v, k)]  # e.g. a missing count left out with a zero denominator
-        primary = rules.small(v)
-        reasons = {int(i): f"count below {rules.min_count} (primary)" for i in np.flatnonzero(primary[:m])}
-        total = complements.get(col)
-        if total is not None:
-            small = (
-                rules.small(values[total] - v) & ~primary
-            )  # also where the total is hidden (audit: count <= total)
-            reasons |= {
-                int(i): f"complement {total} - {col} below {rules.min_count} (primary)"
-                for i in np.flatnonzero(small[:m])
-            }
-            primary |= small
-            sup = complement_suppress(
-                v, values[total], primary, own, rules.min_count, priority, rules.suppress_zeros
-            )
-        else:
-            sup = secondary_suppress(
-                v, primary, own, rules.min_count, priority=priority, zeros_secret=rules.suppress_zeros
-            )
-        for i in np.flatnonzero(sup[:m]):
-            action = "suppressed" if int(i) in reasons else "secondary_suppressed"
-            reason = reasons.get(int(i), "would let a suppressed cell be recomputed from linked totals")
-            log.append({"row": int(i), "column": col, "action": action, "reason": reason})
-        masks[col] = sup
-    return {c: s[:m] for c, s in masks.items()}, log
+    priority = t["level"].map(rank).fillna(1).to_numpy(dtype=int)
+    structure: list[Any] = [
+        Linear(sums, extra, priority=priority, name="units, pooled parts, regions, nation, years")
+    ]
+    structure += [Complement(c, tot) for c, tot in complements.items()]
+    spec = TableSpec(t, list(counts), dict(derived or {}), structure, priority)
+    cells: dict[tuple[Any, ...], dict[str, CellRef]] = {}
+    yk, lv = _year_keys(t["year"]), t["level"].to_numpy()
+    for i in range(m):
+        key = {"unit": ("unit", t["unit_id"].iloc[i], yk[i]), "region": ("region", str(t["group"].iloc[i]), yk[i]),
+               "national": ("national", yk[i])}.get(lv[i])  # fmt: skip
+        if key is not None:
+            cells[key] = {c: (i, c) for c in counts}
+    p_yk = _year_keys(parts["year"]) if k else np.array([], dtype=object)
+    for j in range(k):
+        unit = parts["unit_id"].iloc[j]
+        if unit is not None and not pd.isna(unit):
+            cells[("unit", unit, p_yk[j])] = {c: ("extra", offset[c] + j) for c in counts}
+    return spec, cells
 
 
 def protect_linked_table(
@@ -211,23 +218,9 @@ def protect_linked_table(
     >>> p.table["opted_out"].tolist()  # A's 2, and B's 9 with it, else 2 = 11 - 9 in region R
     [<NA>, <NA>, 6, 11, 6, 17]
     """
-    from kvarus_research.privacy.rules import LOG_COLUMNS, ProtectedTable, resolve_rules
+    from kvarus_research.privacy import protect
 
-    r = resolve_rules(rules)
-    t = table.reset_index(drop=True)
-    masks, entries = protect_linked(t, r, parts, counts, complements)
-    out = t.copy()
-    suppressed = pd.DataFrame({c: masks[c] for c in counts}, index=t.index)
-    for c in counts:
-        out[c] = pd.array(t[c], dtype="Int64")
-        out.loc[masks[c], c] = pd.NA
-    for d, sources in (derived or {}).items():
-        hide = np.logical_or.reduce([masks[c] for c in sources])
-        out[d] = out[d].astype(object).where(~hide, None) if out[d].dtype == object else out[d].where(~hide)
-        suppressed[d] = hide
-        entries += [{"row": int(i), "column": d, "action": "derived_suppressed",
-                     "reason": f"computed from suppressed count {tuple(sources)}"}
-                    for i in np.flatnonzero(hide & t[d].notna().to_numpy())]  # fmt: skip
-    log = pd.DataFrame(entries, columns=LOG_COLUMNS)
-    stamp = f"disclosure control: {r.describe()} (linked totals: units, pooled parts, regions, nation, years)"
-    return ProtectedTable(out, log, r, True, suppressed, stamp)
+    spec, _ = linked_spec(table, parts, counts, complements, derived)
+    p = protect(spec.table, counts=spec.counts, derived=spec.derived, structure=spec.structure, rules=rules)
+    p.stamp += " (linked totals: units, pooled parts, regions, nation, years)"
+    return p

@@ -18,6 +18,7 @@ import pandas as pd
 from kvarus_research.errors import PrivacyError
 from kvarus_research.privacy.declarations import _check_columns, _log
 from kvarus_research.privacy.engine import (
+    EXTRA,
     Builder,
     Complement,
     Margin,
@@ -229,6 +230,8 @@ def log_hidden(
 ) -> None:
     """One log entry per hidden cell of a table: primary with its reason, or secondary."""
     for col, cells in pos.items():
+        if col == EXTRA:
+            continue
         for row, cell in enumerate(cells):
             if not hidden[cell]:
                 continue

@@ -297,8 +297,13 @@ def margin_sums(table: pd.DataFrame, column: str, total: Hashable, dims: Sequenc
     return build_constraints(table, {column: total}, dims)
 
 
+#: Key of the positions of a table's never-shown :class:`Linear` cells in what :func:`add_table` returns.
+EXTRA = "\x00extra"
+
+
 def add_table(b: Builder, spec: TableSpec, rules: Any) -> dict[str, np.ndarray]:
-    """Add one table's cells and structure to ``b``; returns each count column's cell positions (by row).
+    """Add one table's cells and structure to ``b``; returns each count column's cell positions (by row), and
+    under :data:`EXTRA` the positions of the never-shown cells of its :class:`Linear` structures, in order.
 
     Examples
     --------
@@ -323,6 +328,7 @@ def add_table(b: Builder, spec: TableSpec, rules: Any) -> dict[str, np.ndarray]:
         if (raw[c][~np.isnan(raw[c])] < 0).any():
             raise PrivacyError(f"protect: count column {c!r} holds negative values; counts must be >= 0")
     pos = {c: b.add_cells(raw[c], priority=priority) for c in spec.counts}
+    pos[EXTRA] = np.zeros(0, dtype=int)
     for s in spec.structure:
         if isinstance(s, Margin):
             if s.column not in t.columns:
@@ -359,6 +365,7 @@ def add_table(b: Builder, spec: TableSpec, rules: Any) -> dict[str, np.ndarray]:
             _add_partition(b, t, s, dims, pos, raw)
         elif isinstance(s, Linear):
             extra = b.add_cells(s.extra, shown=False, priority=0)
+            pos[EXTRA] = np.r_[pos[EXTRA], extra]
             if s.extra_small is not None:
                 for j, ok in enumerate(s.extra_small):
                     b.small_ok[extra[j]] = not ok
