@@ -1,18 +1,12 @@
 """Disclosure control of the network-work table, closing the paths by which one number gives another away.
 
-:func:`kvarus_research.privacy.protect` suppresses counts under the threshold and, with the years declared as a
-margin (all years = the sum of the years), adds secondary suppression over years. The network-work table has more
-structure than that, so suppression is then closed under these rules, repeated until nothing changes:
+The table has more structure than margins can say:
 
-1. rows that share a denominator (same unit, year and base population) are suppressed together;
-2. the number of meetings is the denominator of invited / took part / not invited / place, and cases without a
-   meeting (the denominator of the reasons) = cases answering − meetings: suppressing one suppresses the others;
-3. "invited" and "not invited" for the same role add up to the number of meetings: suppressed together;
-4. places and reasons each split their denominator: one suppressed category suppresses the whole split;
-5. over years: a cell that is the only suppressed one among a row's years and its all-years total gets a partner
-   (the smallest published year, or the total);
-6. an audit over all these links at once (:func:`network_constraints`): partners are added until no small count
-   and no small complement (a denominator minus its numerator) can be pinned by linear programming.
+the number of meetings is the denominator of invited / took part / not invited / place; cases answering =
+meetings + cases without a meeting (the denominator of the reasons); "invited" and "not invited" for the same
+role add up to the meetings; places and reasons each split their denominator; years add up to all years. All of
+it is declared to the disclosure engine (:func:`network_spec`), which hides partners until no small count and no
+small complement (a denominator minus its numerator) can be pinned through any of these links.
 """
 
 from __future__ import annotations
@@ -25,33 +19,6 @@ import pandas as pd
 BASE = {"meeting": "answered", "invited": "meeting", "took_part": "meeting", "not_invited": "meeting",
         "place": "meeting", "reason": "no_meeting"}  # fmt: skip
 ALL_YEARS = "all"
-
-
-def _spread(sup: np.ndarray, keys: list[np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
-    """Within each group of ``keys`` (among ``rows``), if any cell is suppressed, suppress all of them."""
-    mask = np.ones(len(sup), dtype=bool) if rows is None else rows
-    frame = pd.DataFrame({f"k{i}": k for i, k in enumerate(keys)})
-    frame["s"] = sup & mask
-    any_sup = frame.groupby([f"k{i}" for i in range(len(keys))], sort=False)["s"].transform("any").to_numpy()
-    return sup | (any_sup & mask)
-
-
-def _year_partners(
-    sup: np.ndarray, values: np.ndarray, keys: list[np.ndarray], year: np.ndarray
-) -> np.ndarray:
-    """Rule 5: give a lone suppressed cell among a row's years and its total a partner."""
-    out = sup.copy()
-    frame = pd.DataFrame({f"k{i}": k for i, k in enumerate(keys)})
-    for _, idx in frame.groupby([f"k{i}" for i in range(len(keys))], sort=False).indices.items():
-        s = out[idx]
-        if s.sum() != 1 or len(idx) < 2:
-            continue
-        years = idx[(year[idx] != ALL_YEARS) & ~out[idx]]
-        if len(years):
-            out[years[np.argmin(values[years])]] = True
-        else:
-            out[idx] = True
-    return out
 
 
 def network_constraints(
@@ -118,38 +85,59 @@ def network_constraints(
     return np.array(values, dtype=float), links
 
 
-def _audit_links(
-    t: pd.DataFrame,
-    yk: np.ndarray,
-    base: np.ndarray,
-    key: np.ndarray,
-    num_s: np.ndarray,
-    den_s: np.ndarray,
-    rules: Any,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Extend the rules' suppression until no small count (or complement) can be pinned through the links."""
-    from kvarus_research.privacy.audit import holds
-    from kvarus_research.privacy.suppression import secondary_suppress
+def network_spec(table: pd.DataFrame) -> Any:
+    """The network-work table as the disclosure engine sees it (a :class:`~kvarus_research.privacy.engine.TableSpec`).
 
+    Its cells are the rows' numerators and denominators, with every link of :func:`network_constraints` declared
+    (:class:`~kvarus_research.privacy.engine.Linear`; the slack cells are never shown and are not statistics) and
+    each numerator a part of its denominator (:class:`~kvarus_research.privacy.engine.Complement`). Partners are
+    given up from the yearly rows before the all-years rows.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"group": ["A", "A"], "year": pd.array([2014, 2014], dtype="Int64"),
+    ...     "measure": ["invited", "not_invited"], "category": ["Family invited", "Family not invited"],
+    ...     "key": ["familie", "familie"], "numerator": [3, 17], "denominator": [20, 20]})
+    >>> [type(s).__name__ for s in network_spec(t).structure]
+    ['Linear', 'Complement']
+    """
+    from kvarus_research.privacy.engine import Complement, Linear, TableSpec
+
+    t = table.reset_index(drop=True)
     m = len(t)
+    yk = t["year"].astype("Int64").astype("string").fillna(ALL_YEARS).to_numpy(dtype=object)
+    measure = t["measure"].to_numpy(dtype=object)
+    base = np.array([BASE.get(x, x) for x in measure], dtype=object)
+    key = (
+        t["key"].astype(str).to_numpy(dtype=object) if "key" in t.columns else t["category"].to_numpy(object)
+    )
     values, links = network_constraints(t, yk, base, key)
-    consistent = [k for k in links if holds(values, k)]
-    # The small counts and complements are what must stay hidden; the rules' other hidden cells are taken as
-    # known to the reader here (the safe side), so partners are added only where a small count needs them.
-    small = rules.small(values)
-    small[3 * m :] = False  # slack cells (no place, no reason given): never shown, not a statistic
-    # partners: never-shown complements first, then yearly rows, all-years rows last
-    year_rank = np.where(yk == ALL_YEARS, 2, 1)
-    priority = np.r_[year_rank, year_rank, np.zeros(len(values) - 2 * m, dtype=int)]
-    sup = secondary_suppress(
-        values, small, consistent, rules.min_count, priority=priority, zeros_secret=rules.suppress_zeros,
-        audit_only=small,
-    )  # fmt: skip
-    return num_s | sup[:m], den_s | sup[m : 2 * m]
+
+    def ref(p: int) -> Any:
+        if p < m:
+            return (p, "numerator")
+        if p < 2 * m:
+            return (p - m, "denominator")
+        return ("extra", p - 3 * m)
+
+    # the complements (2m..3m-1) are declared by Complement; their year sums follow from the counts'
+    keep = [(tot, parts) for tot, parts in links if not any(2 * m <= q < 3 * m for q in (tot, *parts))]
+    sums = [(ref(tot), [ref(q) for q in parts]) for tot, parts in keep]
+    extra = values[3 * m :]
+    priority = np.where(yk == ALL_YEARS, 2, 1)
+    derived = {c: ["numerator", "denominator"] for c in ("proportion", "ci_low", "ci_high") if c in t.columns}
+    structure = [
+        Linear(sums, extra, priority=priority, extra_small=[False] * len(extra), name="network-work links"),
+        Complement("numerator", "denominator"),
+    ]
+    return TableSpec(t, ["numerator", "denominator"], derived, structure, priority)
 
 
 def protect_network_table(table: pd.DataFrame, rules: Any = "norway", *, enabled: bool = True) -> Any:
     """Protect a :class:`NetworkWorkResult` table; returns a ``ProtectedTable`` whose log says why each cell went.
+
+    With secondary suppression, the table is one system (:func:`network_spec`) solved by the disclosure engine;
+    with rounding rules, the counts are protected with the years declared as a margin.
 
     Examples
     --------
@@ -161,72 +149,21 @@ def protect_network_table(table: pd.DataFrame, rules: Any = "norway", *, enabled
     [<NA>, <NA>]
     """
     from kvarus_research.privacy import protect
-    from kvarus_research.privacy.disclosure import ProtectedTable
+    from kvarus_research.privacy.rules import resolve_rules
 
-    derived = {
-        c: ("numerator", "denominator") for c in ("proportion", "ci_low", "ci_high") if c in table.columns
-    }
-    if not enabled:
-        return protect(
-            table, counts=["numerator", "denominator"], derived=derived, rules=rules, enabled=False
-        )
-    t = table.reset_index(drop=True)
-    yk = t["year"].astype("Int64").astype("string").fillna(ALL_YEARS).to_numpy(dtype=object)
-    view = pd.DataFrame({"group": t["group"].astype(str), "measure": t["measure"], "category": t["category"],
-                         "yk": yk, "numerator": t["numerator"], "denominator": t["denominator"]})  # fmt: skip
-    p = protect(
-        view,
-        counts=["numerator", "denominator"],
-        rules=rules,
-        margins={"yk": ALL_YEARS},
-        complements={"numerator": "denominator"},
-    )
-    num_s = p.suppressed["numerator"].to_numpy(dtype=bool).copy()
-    den_s = p.suppressed["denominator"].to_numpy(dtype=bool).copy()
-    group, measure = view["group"].to_numpy(dtype=object), view["measure"].to_numpy(dtype=object)
-    base = np.array([BASE.get(m, m) for m in measure], dtype=object)
-    key = (
-        t["key"].astype(str).to_numpy(dtype=object)
-        if "key" in t.columns
-        else view["category"].to_numpy(object)
-    )
-    cat = view["category"].to_numpy(dtype=object)
-    num_v, den_v = t["numerator"].to_numpy(dtype=float), t["denominator"].to_numpy(dtype=float)
-    is_meeting = measure == "meeting"
-    start_num, start_den = num_s.copy(), den_s.copy()
-    for _ in range(50):
-        before = (num_s.copy(), den_s.copy())
-        num_s, den_s = _audit_links(t, yk, base, key, num_s, den_s, p.rules)
-        den_s = _spread(den_s, [group, yk, base])  # rule 1
-        # rule 2: meetings (numerator of "meeting") <-> denominators based on meetings or on no meeting
-        linked = pd.DataFrame(
-            {"g": group, "y": yk, "s": (is_meeting & (num_s | den_s)) | ((base != "answered") & den_s)}
-        )
-        hit = linked.groupby(["g", "y"], sort=False)["s"].transform("any").to_numpy()
-        num_s |= hit & is_meeting
-        den_s |= hit & (base != "answered")
-        pair = np.isin(measure, ["invited", "not_invited"])  # rule 3
-        num_s = _spread(num_s, [group, yk, key], pair)
-        split = np.isin(measure, ["place", "reason"])  # rule 4
-        num_s = _spread(num_s, [group, yk, measure], split)
-        num_s = _year_partners(num_s, num_v, [group, measure, cat], yk)  # rule 5
-        den_s = _year_partners(den_s, den_v, [group, measure, cat], yk)
-        if (num_s == before[0]).all() and (den_s == before[1]).all():
-            break
-    log = [p.log]
-    for col, now, was in (("numerator", num_s, start_num), ("denominator", den_s, start_den)):
-        added = np.flatnonzero(now & ~was)
-        if len(added):
-            log.append(pd.DataFrame({"row": added, "column": col, "action": "secondary_suppressed",
-                                     "reason": "would follow from a linked published cell (network-work rules)"}))  # fmt: skip
-    out = t.copy()
-    out["numerator"] = pd.array(p.table["numerator"], dtype="Int64")
-    out["denominator"] = pd.array(p.table["denominator"], dtype="Int64")
-    out.loc[num_s, "numerator"] = pd.NA
-    out.loc[den_s, "denominator"] = pd.NA
-    hide = num_s | den_s
-    for d in derived:
-        out[d] = out[d].where(~hide)
-    suppressed = pd.DataFrame({"numerator": num_s, "denominator": den_s, **{d: hide for d in derived}})
-    return ProtectedTable(out, pd.concat(log, ignore_index=True), p.rules, True, suppressed,
-                          p.stamp + " (network-work links closed)")  # fmt: skip
+    r = resolve_rules(rules)
+    spec = network_spec(table)
+    if not enabled or not r.secondary or r.totals_from_rounded or r.rounding:
+        t = spec.table.assign(_yk=spec.table["year"].astype("Int64").astype("string").fillna(ALL_YEARS))
+        t["_group"] = t["group"].astype(str)
+        p = protect(t.drop(columns=["year", "group", "unit_id"], errors="ignore"), counts=spec.counts,
+                    derived=spec.derived, rules=r, margins={"_yk": ALL_YEARS},
+                    complements={"numerator": "denominator"}, enabled=enabled)  # fmt: skip
+        out = spec.table.copy()
+        for c in [*spec.counts, *spec.derived]:
+            out[c] = p.table[c].to_numpy() if enabled else out[c]
+        p.table = out
+        return p
+    p = protect(spec.table, counts=spec.counts, derived=spec.derived, structure=spec.structure, rules=r)
+    p.stamp += " (network-work links)"
+    return p
