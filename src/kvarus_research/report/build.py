@@ -99,8 +99,8 @@ def _result(
     """A result's definition, protected table and figure."""
     ctx.writer.definition(result.definition)
     ctx.writer.table(name, result.protected(ctx.rules), caption=caption)
-    if plot:
-        out = result.plot(**(plot_kwargs or {}))
+    if plot:  # drawn from the table protected with the report's rules, as the table above it
+        out = result.plot(rules=ctx.rules, **(plot_kwargs or {}))
         fig = out if hasattr(out, "savefig") else out.get_figure()
         ctx.writer.figure(name, fig, caption=caption)
 
