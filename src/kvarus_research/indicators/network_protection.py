@@ -127,7 +127,14 @@ def network_spec(table: pd.DataFrame) -> Any:
     priority = np.where(yk == ALL_YEARS, 2, 1)
     derived = {c: ["numerator", "denominator"] for c in ("proportion", "ci_low", "ci_high") if c in t.columns}
     structure = [
-        Linear(sums, extra, priority=priority, extra_small=[False] * len(extra), name="network-work links"),
+        Linear(
+            sums,
+            extra,
+            priority=priority,
+            extra_small=[False] * len(extra),
+            name="network-work links",
+            lone_partners=False,
+        ),
         Complement("numerator", "denominator"),
     ]
     return TableSpec(t, ["numerator", "denominator"], derived, structure, priority)

@@ -91,7 +91,10 @@ class Linear:
     ``sums``: a list of (total, parts), each a cell reference: ``(row, column)`` for a cell of the table (``row`` =
     position), ``("extra", j)`` for the ``j``-th never-shown cell, whose value is ``extra[j]``. ``priority``: the
     order in which the table's rows are given up as partners (lower first), one per row; ``extra_small``:
-    whether a never-shown cell is protected when it is small (default: all are).
+    whether a never-shown cell is protected when it is small (default: all are). ``lone_partners``: whether a
+    hidden published cell left as the only unknown of one of these sums gets a partner even when it is not small
+    (the default; it keeps patterns small in cross-classified tables). ``False`` leaves that to the exact audit,
+    which hides fewer cells where many sums overlap (network work).
 
     Examples
     --------
@@ -105,6 +108,7 @@ class Linear:
     priority: Sequence[int] | None = None
     extra_small: Sequence[bool] | None = None
     name: str = "linked totals"
+    lone_partners: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra", tuple(float(v) for v in self.extra))
@@ -121,6 +125,8 @@ class System:
     priority: np.ndarray
     primary: np.ndarray
     reasons: dict[int, str] = field(default_factory=dict)
+    #: per constraint: whether a lone hidden published cell that is not small gets a partner
+    lone: list[bool] = field(default_factory=list)
 
 
 class Builder:
@@ -142,6 +148,7 @@ class Builder:
         self.small_ok: list[bool] = []  # a never-shown cell that need not be protected
         self.priority: list[int] = []
         self.constraints: list[Constraint] = []
+        self.lone: list[bool] = []
         self.forced: dict[int, str] = {}
 
     def add_cells(self, values: Sequence[float], *, shown: bool = True, priority: Any = 0) -> np.ndarray:
@@ -155,11 +162,12 @@ class Builder:
         self.priority += pr.tolist()
         return np.arange(start, start + len(vals))
 
-    def add_sum(self, total: int, parts: Sequence[int]) -> None:
+    def add_sum(self, total: int, parts: Sequence[int], *, lone_partners: bool = True) -> None:
         """``total`` = the sum of ``parts`` (kept only when every value is known and it holds)."""
         k = (int(total), [int(p) for p in parts])
         if k[1] and holds(np.asarray(self.values, dtype=float), k):
             self.constraints.append(k)
+            self.lone.append(lone_partners)
 
     def force(self, position: int, reason: str) -> None:
         """Hide a published cell from the start (a primary rule other than its own smallness)."""
@@ -178,7 +186,9 @@ class Builder:
                 primary[pos] = True
                 reasons[pos] = reason
         priority = np.asarray(self.priority, dtype=int)
-        return System(values, shown, protected, list(self.constraints), priority, primary, reasons)
+        return System(
+            values, shown, protected, list(self.constraints), priority, primary, reasons, list(self.lone)
+        )
 
 
 def solve(system: System, threshold: int) -> np.ndarray:
@@ -215,18 +225,19 @@ def solve(system: System, threshold: int) -> np.ndarray:
             member_of.setdefault(c, []).append(k)
     exempt = ~protected
     priority = system.priority
+    lone_rule = system.lone or [True] * len(constraints)
     while True:
         changed = True
         while changed:
             changed = False
-            for total, comps in constraints:
+            for (total, comps), any_lone in zip(constraints, lone_rule):
                 cells = [*comps, total]
                 hidden = [c for c in cells if sup[c]]
                 if not hidden:
                     continue
-                # a lone hidden published cell gets a partner whatever its value (patterns stay small that way);
-                # a never-shown cell only when it is one to protect
-                lone = len(hidden) == 1 and (protected[hidden[0]] or shown[hidden[0]])
+                # a lone hidden published cell gets a partner whatever its value (patterns stay small that way,
+                # unless the structure leaves it to the audit); a never-shown cell only when it is one to protect
+                lone = len(hidden) == 1 and (protected[hidden[0]] or (any_lone and shown[hidden[0]]))
                 part_sum = v[[c for c in comps if sup[c]]].sum()
                 small_sum = not sup[total] and 0 < part_sum < threshold
                 if lone or small_sum:
@@ -376,7 +387,11 @@ def add_table(b: Builder, spec: TableSpec, rules: Any) -> dict[str, np.ndarray]:
                         b.priority[i] = int(p)
 
             for total, parts in s.sums:
-                b.add_sum(_ref(total, extra, pos), [_ref(p, extra, pos) for p in parts])
+                b.add_sum(
+                    _ref(total, extra, pos),
+                    [_ref(p, extra, pos) for p in parts],
+                    lone_partners=s.lone_partners,
+                )
         else:
             raise PrivacyError(
                 f"protect: unknown structure {s!r}; use Margin, Complement, Partition or Linear"
