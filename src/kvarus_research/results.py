@@ -289,7 +289,7 @@ class Result:
         """
         if "protect" in kwargs:  # the former name: refuse rather than silently protect or not
             raise TypeError("plot(protect=...) is now plot(enabled=...)")
-        protected = self.protected(rules, enabled=enabled)
+        protected = self._adopted_or_protected(rules, enabled)
         context = self._draw_context()
         raw = [k for k, v in context.items() if isinstance(v, (pd.DataFrame, pd.Series, np.ndarray))]
         if raw:  # the drawing code gets tables only through protected()
@@ -337,10 +337,39 @@ class Result:
             p.table = pd.concat([p.table, self.table[aside]], axis=1)[list(self.table.columns)]
         return p
 
+    def adopt(self, protected: ProtectedTable, rules: Any = "norway") -> None:
+        """Publish ``protected`` for this result under ``rules`` from now on: its figures and CSV use it.
+
+        A :class:`~kvarus_research.privacy.release.Release` protects this result's table together with the other
+        tables published beside it, and may hide more than the table alone needs; adopting its outcome keeps the
+        figures drawn from the same cells the release publishes.
+
+        Examples
+        --------
+        >>> from kvarus_research.privacy import protect
+        >>> class Counts(Result):
+        ...     count_columns = ("n",)
+        >>> r = Counts(); r.table = pd.DataFrame({"n": [7, 9]})
+        >>> r.adopt(protect(pd.DataFrame({"n": [7, 9]}), counts="n", structure=[]), "norway")
+        >>> r._adopted_or_protected("norway", True).table["n"].tolist()
+        [7, 9]
+        """
+        from kvarus_research.privacy.rules import resolve_rules
+
+        self.__dict__.setdefault("_adopted", {})[resolve_rules(rules)] = protected
+
+    def _adopted_or_protected(self, rules: Any, enabled: bool) -> Any:
+        from kvarus_research.privacy.rules import resolve_rules
+
+        adopted = self.__dict__.get("_adopted", {})
+        if enabled and not isinstance(rules, dict) and resolve_rules(rules) in adopted:
+            return adopted[resolve_rules(rules)]
+        return self.protected(rules, enabled=enabled)
+
     def to_csv(self, path: str | Path, rules: Any = "norway", *, protect: bool = True) -> Path:
         """Write the table as CSV after disclosure control (``protect=False`` writes it raw, stamped as such)."""
         path = Path(path)
-        prot = self.protected(rules, enabled=protect)
+        prot = self._adopted_or_protected(rules, protect)
         prot.to_csv(path)
         return path
 

@@ -52,19 +52,34 @@ def write_indicator_outputs(
     registry = as_registry(data)
     files: list[Path] = []
     texts: list[str] = []
-    steps = tqdm(total=4, desc="indicators", disable=not progress)
+    steps = tqdm(total=5, desc="indicators", disable=not progress)
     results = kvarus_indicators(registry)
-    for key, res in results.items():
+    complete = {f"completeness_{k}": v for k, v in completeness(registry).items()}
+    steps.update()
+    nw, nw_note = None, ""
+    if registry.network_work is not None and len(registry.network_work):
+        try:
+            nw = network_work(registry)
+        except AnalysisError as exc:  # e.g. network-work columns missing in a real extract
+            nw_note = f"## Network work\nnot computed: {exc}"
+    # everything published together is protected together: the completeness tables count the indicators'
+    # denominators, their exclusions the national totals (see release_of_indicators)
+    release = release_of_indicators(results, complete, nw, rules)
+    published = release.protect() if release is not None else {}
+    steps.update()
+    for key, res in [*results.items(), *complete.items()]:
+        if key in published:
+            res.adopt(_with_sides(published[key], res.protected(rules)), rules)
         files.append(res.to_csv(out / f"{key}.csv", rules))
-        files.append(protect(res.exclusions, counts="n", rules=rules).to_csv(out / f"{key}_exclusions.csv"))
+        label = f"{res.indicator.label} ({key})"
+        texts.append(f"## {label}\n{res.definition.to_text()}")
+    for key, res in results.items():
+        name = f"{key}_exclusions"
+        excl = published.get(name) or protect(res.exclusions, counts="n", rules=rules)
+        files.append(excl.to_csv(out / f"{name}.csv"))
         files.append(_save(res.plot(kind="bar", rules=rules), out / f"{key}_bars.png"))
         files.append(_save(res.plot(kind="funnel", rules=rules), out / f"{key}_funnel.png"))
         files.append(_save(res.plot(kind="pchart", period="quarter", rules=rules), out / f"{key}_pchart.png"))
-        texts.append(f"## {res.indicator.label} ({key})\n{res.definition.to_text()}")
-    steps.update()
-    for key, res in completeness(registry).items():
-        files.append(res.to_csv(out / f"completeness_{key}.csv", rules))
-        texts.append(f"## {res.indicator.label} (completeness_{key})\n{res.definition.to_text()}")
     steps.update()
     full = getattr(data, "registry", data)
     if full.coverage is not None and len(full.coverage):
@@ -73,22 +88,105 @@ def write_indicator_outputs(
         files.append(_save(cov.plot(rules=rules), out / "coverage.png"))
         texts.append(f"## Coverage (dekningsgrad)\n{cov.definition.to_text()}")
     steps.update()
-    if registry.network_work is not None and len(registry.network_work):
-        try:
-            nw = network_work(registry)
-        except AnalysisError as exc:  # e.g. network-work columns missing in a real extract
-            texts.append(f"## Network work\nnot computed: {exc}")
-        else:
-            files.append(nw.to_csv(out / "network_work.csv", rules))
-            for measure in ("meeting", "took_part", "invited", "place", "reason"):
-                files.append(_save(nw.plot(measure=measure, rules=rules), out / f"network_{measure}.png"))
-            texts.append(f"## Network work\n{nw.definition.to_text()}")
+    if nw is not None:
+        if "network_work" in published:
+            nw.adopt(published["network_work"], rules)
+        files.append(nw.to_csv(out / "network_work.csv", rules))
+        for measure in ("meeting", "took_part", "invited", "place", "reason"):
+            files.append(_save(nw.plot(measure=measure, rules=rules), out / f"network_{measure}.png"))
+        texts.append(f"## Network work\n{nw.definition.to_text()}")
+    elif nw_note:
+        texts.append(nw_note)
     steps.update()
     steps.close()
     definitions = out / "definitions.txt"
     definitions.write_text("\n\n".join(texts) + "\n", encoding="utf-8")
     files.append(definitions)
     return files
+
+
+#: Which completeness table counts the answers each indicator's denominator is made of.
+ANSWERED_BY = {
+    "plan_beh": "completeness_answered_plan_beh",
+    "plan_krise": "completeness_answered_plan_krise",
+    "utbytte": "completeness_answered_eval_utbytte",
+}
+
+
+def release_of_indicators(results: dict[str, Any], complete: dict[str, Any], network: Any, rules: Any) -> Any:
+    """The indicators, their exclusions, the completeness tables and network work as one release.
+
+    Links a reader can use, declared so that the release protects them (:class:`~kvarus_research.privacy.release.
+    Release`): for every unit (shown or pooled), region and the nation, per year and over all years, an
+    indicator's denominator is the number of courses that answered its item (the completeness table's numerator),
+    and the completeness population is that denominator plus the indicator's missing answers; the completeness
+    tables of the first measurement point share one population; an indicator's exclusions table holds its
+    national all-years denominator ("in denominator") and missing count ("answer missing"). ``None`` under rules
+    that round instead of suppressing (each table is then protected on its own: the same count rounds the same
+    way in every table).
+
+    Examples
+    --------
+    >>> import kvarus_research as kr
+    >>> from kvarus_research.indicators.kvarus import kvarus_indicators
+    >>> from kvarus_research.indicators.coverage import completeness
+    >>> reg = kr.synthetic.generate(n_courses=300, seed=1)
+    >>> rel = release_of_indicators(kvarus_indicators(reg), {f"completeness_{k}": v for k, v in
+    ...                             completeness(reg).items()}, None, "norway")
+    >>> sorted(rel.specs)[:3]
+    ['completeness_answered_eval_utbytte', 'completeness_answered_plan_beh', 'completeness_answered_plan_krise']
+    """
+    from kvarus_research.indicators.linked import linked_spec
+    from kvarus_research.indicators.network_protection import network_spec
+    from kvarus_research.indicators.protection import DERIVED
+    from kvarus_research.privacy.release import Release
+    from kvarus_research.privacy.rules import resolve_rules
+
+    r = resolve_rules(rules)
+    if not r.secondary or r.totals_from_rounded or r.rounding:
+        return None
+    release = Release(r)
+    cells = {}
+    for name, res in [*results.items(), *complete.items()]:
+        derived = {d: ["numerator", "denominator"] for d in DERIVED if d in res.table.columns}
+        spec, cells[name] = linked_spec(res.table, res.__dict__.get("_pooled_parts"), derived=derived)
+        release.add_spec(name, spec)
+    for key, res in results.items():
+        name = f"{key}_exclusions"
+        release.add(name, res.exclusions, counts="n")
+        national = cells[key].get(("national", "all"))
+        reasons = res.exclusions["reason"].tolist()
+        for reason, column in (("in denominator", "denominator"), ("answer missing", "missing")):
+            if national is not None and reason in reasons:
+                release.add_sum((name, (reasons.index(reason), "n")), [(key, national[column])])
+    for key, comp_name in ANSWERED_BY.items():
+        if key not in cells or comp_name not in cells:
+            continue
+        for where, ind in cells[key].items():
+            comp = cells[comp_name].get(where)
+            if comp is None:
+                continue
+            release.add_sum((comp_name, comp["numerator"]), [(key, ind["denominator"])])
+            release.add_sum(
+                (comp_name, comp["denominator"]), [(key, ind["denominator"]), (key, ind["missing"])]
+            )
+    first = [n for n in ANSWERED_BY.values() if n in cells]
+    for other in first[1:]:  # one population: courses whose first measurement point is active
+        for where, c in cells[other].items():
+            if where in cells[first[0]]:
+                release.add_sum(
+                    (other, c["denominator"]), [(first[0], cells[first[0]][where]["denominator"])]
+                )
+    if network is not None:
+        release.add_spec("network_work", network_spec(network.table))
+    return release
+
+
+def _with_sides(main: Any, protected: Any) -> Any:
+    """The release's table for ``main``, with the side tables (p-charts) of the result's own protection."""
+    from kvarus_research.results import ProtectedResult
+
+    return ProtectedResult.of(main, getattr(protected, "sides", {}))
 
 
 def add_indicators_command(subparsers: Any) -> argparse.ArgumentParser:
