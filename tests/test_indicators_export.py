@@ -21,7 +21,7 @@ def test_indicators_command_writes_protected_outputs(tmp_path, capsys, artifacts
     assert {"plan_beh.csv", "plan_beh_bars.png", "gjensidig_funnel.png", "coverage.csv", "network_work.csv",
             "network_meeting.png", "definitions.txt"} <= names  # fmt: skip
     assert (tmp_path / "definitions.txt").read_text(encoding="utf-8").count("Population:") >= 8
-    # The CSV is the protected table: its published cells equal the protected table's, suppressed cells "<5".
+    # The CSV is the protected table: its published cells equal the protected table's, suppressed cells ":".
     reg = kr.synthetic.generate(n_courses=800, seed=11)
     shown = kvarus_indicators(reg)["plan_krise"].protected().display()
     csv = pd.read_csv(tmp_path / "plan_krise.csv", dtype=str, keep_default_na=False)
@@ -29,7 +29,7 @@ def test_indicators_command_writes_protected_outputs(tmp_path, capsys, artifacts
     all_csv = "".join(
         p.read_text(encoding="utf-8") for p in tmp_path.iterdir() if p.suffix in (".csv", ".txt")
     )
-    assert "<5" in all_csv  # small cells exist at this size and are shown as <5
+    assert ":" in all_csv and "<5" not in all_csv  # small cells exist and are shown with the neutral marker
     ids = list(reg.patients["patient_id"].astype(str)[:200]) + list(
         reg.courses["course_id"].astype(str)[:200]
     )

@@ -78,7 +78,10 @@ def write_indicator_outputs(
         excl = published.get(name) or protect(res.exclusions, counts="n", rules=rules)
         files.append(excl.to_csv(out / f"{name}.csv"))
         files.append(_save(res.plot(kind="bar", rules=rules), out / f"{key}_bars.png"))
-        files.append(_save(res.plot(kind="funnel", rules=rules), out / f"{key}_funnel.png"))
+        try:
+            files.append(_save(res.plot(kind="funnel", rules=rules), out / f"{key}_funnel.png"))
+        except AnalysisError as exc:  # the national rate hidden by the release: no funnel to draw
+            texts.append(f"## Funnel plot of {key}\nnot drawn: {exc}")
         files.append(_save(res.plot(kind="pchart", period="quarter", rules=rules), out / f"{key}_pchart.png"))
     steps.update()
     full = getattr(data, "registry", data)
