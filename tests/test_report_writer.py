@@ -25,10 +25,10 @@ def test_protected_table_is_shown_suppressed_and_written(tmp_path) -> None:
     t = pd.DataFrame({"unit": ["A", "B", "C"], "n": [3, 40, 50]})
     path = w.table("counts", protect(t, counts="n", rules="norway"), caption="Counts")
     html = w.write().read_text(encoding="utf-8")
-    # 3 < 5 is suppressed in the page and in the CSV; 40 and 50 stay
-    assert "&lt;5" in html and ">40<" in html and ">3<" not in html
+    # 3 < 5 is suppressed in the page and in the CSV, shown with the neutral marker; 40 and 50 stay
+    assert ">:<" in html and "&lt;5" not in html and ">40<" in html and ">3<" not in html
     csv = path.read_text(encoding="utf-8")
-    assert "40" in csv and ",3\n" not in csv
+    assert "40" in csv and ",3\n" not in csv and "A,:" in csv
 
 
 def test_figure_written_as_png_and_svg_and_embedded(tmp_path) -> None:
