@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from kvarus_research.errors import PrivacyError
@@ -66,46 +65,3 @@ def _check_pair(argument: str, col: str, total: str, counts: Sequence[str]) -> N
             f"protect: {argument}={{{col!r}: {total!r} ...}} must name two different count columns "
             f"(counts={list(counts)})"
         )
-
-
-def _complements_last(counts: Sequence[str], complements: Mapping[str, str]) -> list[str]:
-    """The count columns in order, each column with a complement after its row total (which must be a count)."""
-    for col, total in complements.items():
-        _check_pair("complements", col, total, counts)
-        if total in complements:
-            raise PrivacyError(f"protect: {total!r} is a row total in complements and cannot have one itself")
-    return [c for c in counts if c not in complements] + [c for c in counts if c in complements]
-
-
-def _check_partition(
-    col: str,
-    spec: tuple[str, list[str]],
-    counts: Sequence[str],
-    dims: Sequence[str],
-    complements: Mapping[str, str],
-) -> tuple[str, list[str]]:
-    """Check a ``partitions`` entry: a count column, its row-total count column and category dimension(s)."""
-    total, categories = spec
-    _check_pair("partitions", col, total, counts)
-    if col in complements:
-        raise PrivacyError(f"protect: {col!r} is in both complements and partitions; a partition covers both")
-    missing = [c for c in categories if c not in dims]
-    if missing:
-        raise PrivacyError(
-            f"protect: partition categories {missing} are not dimension columns (dims={list(dims)})"
-        )
-    return total, categories
-
-
-def _small_complements(
-    values: np.ndarray, totals: np.ndarray, index: pd.Index, col: str, total: str, rules: Any
-) -> np.ndarray:
-    """Rows whose complement ``total - col`` is a small count; raises when a count exceeds its row total."""
-    comp = totals - values
-    over = np.flatnonzero(comp < 0)
-    if len(over):
-        raise PrivacyError(
-            f"protect: {col!r} exceeds its row total {total!r} in {len(over)} row(s), first at row "
-            f"{index[over[0]]}; a count cannot be larger than the total it is part of"
-        )
-    return rules.small(comp)

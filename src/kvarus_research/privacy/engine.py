@@ -31,6 +31,7 @@ import pandas as pd
 
 from kvarus_research.errors import PrivacyError
 from kvarus_research.privacy.audit import Constraint, holds, pinned_cells
+from kvarus_research.privacy.declarations import _check_pair
 from kvarus_research.privacy.suppression import _nearest_partner, _pick
 
 #: A cell of a table: (row position, count column); a never-shown cell of a structure: ("extra", j).
@@ -401,14 +402,6 @@ def add_table(b: Builder, spec: TableSpec, rules: Any) -> dict[str, np.ndarray]:
 
 def _ref(r: CellRef, extra: np.ndarray, pos: dict[str, np.ndarray]) -> int:
     return int(extra[r[1]]) if r[0] == "extra" else int(pos[r[1]][r[0]])
-
-
-def _check_pair(argument: str, col: str, total: str, counts: Sequence[str]) -> None:
-    if col not in counts or total not in counts or col == total:
-        raise PrivacyError(
-            f"protect: {argument}={{{col!r}: {total!r}}} must name two different count columns "
-            f"(counts={list(counts)})"
-        )
 
 
 def _add_partition(
