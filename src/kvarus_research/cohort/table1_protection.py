@@ -63,7 +63,7 @@ def protect_table1(
     ...     "mean": None, "sd": None, "median": None, "q1": None, "q3": None, "missing": [pd.NA, 3, pd.NA]})
     >>> p = protect_table1(t, ["sex"])
     >>> p.display()[["level", "n", "percent", "missing"]].values.tolist()  # 3 missing: 37 = 40 - 3 goes too
-    [['', 40, nan, <NA>], ['Male', '<5', '<5', '<5'], ['Female', 0, '<5', <NA>]]
+    [['', 40, nan, <NA>], ['Male', ':', ':', ':'], ['Female', 0, ':', <NA>]]
     """
     from kvarus_research.privacy import protect
     from kvarus_research.privacy.rules import ProtectedTable

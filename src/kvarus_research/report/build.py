@@ -79,7 +79,7 @@ def protect_validation_rows(rows: pd.DataFrame, rules: Any = "norway") -> Any:
     >>> rows = pd.DataFrame({"file": ["a.csv", "b.csv", "c.csv"], "form": "Målepunkt", "read": [100, 50, 40],
     ...                      "accepted": [97, 50, 2], "rejected": [3, 0, 38]})
     >>> protect_validation_rows(rows).display()[["accepted", "rejected"]].values.tolist()
-    [['<5', '<5'], [50, 0], ['<5', '<5']]
+    [[':', ':'], [50, 0], [':', ':']]
     """
     return protect(
         rows, counts=["read", "rejected"], complements={"rejected": "read"}, derived={"accepted": "rejected"},

@@ -60,12 +60,12 @@ def slug(text: str) -> str:
 
 def format_numbers(df: pd.DataFrame) -> pd.DataFrame:
     """Floats shown with at most three decimals (one when ≥ 100), p-values below 0.001 as "<0.001"; text,
-    counts and "<5" cells unchanged.
+    counts and suppressed (":") cells unchanged.
 
     Examples
     --------
-    >>> format_numbers(pd.DataFrame({"x": [0.123456, 1234.56, None], "n": ["<5", "12", "7"]})).values.tolist()
-    [['0.123', '<5'], ['1234.6', '12'], ['', '7']]
+    >>> format_numbers(pd.DataFrame({"x": [0.123456, 1234.56, None], "n": [":", "12", "7"]})).values.tolist()
+    [['0.123', ':'], ['1234.6', '12'], ['', '7']]
     >>> format_numbers(pd.DataFrame({"p_value": [0.0, 0.0123]}))["p_value"].tolist()
     ['<0.001', '0.012']
     """
@@ -168,7 +168,7 @@ class ReportWriter:
     def table(
         self, name: str, protected: Any, *, caption: str = "", max_rows: int = 60, collapse_rows: int = 15
     ) -> Path:
-        """Add a protected table: shown in the HTML (suppressed cells as "<5") and written as CSV.
+        """Add a protected table: shown in the HTML (suppressed cells with the neutral marker, ":" by default) and written as CSV.
 
         ``protected`` must be the output of :func:`kvarus_research.privacy.protect` (it has ``display()`` and
         ``to_csv()``): plain DataFrames are refused so that no table escapes disclosure control.
