@@ -10,6 +10,14 @@ import matplotlib
 matplotlib.use("Agg")
 
 import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# No wall-clock deadline in any property test: on a slow or loaded machine (two cores shared) an example
+# taking over 200 ms is not a failure. Tests that set their own ``@settings`` inherit this profile.
+settings.register_profile(
+    "kvarus", deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "kvarus"))
 
 ARTIFACTS = Path(__file__).parent / "_artifacts"
 
