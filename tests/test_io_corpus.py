@@ -406,3 +406,39 @@ def test_unknown_column_in_one_form_only_is_text_everywhere(tmp_path: Path) -> N
     assert reg.registrations["kommentar"].dtype == "string"
     by_kind = reg.registrations.set_index("kind")["kommentar"]
     assert pd.isna(by_kind["baseline"]) and by_kind["ending"] == "ok"  # the baseline form has no such column
+
+
+# Issue 17: nothing read is changed or lost silently.
+
+DATE_MSG = (
+    "expected a date dd.mm.YYYY (or dd.mm.YYYY HH:MM:SS) with a year from 1800 to 2200; impossible or "
+    "unreadable date; row rejected"
+)
+
+
+def value_findings(reg: kr.Registry) -> list[tuple]:
+    """(file, line, column, value as written, rule, message) of every finding with a line."""
+    t = reg.validation.table
+    t = t[t["row"].notna()]
+    return [
+        (f.file, int(f.row), None if pd.isna(f.column) else f.column, f.value, f.rule, f.message)
+        for f in t.itertuples()
+    ]
+
+
+@pytest.mark.parametrize("date", ["04.04.2610", "01.01.9999", "01.01.2263", "31.12.2201", "01.01.1799"])
+def test_date_outside_the_year_range_is_a_finding_with_its_text(tmp_path: Path, date: str) -> None:
+    # every other date of the file is a clean dd.mm.YYYY, so the column takes the fast (one-kernel) path;
+    # 04.04.2610 used to wrap to 13.09.2025 and 01.01.9999 to 31.03.1815
+    rows = CLEAN_MP + [mp("p2", "c2", date, 1)]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}))
+    assert value_findings(reg) == [(MP, 5, "dato_mp_beh", date, "invalid_date", DATE_MSG)]
+    assert accounting(reg) == {MP: (4, 3, 1)}
+    assert pd.Timestamp("2025-09-13") not in set(reg.registrations["date"])
+
+
+def test_date_at_the_edge_of_the_year_range_is_read(tmp_path: Path) -> None:
+    rows = CLEAN_MP + [mp("p2", "c2", "31.12.2200", 1)]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}), extract_date="2201-01-01")
+    assert row_findings(reg) == []
+    assert pd.Timestamp("2200-12-31") in set(reg.registrations["date"])

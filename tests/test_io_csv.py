@@ -187,3 +187,21 @@ def test_read_extract_on_any_bytes_gives_registry_or_extract_error(data: bytes, 
         t = out.validation.table
         id_values = t.loc[t["column"].isin(["PasientGUID", "ForlopsID"]), "value"].dropna()
         assert set(id_values) <= {"<id>"}  # never an identifier in a finding
+
+
+@settings(max_examples=200)
+@given(
+    years=st.lists(st.integers(1000, 9999), min_size=1, max_size=6),
+    day=st.integers(1, 28),
+    month=st.integers(1, 12),
+)
+def test_dd_mm_yyyy_dates_are_exact_or_bad_never_wrapped(years: list[int], day: int, month: int) -> None:
+    # a column of well-formed dd.mm.YYYY texts (the fast path): each is read as that date or, when its year is
+    # outside 1800-2200, marked bad; never another date
+    texts = [f"{day:02d}.{month:02d}.{y}" for y in years]
+    conv = convert_column(pa.array(texts), CB.variable("dato_mp_beh"), CB.missing_labels)
+    out_of_range = np.array([not 1800 <= y <= 2200 for y in years])
+    assert conv.bad.tolist() == out_of_range.tolist()
+    values = pd.DatetimeIndex(conv.values)
+    for y, v, bad in zip(years, values, out_of_range):
+        assert pd.isna(v) if bad else v == pd.Timestamp(y, month, day)

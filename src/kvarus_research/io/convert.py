@@ -26,7 +26,10 @@ ISO_RE = r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?:[ T](?P<H>\d{1,2}):(?P<
 TRUE_TEXT = ("1", "true", "sann", "ja", "yes")
 FALSE_TEXT = ("0", "false", "usann", "nei", "no")
 BOOL_MISSING = ("-1",)
-DATE_EXPECTED = "a date dd.mm.YYYY (or dd.mm.YYYY HH:MM:SS)"
+#: Years a date may have: outside them a date is a finding with its text as written (a typo such as 2610 for
+#: 2016 must not wrap around the datetime64[ns] range, which ends in 2262, into an invented date).
+YEAR_MIN, YEAR_MAX = 1800, 2200
+DATE_EXPECTED = f"a date dd.mm.YYYY (or dd.mm.YYYY HH:MM:SS) with a year from {YEAR_MIN} to {YEAR_MAX}"
 
 
 class Converted:
@@ -159,7 +162,8 @@ def _fast_dates(clean: pa.Array) -> np.ndarray | None:
     """All present values exactly ``dd.mm.YYYY`` and real dates: parsed in one kernel call; else None.
 
     Arrow's strptime rolls impossible dates over (31.02 -> 03.03), so the parsed day and month are compared
-    with the digits of the text.
+    with the digits of the text; the years are checked against ``YEAR_MIN``-``YEAR_MAX`` *before* the seconds
+    are cast to nanoseconds (a year of 2262 or later would wrap around silently).
     """
     present = clean.drop_null()
     if len(present) == 0:
@@ -175,6 +179,9 @@ def _fast_dates(clean: pa.Array) -> np.ndarray | None:
     month = pc.cast(pc.utf8_slice_codeunits(clean, 3, 5), pa.int64())
     same = pc.and_(pc.equal(pc.day(ts), day), pc.equal(pc.month(ts), month))
     if not pc.all(same).as_py():
+        return None
+    year = pc.year(ts)
+    if pc.min(year).as_py() < YEAR_MIN or pc.max(year).as_py() > YEAR_MAX:
         return None
     out = ts.to_numpy(zero_copy_only=False)
     return np.asarray(out, dtype="datetime64[ns]")
@@ -198,7 +205,7 @@ def parse_dates(clean: pa.Array, *, keep_time: bool) -> tuple[np.ndarray, np.nda
     y, m, d, hh, mm, ss = (np.where(ok1, p1[k], p2[k]) for k in ("y", "m", "d", "H", "M", "S"))
     y, m, d = np.where(ok, y, 1970), np.where(ok, m, 1), np.where(ok, d, 1)
     month_start = (y - 1970) * 12 + (m - 1)
-    valid = ok & (m >= 1) & (m <= 12) & (d >= 1) & (y >= 1800) & (y <= 2200)
+    valid = ok & (m >= 1) & (m <= 12) & (d >= 1) & (y >= YEAR_MIN) & (y <= YEAR_MAX)
     month_start = np.where(valid, month_start, 0)
     first = month_start.astype("datetime64[M]").astype("datetime64[D]")
     days_in_month = ((month_start + 1).astype("datetime64[M]").astype("datetime64[D]") - first).astype(
