@@ -83,12 +83,10 @@ def _labels(base: CohortBase, variable: str, codes: Iterable[Any]) -> str:
 
 
 def _date(value: Any, what: str) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        return pd.Timestamp(value)
-    except (ValueError, TypeError):
-        raise CohortError(f"{what}: {value!r} is not a date (expected e.g. '2021-01-01')") from None
+    """ISO ``2021-03-02`` or day-first ``02.03.2021`` (never month-first): :func:`kvarus_research.io.dates.user_date`."""
+    from kvarus_research.io.dates import user_date
+
+    return user_date(value, what, CohortError)
 
 
 def started_between(base: CohortBase, start: Any, end: Any) -> Result:

@@ -39,7 +39,11 @@ def add_validate_command(subparsers: argparse._SubParsersAction) -> argparse.Arg
     p.add_argument(
         "--codebook", metavar="FILE", help="codebook (YAML or rapport.xlsx) instead of the folder's"
     )
-    p.add_argument("--extract-date", metavar="YYYY-MM-DD", help="which dated extract folder to read")
+    p.add_argument(
+        "--extract-date",
+        metavar="DATE",
+        help="which dated extract folder to read: YYYY-MM-DD or DD.MM.YYYY (day first)",
+    )
     p.add_argument(
         "--allow-cp1252", action="store_true", help="read files that are not UTF-8 as Windows-1252"
     )

@@ -21,6 +21,7 @@ from kvarus_research.codebook.model import Form
 from kvarus_research.errors import CodebookError, ExtractError
 from kvarus_research.io.course_rules import assign_courses, check_course_order, check_dates, check_duplicates
 from kvarus_research.io.csv import FileProblem, RawTable, parse_csv, read_workbook
+from kvarus_research.io.dates import user_date
 from kvarus_research.io.forms import FormTable, convert_form
 from kvarus_research.io.tables import (
     TEXT,
@@ -87,7 +88,7 @@ def resolve_folder(path: str | Path, extract_date: str | pd.Timestamp | None = N
         raise ExtractError(f"{path} is a file; read_extract() needs the folder holding the DataDump files")
     dated = sorted(p for p in path.iterdir() if p.is_dir() and DATE_DIR_RE.match(p.name))
     if extract_date is not None and dated:
-        want = pd.Timestamp(extract_date).strftime("%Y-%m-%d")
+        want = _given_date(extract_date).strftime("%Y-%m-%d")
         for p in dated:
             if p.name == want:
                 return p
@@ -206,9 +207,14 @@ def _collect(
     return sources, notes
 
 
+def _given_date(given: str | pd.Timestamp) -> pd.Timestamp:
+    """The ``extract_date`` argument: ISO or day-first ``dd.mm.YYYY``, never month-first (a time is dropped)."""
+    return user_date(given, "extract_date", ExtractError, normalize=True)
+
+
 def _extract_date(folder: Path, given: str | pd.Timestamp | None) -> pd.Timestamp | None:
     if given is not None:
-        return pd.Timestamp(given).normalize()
+        return _given_date(given)
     if DATE_DIR_RE.match(folder.name):
         return pd.Timestamp(folder.name)
     dates = [m["date"] for p in folder.iterdir() if (m := DUMP_RE.match(p.name))]
