@@ -80,6 +80,14 @@ def accounting(reg: kr.Registry) -> dict[str, tuple[int, int, int]]:
     assert (rows["read"] == rows["accepted"] + rows["rejected"]).all()
     n_regs = len(reg.registrations) + (0 if reg.network_work is None else len(reg.network_work))
     assert rows["accepted"].sum() == n_regs  # every accepted row is in the registry
+    lines = reg.validation.lines.set_index("file")
+    assert sorted(lines.index) == sorted(rows["file"])
+    for r in rows.itertuples():
+        n = lines.loc[r.file]
+        assert n["rows"] == r.read and n["lines"] == n["header"] + n["blank"] + n["continued"] + n["rows"]
+        if not r.file.endswith("]"):  # a CSV: its physical lines, counted here from the bytes
+            data = (Path(reg.meta["folder"]) / r.file).read_bytes()
+            assert n["lines"] == data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
     return {r.file: (r.read, r.accepted, r.rejected) for r in rows.itertuples()}
 
 
@@ -211,11 +219,14 @@ def test_empty_file(tmp_path: Path) -> None:
     assert (exc.value.file, exc.value.rule) == (MP, "empty_file")
 
 
-def test_header_only_file_is_read_with_zero_rows(tmp_path: Path) -> None:
+def test_header_only_file_is_read_with_zero_rows_and_a_finding(tmp_path: Path) -> None:
     reg = read_extract(
         write(tmp_path, {MP: dump_text("Målepunkt", CLEAN_MP), BASIS: dump_text("Basisopplysninger", [])})
     )
     assert accounting(reg) == {BASIS: (0, 0, 0), MP: (3, 3, 0)}
+    assert reg.validation.table[["file", "rule", "severity", "message"]].values.tolist() == [
+        [BASIS, "no_rows", "warning", "the file has a header but no data rows: no registrations"]
+    ]
 
 
 def test_duplicate_registration(tmp_path: Path) -> None:
@@ -421,7 +432,8 @@ def value_findings(reg: kr.Registry) -> list[tuple]:
     t = reg.validation.table
     t = t[t["row"].notna()]
     return [
-        (f.file, int(f.row), None if pd.isna(f.column) else f.column, f.value, f.rule, f.message)
+        (f.file, int(f.row), None if pd.isna(f.column) else f.column, None if pd.isna(f.value) else f.value)
+        + (f.rule, f.message)
         for f in t.itertuples()
     ]
 
@@ -439,6 +451,120 @@ def test_date_outside_the_year_range_is_a_finding_with_its_text(tmp_path: Path, 
 
 def test_date_at_the_edge_of_the_year_range_is_read(tmp_path: Path) -> None:
     rows = CLEAN_MP + [mp("p2", "c2", "31.12.2200", 1)]
-    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}), extract_date="2201-01-01")
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}), extract_date="31.12.2200")
     assert row_findings(reg) == []
     assert pd.Timestamp("2200-12-31") in set(reg.registrations["date"])
+
+
+def lines_of(reg: kr.Registry, file: str) -> dict[str, int]:
+    return reg.validation.lines.set_index("file").loc[file].to_dict()
+
+
+def test_unbalanced_quote_is_reported_where_it_opened_and_the_rest_is_read(tmp_path: Path) -> None:
+    # line 3 (the ending) opens a quote in the unit title that never closes: before, lines 3-N became one field
+    rows = CLEAN_MP + [mp(f"q{i}", f"cq{i}", "01.02.2021", 1) for i in range(50)]
+    text = dump_text("Målepunkt", rows)
+    lines = text.split("\r\n")
+    lines[2] = lines[2].replace("TSB poliklinikk Bergen", '"TSB poliklinikk Bergen', 1)
+    reg = read_extract(write(tmp_path, {MP: "\r\n".join(lines)}))
+    assert value_findings(reg)[:2] == [
+        (
+            MP,
+            3,
+            None,
+            None,
+            "unbalanced_quote",
+            "a '\"' opened on this line is not closed where the row ends: the next 51 line(s) would have been "
+            "swallowed into one field; this line rejected, the lines after it read on their own",
+        ),
+        (
+            MP,
+            4,
+            "dato_mp_beh",
+            "15.06.2022",
+            "followup_without_ending",
+            "a one-year follow-up in a course without an ending; row rejected",
+        ),
+    ]
+    assert len(value_findings(reg)) == 2  # the 50 rows after the follow-up are read and accepted
+    assert accounting(reg) == {MP: (53, 51, 2)}
+    assert lines_of(reg, MP) == {"lines": 54, "header": 1, "blank": 0, "continued": 0, "rows": 53}
+
+
+def test_unclosed_quote_on_the_last_line(tmp_path: Path) -> None:
+    text = dump_text("Målepunkt", CLEAN_MP).replace("15.06.2022", '"15.06.2022')
+    reg = read_extract(write(tmp_path, {MP: text}))
+    # a record running to the end of the file is one line long: not "unbalanced" but a wrong field count
+    assert row_findings(reg) == [(MP, 4, None, "wrong_field_count", "error")]
+    assert accounting(reg) == {MP: (3, 2, 1)}
+
+
+def test_last_line_cut_right_after_a_separator_is_reported(tmp_path: Path) -> None:
+    last = header("Målepunkt")[-1]
+    rows = CLEAN_MP[:2] + [{**CLEAN_MP[2], last: "3"}]
+    text = dump_text("Målepunkt", rows)
+    assert text.endswith(";3;\r\n")
+    cut = text[: -len("3;\r\n")]  # the last line loses its last value and the trailing ';', right after a ';'
+    reg = read_extract(write(tmp_path, {MP: cut}))
+    assert value_findings(reg) == [
+        (
+            MP,
+            4,
+            None,
+            None,
+            "truncated_line",
+            "the file ends in this line without a line break and the line lacks its last field: the file was "
+            "cut; row rejected",
+        )
+    ]
+    assert accounting(reg) == {MP: (3, 2, 1)}
+
+
+def test_last_line_without_line_break_but_complete_is_read(tmp_path: Path) -> None:
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", CLEAN_MP).rstrip("\r\n")}))
+    assert row_findings(reg) == [] and accounting(reg) == {MP: (3, 3, 0)}
+
+
+def test_blank_and_continued_lines_are_accounted(tmp_path: Path) -> None:
+    text = dump_text("Målepunkt", CLEAN_MP).replace("TSB poliklinikk Bergen", '"TSB\r\npoliklinikk"', 1)
+    text = text.replace("\r\n", "\r\n\r\n", 1)  # a blank line after the header
+    reg = read_extract(write(tmp_path, {MP: text}))
+    assert row_findings(reg) == [] and accounting(reg) == {MP: (3, 3, 0)}
+    assert lines_of(reg, MP) == {"lines": 6, "header": 1, "blank": 1, "continued": 1, "rows": 3}
+
+
+def test_xlsx_cell_beyond_the_header_is_rejected_like_the_csv_row(tmp_path: Path) -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Målepunkt"
+    cols = header("Målepunkt")
+    ws.append(cols)
+    for r in CLEAN_MP:
+        ws.append([{**DEFAULTS, **r}.get(c) or None for c in cols])
+    ws.cell(row=3, column=len(cols) + 2).value = "1"  # a value two cells right of the last column (row 3)
+    ws.append([])  # a blank sheet row 5, then row 6
+    ws.append([{**DEFAULTS, **mp("p2", "c2", "01.02.2021", 1)}.get(c) or None for c in cols])
+    wb.save(tmp_path / "extract.xlsx")
+    reg = read_extract(tmp_path)
+    sheet = "extract.xlsx[Målepunkt]"
+    assert [f for f in value_findings(reg) if f[0] == sheet] == [
+        (
+            sheet,
+            3,
+            None,
+            f"{len(cols) + 2} fields",
+            "wrong_field_count",
+            f"expected values in the {len(cols)} columns of the header only (a value in a cell beyond them: a "
+            "shifted row); row rejected",
+        ),
+        (
+            sheet,
+            4,
+            "dato_mp_beh",
+            "15.06.2022",
+            "followup_without_ending",
+            "a one-year follow-up in a course without an ending; row rejected",
+        ),
+    ]
+    assert accounting(reg) == {sheet: (4, 2, 2)}
+    assert lines_of(reg, sheet) == {"lines": 6, "header": 1, "blank": 1, "continued": 0, "rows": 4}

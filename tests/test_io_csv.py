@@ -40,11 +40,33 @@ def test_rows_without_trailing_column_are_accepted() -> None:
 def test_blank_lines_are_skipped_but_line_numbers_kept() -> None:
     raw = parse_csv(b"a;b;\n1;x;\n\n2;y;\n", "f.csv")
     assert raw.lines.tolist() == [2, 4]
+    assert raw.line_accounting() == {"lines": 4, "header": 1, "blank": 1, "continued": 0, "rows": 2}
+
+
+def test_unbalanced_quote_in_the_middle_rejects_only_its_line() -> None:
+    raw = parse_csv(b'a;b;\n1;"x;\n2;y;\n3;z;\n', "f.csv")
+    assert raw.damaged == [
+        (
+            2,
+            "unbalanced_quote",
+            "a '\"' opened on this line is not closed where the row ends: the next 2 line(s) would have been "
+            "swallowed into one field; this line rejected, the lines after it read on their own",
+        )
+    ]
+    assert raw.lines.tolist() == [3, 4] and raw.table.column("b").to_pylist() == ["y", "z"]
+    assert raw.line_accounting() == {"lines": 4, "header": 1, "blank": 0, "continued": 0, "rows": 3}
+
+
+def test_carriage_return_inside_an_unquoted_field_rejects_that_line() -> None:
+    raw = parse_csv(b"a;b;\r\n1;x\ry;\r\n2;z;\r\n", "f.csv")
+    assert [d[:2] for d in raw.damaged] == [(2, "unreadable_line")]
+    assert raw.lines.tolist() == [3] and raw.line_accounting()["rows"] == 2
 
 
 def test_extra_fields_are_a_bad_row_with_its_line() -> None:
     raw = parse_csv(b"a;b;\n1;x;\n2;y;z;w\n3;q;\n", "f.csv")
     assert raw.bad_rows == [(3, 4)]  # line 3 has 4 fields, 3 expected (with the trailing one)
+    assert raw.line_accounting() == {"lines": 4, "header": 1, "blank": 0, "continued": 0, "rows": 3}
     assert raw.lines.tolist() == [2, 4] and raw.n_read == 3
 
 
@@ -172,8 +194,13 @@ def test_any_bytes_give_a_table_or_an_extract_error(data: bytes, allow: bool) ->
     except kr.ExtractError as exc:
         assert str(exc).startswith("f.csv")
         return
-    assert raw.n_read == raw.table.num_rows + len(raw.bad_rows)
+    assert raw.n_read == raw.table.num_rows + len(raw.bad_rows) + len(raw.damaged)
     assert len(raw.lines) == raw.table.num_rows and (np.diff(raw.lines) > 0).all()
+    body = data.removeprefix(b"\xef\xbb\xbf")
+    n = raw.line_accounting()  # raises when header + blank + continued + rows != lines
+    assert n["lines"] == body.count(b"\n") + (0 if body.endswith(b"\n") else 1)
+    rejected = [b[0] for b in raw.bad_rows] + [d[0] for d in raw.damaged]
+    assert len(set(rejected)) == len(rejected) and not set(rejected) & set(raw.lines.tolist())
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -80,6 +80,13 @@ class RawTable:
         ``"utf-8"`` or ``"cp1252"`` (only when the caller allowed it).
     notes : list of (rule, column, message)
         File-level warnings (e.g. read as cp1252, a non-empty unnamed column).
+    damaged : list of (line, rule, message)
+        Lines rejected because the file is damaged there (``unbalanced_quote``, ``unreadable_line``,
+        ``truncated_line``); they count as read and rejected.
+    n_lines, header_lines, blank_lines, continued_lines : int
+        Physical-line accounting: the file's lines (``\\n``-separated), those of the header, the blank ones
+        and those a row continues on (a quoted line break). ``n_lines == header_lines + blank_lines +
+        continued_lines + n_read`` for every file (:meth:`line_accounting`).
     """
 
     file: str
@@ -90,11 +97,34 @@ class RawTable:
     expected_fields: int = 0
     encoding: str = "utf-8"
     notes: list[tuple[str, str | None, str]] = field(default_factory=list)
+    damaged: list[tuple[int, str, str]] = field(default_factory=list)
+    n_lines: int = 0
+    header_lines: int = 1
+    blank_lines: int = 0
+    continued_lines: int = 0
 
     @property
     def n_read(self) -> int:
-        """Data rows read from the file (good rows plus rows with the wrong number of fields)."""
-        return self.table.num_rows + len(self.bad_rows)
+        """Data rows read from the file (good rows, rows with the wrong number of fields, damaged lines)."""
+        return self.table.num_rows + len(self.bad_rows) + len(self.damaged)
+
+    def line_accounting(self) -> dict[str, int]:
+        """Every physical line of the file: header, blank, continuation of a row, or a row read (one line each).
+
+        Raises ExtractError when they do not add up to ``n_lines`` (a bug in the parser, never hidden).
+        """
+        out = {
+            "lines": self.n_lines,
+            "header": self.header_lines,
+            "blank": self.blank_lines,
+            "continued": self.continued_lines,
+            "rows": self.n_read,
+        }
+        if self.n_lines != self.header_lines + self.blank_lines + self.continued_lines + self.n_read:
+            raise ExtractError(
+                f"line accounting broken for {self.file}: {out} (a bug in kvarus_research: please report it)"
+            )
+        return out
 
 
 def _utf8_error(data: bytes) -> int | None:
@@ -152,6 +182,15 @@ def expected_header(expected: Sequence[str], name: str) -> str:
     return f"the first line of {name} should be the header with the columns {shown}"
 
 
+def _header_error(name: str, exc: csv.Error) -> FileProblem:
+    return FileProblem(
+        f"{name} line 1: the header cannot be split into columns ({exc})",
+        file=name,
+        line=1,
+        rule="unreadable",
+    )
+
+
 def _header(first_line: str, name: str, expected: Sequence[str] = ()) -> tuple[list[str], bool]:
     """Column names from the header line and whether it ended with the trailing empty column.
 
@@ -160,12 +199,7 @@ def _header(first_line: str, name: str, expected: Sequence[str] = ()) -> tuple[l
     try:
         names = next(csv.reader([first_line], delimiter=";"), [])
     except csv.Error as exc:
-        raise FileProblem(
-            f"{name} line 1: the header cannot be split into columns ({exc})",
-            file=name,
-            line=1,
-            rule="unreadable",
-        ) from exc
+        raise _header_error(name, exc) from exc
     names = [n.strip() for n in names]
     trailing = len(names) > 1 and names[-1] == ""
     if trailing:
@@ -310,7 +344,7 @@ def _fast_parse(
 ) -> RawTable | None:
     """pyarrow's parser when every record sits on one line with the right number of fields; else None."""
     n_lines, blank = _line_count(data)
-    if blank:
+    if blank or data.count(b"\r") != data.count(b"\r\n"):  # a lone CR would split a line for pyarrow
         return None
     cols = [f"c{i}" for i in range(n_fields)]
     try:
@@ -335,6 +369,7 @@ def _fast_parse(
         table=table.select(cols[: len(names)]).rename_columns(names),
         lines=np.arange(2, table.num_rows + 2, dtype=np.int64),
         expected_fields=n_fields,
+        n_lines=n_lines,
     )
     if n_fields > len(names):
         _check_trailing(raw, table.column(cols[-1]).to_pylist())
@@ -357,6 +392,27 @@ def _nulled(values: tuple[str, ...] | list[str], null_values: frozenset[str]) ->
     return [None if v in null_values else v for v in values]
 
 
+class _Lines:
+    """The physical lines of a text (each ending in ``\\n``, kept) fed to :mod:`csv` one at a time; ``pos`` is
+    the number of lines handed out, and can be set back to re-read lines a damaged record swallowed."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.split("\n")
+        self.cut = not text.endswith("\n")  # the last line has no line break after it
+        if not self.cut:
+            self.lines.pop()  # the empty text after the final line break is not a line
+        self.pos = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.pos >= len(self.lines):
+            raise StopIteration
+        self.pos += 1
+        return self.lines[self.pos - 1] + ("\n" if self.pos < len(self.lines) or not self.cut else "")
+
+
 def _slow_parse(
     text: str,
     names: list[str],
@@ -365,32 +421,71 @@ def _slow_parse(
     name: str,
     null_values: tuple[str, ...] = ("",),
 ) -> RawTable:
-    """Python's csv module, line by line: handles quoted newlines, blank lines and rows of the wrong length."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=";")
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    bad: list[tuple[int, int]] = []
-    extra: list[str] = []
-    prev = 0
-    try:
-        for i, rec in enumerate(reader):
-            start = prev + 1
-            prev = reader.line_num
-            if i == 0 or not rec or (len(rec) == 1 and rec[0].strip() == ""):
-                continue
-            if len(rec) == n_fields or (trailing and len(rec) == n_fields - 1):
-                rows.append(rec[: len(names)])
-                extra.append(rec[-1] if trailing and len(rec) == n_fields else "")
-                lines.append(start)
-            else:
-                bad.append((start, len(rec)))
-    except csv.Error as exc:
-        raise FileProblem(
-            f"{name} line {prev + 1}: cannot be split into fields ({exc})",
-            file=name,
-            line=prev + 1,
-            rule="unreadable",
-        ) from exc
+    """Python's csv module, record by record over the physical lines (split at ``\\n`` only): handles quoted
+    newlines, blank lines and rows of the wrong length, and accounts for every physical line.
+
+    A record that runs over several lines without giving the right number of fields is an unbalanced quote:
+    the line where the quote opened is rejected (``unbalanced_quote``) and the lines after it are read on their
+    own, so one stray ``"`` cannot swallow the rest of the file. A line the csv module cannot split (a carriage
+    return inside an unquoted field) is rejected (``unreadable_line``). The last line of a file that does not
+    end with a line break, lacking the last field while other rows have it, was cut (``truncated_line``).
+    """
+    feed = _Lines(text)
+    reader = csv.reader(feed, delimiter=";")
+    recs: list[tuple[int, int, list[str]]] = []  # (first line, lines spanned, fields)
+    damaged: list[tuple[int, str, str]] = []
+    blank = header_lines = 0
+    while feed.pos < len(feed.lines):
+        start = feed.pos + 1
+        try:
+            rec = next(reader)
+        except StopIteration:  # pragma: no cover - the loop condition stops first
+            break
+        except csv.Error as exc:
+            if start == 1:
+                raise _header_error(name, exc) from exc
+            damaged.append((start, "unreadable_line", f"the line cannot be split into fields ({exc})"))
+            feed.pos = start  # the rest of the file is read on
+            continue
+        span = feed.pos - start + 1
+        if start == 1:
+            header_lines = span
+            continue
+        if not rec or (len(rec) == 1 and rec[0].strip() == ""):
+            blank += span
+            continue
+        ok = len(rec) == n_fields or (trailing and len(rec) == n_fields - 1 and span == 1)
+        if span > 1 and (not ok or (feed.pos == len(feed.lines) and "\n" in rec[-1])):
+            # wrong length, or a quoted field running to the end of the file: the quote never closed
+            damaged.append(
+                (
+                    start,
+                    "unbalanced_quote",
+                    f"a '\"' opened on this line is not closed where the row ends: the next {span - 1} "
+                    "line(s) would have been swallowed into one field; this line rejected, the lines after it "
+                    "read on their own",
+                )
+            )
+            feed.pos = start
+            continue
+        recs.append((start, span, rec))
+    full = sum(1 for _, _, r in recs if len(r) == n_fields)
+    last_line = bool(recs) and recs[-1][0] + recs[-1][1] - 1 == len(feed.lines)
+    if trailing and feed.cut and last_line and len(recs[-1][2]) == n_fields - 1 and full:
+        line = recs.pop()[0]
+        damaged.append(
+            (
+                line,
+                "truncated_line",
+                "the file ends in this line without a line break and the line lacks its last field: the "
+                "file was cut; row rejected",
+            )
+        )
+    fits = [len(r) == n_fields or (trailing and len(r) == n_fields - 1) for _, _, r in recs]
+    good = [rec for rec, f in zip(recs, fits) if f]
+    bad = [(a, len(r)) for (a, _, r), f in zip(recs, fits) if not f]
+    rows = [r[: len(names)] for _, _, r in good]
+    extra = [r[-1] if trailing and len(r) == n_fields else "" for _, _, r in good]
     columns = list(zip(*rows)) if rows else [()] * len(names)
     nulls = frozenset(null_values)
     table = pa.table({n: pa.array(_nulled(c, nulls), type=pa.string()) for n, c in zip(names, columns)})
@@ -398,9 +493,14 @@ def _slow_parse(
         file=name,
         columns=names,
         table=table,
-        lines=np.asarray(lines, dtype=np.int64),
+        lines=np.asarray([a for a, _, _ in good], dtype=np.int64),
         bad_rows=bad,
+        damaged=sorted(damaged),
         expected_fields=n_fields,
+        n_lines=len(feed.lines),
+        header_lines=header_lines,
+        blank_lines=blank,
+        continued_lines=sum(b - 1 for _, b, _ in good),
     )
     if trailing:
         _check_trailing(raw, extra)
@@ -429,7 +529,8 @@ def parse_sheet(
 ) -> RawTable:
     """Split the rows of one xlsx sheet (``openpyxl`` ``iter_rows(values_only=True)``) like a CSV dump.
 
-    Row numbers are the sheet's (header = row 1); fully blank rows are skipped and not counted.
+    Row numbers are the sheet's (header = row 1); fully blank rows are skipped (counted as blank lines). A row
+    with a value in a cell beyond the header's last column is a bad row (like a CSV row with an extra ``;``).
 
     Examples
     --------
@@ -449,9 +550,18 @@ def parse_sheet(
     names, _ = _header(";".join(f'"{h}"' if ";" in h else h for h in head) if head else "", name, expected)
     data: list[list[str]] = []
     lines: list[int] = []
+    bad: list[tuple[int, int]] = []
+    n_lines, blank = 1, 0
     for i, row in enumerate(it, start=2):
+        n_lines = i
         cells = [_cell_text(v) for v in row]
         if all(c == "" for c in cells):
+            blank += 1
+            continue
+        if any(
+            c != "" for c in cells[len(names) :]
+        ):  # a value beyond the header: shifted, like a CSV's extra ';'
+            bad.append((i, max(j for j, c in enumerate(cells) if c != "") + 1))
             continue
         cells = (cells + [""] * len(names))[: len(names)]
         data.append(cells)
@@ -464,7 +574,10 @@ def parse_sheet(
         columns=names,
         table=table,
         lines=np.asarray(lines, dtype=np.int64),
+        bad_rows=bad,
         expected_fields=len(names),
+        n_lines=n_lines,
+        blank_lines=blank,
     )
 
 

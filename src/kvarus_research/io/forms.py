@@ -48,8 +48,10 @@ class FormTable:
     rejected : ndarray of bool
         Rows of ``data`` with an error finding.
     n_read : int
-        Data rows in the file (``len(data)`` plus rows with the wrong number of fields).
+        Data rows in the file (``len(data)`` plus rows with the wrong number of fields or damaged lines).
     findings : list of DataFrame
+    lines : dict
+        The file's physical-line accounting (:meth:`~kvarus_research.io.csv.RawTable.line_accounting`).
     """
 
     file: str
@@ -58,6 +60,7 @@ class FormTable:
     rejected: np.ndarray
     n_read: int
     findings: list[pd.DataFrame] = field(default_factory=list)
+    lines: dict = field(default_factory=dict)
 
 
 def _texts(raw: RawTable, column: str, mask: np.ndarray) -> list[str]:
@@ -159,7 +162,18 @@ def convert_form(raw: RawTable, form: Form, codebook: Codebook) -> FormTable:
                 "wrong_field_count",
                 "error",
                 f"expected {raw.expected_fields} fields separated by ';' (a truncated "
-                "line or an unquoted ';'); row rejected",
+                "line or an unquoted ';'); row rejected"
+                if not raw.file.endswith("]")
+                else f"expected values in the {raw.expected_fields} columns of the header only (a value in a "
+                "cell beyond them: a shifted row); row rejected",
+            )
+        )
+    for line, rule, message in raw.damaged:
+        findings.append(finding_frame(file, [line], None, None, rule, "error", message))
+    if raw.n_read == 0:
+        findings.append(
+            file_finding(
+                file, None, "no_rows", "warning", "the file has a header but no data rows: no registrations"
             )
         )
     cols: dict[str, object] = {}
@@ -216,4 +230,12 @@ def convert_form(raw: RawTable, form: Form, codebook: Codebook) -> FormTable:
             col.iloc[pos] = pd.NA
             data[column] = col
     data["_line"] = lines
-    return FormTable(file=file, form=form, data=data, rejected=rejected, n_read=raw.n_read, findings=findings)
+    return FormTable(
+        file=file,
+        form=form,
+        data=data,
+        rejected=rejected,
+        n_read=raw.n_read,
+        findings=findings,
+        lines={"file": file, **raw.line_accounting()},
+    )

@@ -341,7 +341,9 @@ def read_extract(
     units, unit_findings, unit_files = build_units(folder, accepted, network, allow_cp1252)
     findings += unit_findings
     coverage, cov_files = build_coverage(folder, allow_cp1252)
-    report = ValidationReport(concat_findings(findings), rows, source=str(folder))
+    report = ValidationReport(
+        concat_findings(findings), rows, source=str(folder), lines=pd.DataFrame([t.lines for t in tables])
+    )
     courses = _courses(accepted, ext_date)
     patients = _patients(accepted)
     registrations = accepted.drop(

@@ -9,7 +9,9 @@ dump without its header, a file name) is shown as ``<id>``, ``<guid>`` or ``<pse
 
 Severity ``error`` means the row was rejected (it is not in the registry); ``warning`` means the row was kept
 (an invalid data value is set to missing, and the finding says so). For every file the report keeps the rows
-read, accepted and rejected, and checks ``read == accepted + rejected``: no row is lost without a reason.
+read, accepted and rejected, and checks ``read == accepted + rejected``: no row is lost without a reason. It
+also accounts for every physical line of every file (:attr:`ValidationReport.lines`): lines = header + blank
+lines + lines a row continues on (a quoted line break) + rows read, so no line can vanish into a damaged row.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from kvarus_research.redact import redact
 
 FINDING_COLUMNS: list[str] = ["file", "row", "column", "value", "rule", "severity", "message"]
 ROW_COLUMNS: list[str] = ["file", "form", "read", "accepted", "rejected"]
+#: Physical-line accounting per file: lines = header + blank + continued (a row's quoted line break) + rows read.
+LINE_COLUMNS: list[str] = ["file", "lines", "header", "blank", "continued", "rows"]
 ID_PLACEHOLDER = "<id>"
 SEVERITIES = ("error", "warning")
 #: Columns of a finding that are redacted (whatever a file put in them).
@@ -117,12 +121,15 @@ class ValidationReport:
         One row per file: ``file``, ``form``, ``read``, ``accepted``, ``rejected``.
     source : str
         The folder that was read.
+    lines : DataFrame, optional
+        Physical-line accounting, one row per file, columns :data:`LINE_COLUMNS`.
 
     Raises
     ------
     ExtractError
-        When ``read != accepted + rejected`` for a file, or the rejected count differs from the number of rows
-        with an error finding: a bug in the reader, never to be hidden.
+        When ``read != accepted + rejected`` for a file, the rejected count differs from the number of rows
+        with an error finding, or a file's physical lines do not add up (``lines != header + blank +
+        continued + rows`` or ``rows != read``): a bug in the reader, never to be hidden.
 
     Examples
     --------
@@ -138,6 +145,7 @@ class ValidationReport:
     rows: pd.DataFrame
     source: str = ""
     meta: dict = field(default_factory=dict)
+    lines: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         findings = self.findings.reindex(columns=FINDING_COLUMNS)
@@ -148,6 +156,9 @@ class ValidationReport:
         self.rows = self.rows.reindex(columns=ROW_COLUMNS).reset_index(drop=True)
         self.rows["file"] = _redacted(self.rows["file"])
         self.source = redact(str(self.source)) if self.source else self.source
+        lines = self.lines if self.lines is not None else pd.DataFrame(columns=LINE_COLUMNS)
+        self.lines = lines.reindex(columns=LINE_COLUMNS).reset_index(drop=True)
+        self.lines["file"] = _redacted(self.lines["file"])
         self.check_accounting()
 
     def check_accounting(self) -> None:
@@ -164,6 +175,14 @@ class ValidationReport:
                 raise ExtractError(
                     f"row accounting broken for {r.file}: {r.rejected} rows rejected but "
                     f"{int(n_err.get(r.file, 0))} rows have an error finding (a bug in kvarus_research)"
+                )
+        read = dict(zip(self.rows["file"], self.rows["read"]))
+        for r in self.lines.itertuples(index=False):
+            if r.lines != r.header + r.blank + r.continued + r.rows or read.get(r.file, r.rows) != r.rows:
+                raise ExtractError(
+                    f"line accounting broken for {r.file}: {r.lines} lines != header {r.header} + blank "
+                    f"{r.blank} + continued {r.continued} + rows {r.rows}, or rows != read "
+                    f"{read.get(r.file)} (a bug in kvarus_research: please report it)"
                 )
 
     # -- views ----------------------------------------------------------------------------------------
