@@ -568,3 +568,38 @@ def test_xlsx_cell_beyond_the_header_is_rejected_like_the_csv_row(tmp_path: Path
     ]
     assert accounting(reg) == {sheet: (4, 2, 2)}
     assert lines_of(reg, sheet) == {"lines": 6, "header": 1, "blank": 1, "continued": 0, "rows": 4}
+
+
+INT_MSG = "expected a whole number (no thousands separator, within the 64-bit integer range)"
+
+
+def test_unit_id_beyond_int64_is_a_finding_not_a_wrapped_number(tmp_path: Path) -> None:
+    # before: 12345678901234567890 became the int64 minimum -9223372036854775808
+    rows = CLEAN_MP + [mp("p2", "c2", "01.02.2021", 1, UnitId="12345678901234567890")]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}))
+    assert value_findings(reg) == [
+        # the value is shown redacted: 20 digits look like a pseudonym, never printed
+        (MP, 5, "UnitId", "<pseudonym>", "not_a_number", INT_MSG + "; row rejected")
+    ]
+    assert accounting(reg) == {MP: (4, 3, 1)}
+    assert reg.registrations["unit_id"].tolist() == [10, 10, 10]
+
+
+def test_unit_id_of_17_digits_is_read_exactly(tmp_path: Path) -> None:
+    # 2**53 + 1 is not a float; with a text elsewhere in the column (the slow path) it is still read exactly
+    rows = CLEAN_MP + [mp("p2", "c2", "01.02.2021", 1, UnitId="9007199254740993")]
+    rows.append(mp("p3", "c3", "01.02.2021", 1, UnitId="ti"))
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}))
+    assert [f[:5] for f in value_findings(reg)] == [(MP, 6, "UnitId", "ti", "not_a_number")]
+    assert 9007199254740993 in reg.registrations["unit_id"].tolist()
+
+
+@pytest.mark.parametrize("text", ["1.000", "12.500"])
+def test_thousands_separator_in_a_day_count_is_a_finding(tmp_path: Path, text: str) -> None:
+    rows = [mp("p1", "c1", "10.03.2021", 1, dager_rus_30=text)]
+    reg = read_extract(write(tmp_path, {MP: dump_text("Målepunkt", rows)}))
+    assert value_findings(reg) == [
+        (MP, 2, "dager_rus_30", text, "not_a_number", INT_MSG + "; set to missing, row kept")
+    ]
+    assert reg.registrations["dager_rus_30"].isna().all()  # not read as 1 (or 12.5)
+    assert accounting(reg) == {MP: (1, 1, 0)}

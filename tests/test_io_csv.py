@@ -232,3 +232,27 @@ def test_dd_mm_yyyy_dates_are_exact_or_bad_never_wrapped(years: list[int], day: 
     values = pd.DatetimeIndex(conv.values)
     for y, v, bad in zip(years, values, out_of_range):
         assert pd.isna(v) if bad else v == pd.Timestamp(y, month, day)
+
+
+@settings(max_examples=200)
+@given(
+    ints=st.lists(st.integers(-(2**70), 2**70), min_size=1, max_size=5),
+    with_text=st.booleans(),
+)
+def test_integer_texts_are_exact_or_bad_never_rounded_or_wrapped(ints: list[int], with_text: bool) -> None:
+    # with a text in the column the slow (float) path runs; without, the int64 cast kernel
+    texts = [str(n) for n in ints] + (["x"] if with_text else [])
+    conv = convert_column(pa.array(texts), CB.variable("UnitId"), CB.missing_labels)
+    for n, value, bad in zip(ints, conv.values.tolist(), conv.bad.tolist()):
+        if -(2**63) <= n < 2**63:
+            assert not bad and value == n
+        else:
+            assert bad and pd.isna(value)
+
+
+@given(st.integers(1, 999), st.lists(st.integers(0, 999), min_size=1, max_size=3))
+def test_thousands_separated_numbers_are_never_read_as_decimals(head: int, groups: list[int]) -> None:
+    text = str(head) + "".join(f".{g:03d}" for g in groups)  # 1.000, 12.500.250 ...
+    for var in ("dager_rus_30", "psykiske_plager"):
+        conv = convert_column(pa.array([text]), CB.variable(var), CB.missing_labels)
+        assert conv.bad.tolist() == [True] and pd.isna(conv.values[0])

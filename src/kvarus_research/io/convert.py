@@ -11,6 +11,8 @@ locate the values that fail.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -19,6 +21,10 @@ import pyarrow.compute as pc
 from kvarus_research.codebook.model import Variable
 
 NUMBER_RE = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+#: A '.' between groups of three digits: a Norwegian thousands separator (1.000 = 1000), never read as 1.
+THOUSANDS_RE = r"^[+-]?[1-9]\d{0,2}(\.\d{3})+$"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INTEGER_EXPECTED = "a whole number (no thousands separator, within the 64-bit integer range)"
 DMY_RE = (
     r"^(?P<d>\d{1,2})\.(?P<m>\d{1,2})\.(?P<y>\d{4})(?:[ T](?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2}))?)?$"
 )
@@ -105,7 +111,7 @@ def _fast_integers(arr: pa.Array, v: Variable) -> Converted | None:
             pc.fill_null(pc.is_in(ints, value_set=codes), False).to_numpy(zero_copy_only=False)
         )
     values = np.asarray(ints.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    expected = "a whole number" if v.type == "integer" else "a code"
+    expected = INTEGER_EXPECTED if v.type == "integer" else "a code"
     return Converted(
         pd.arrays.IntegerArray(values, mask), np.zeros(len(arr), dtype=bool), "not_a_number", expected
     )
@@ -131,20 +137,35 @@ def convert_number(arr: pa.Array, v: Variable, missing_labels: tuple[str, ...] =
                 values[i], bad[i] = float(code), False
     if v.missing_codes:
         values[np.isin(values, np.asarray(v.missing_codes, dtype=np.float64))] = np.nan
+    # "1.000" is a thousand to a Norwegian, 1.0 to a machine: a '.' between groups of three digits is refused
+    thousands = np.asarray(
+        pc.fill_null(pc.match_substring_regex(clean, THOUSANDS_RE), False).to_numpy(zero_copy_only=False),
+        dtype=bool,
+    )
     if v.type == "float":
+        values[thousands] = np.nan
         return Converted(
             pd.arrays.FloatingArray(np.nan_to_num(values), np.isnan(values)),
-            bad,
+            bad | thousands,
             "not_a_number",
-            "a number (decimal comma allowed)",
+            "a number (decimal comma allowed; no thousands separator)",
         )
-    frac = ~np.isnan(values) & (values != np.round(values))
-    if frac.any():
-        values[frac] = np.nan
-        return Converted(_int_array(values), bad | frac, "not_a_number", "a whole number")
-    return Converted(
-        _int_array(values), bad, "not_a_number", "a whole number" if v.type == "integer" else "a code"
-    )
+    frac = ~np.isnan(values) & ((values != np.round(values)) | thousands)
+    exact = np.zeros(len(values), dtype=np.int64)
+    big = np.flatnonzero(~np.isnan(values) & ~frac & (np.abs(np.nan_to_num(values)) >= 2.0**53))
+    texts = clean.take(pa.array(big, type=pa.int64())).to_pylist() if len(big) else []
+    for i, text in zip(big, texts):  # beyond 2**53 a float is not exact: the digits themselves, or a finding
+        n = int(text) if re.fullmatch(r"[+-]?\d+", text) else None
+        if n is not None and INT64_MIN <= n <= INT64_MAX:
+            exact[i], values[i] = n, 0.0
+        else:
+            frac[i] = True
+    values[frac] = np.nan
+    ints = _int_array(values)
+    if len(big):
+        ints = pd.arrays.IntegerArray(np.where(exact != 0, exact, ints._data), ints._mask)
+    expected = INTEGER_EXPECTED if v.type == "integer" else "a code"
+    return Converted(ints, bad | frac, "not_a_number", expected if not frac.any() else INTEGER_EXPECTED)
 
 
 def _components(clean: pa.Array, pattern: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
