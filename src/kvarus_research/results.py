@@ -358,6 +358,20 @@ class Result:
 
         self.__dict__.setdefault("_adopted", {})[resolve_rules(rules)] = protected
 
+    def published(self, rules: Any = "norway") -> Any:
+        """The table as published under ``rules``: the release's table this result adopted (:meth:`adopt`), else
+        :meth:`protected`.
+
+        Examples
+        --------
+        >>> class Counts(Result):
+        ...     count_columns = ("n",)
+        >>> r = Counts(); r.table = pd.DataFrame({"n": [3, 9]})
+        >>> r.published().display()["n"].tolist()
+        [':', 9]
+        """
+        return self._adopted_or_protected(rules, True)
+
     def _adopted_or_protected(self, rules: Any, enabled: bool) -> Any:
         from kvarus_research.privacy.rules import resolve_rules
 

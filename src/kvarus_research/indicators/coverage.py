@@ -50,16 +50,28 @@ class CoverageResult(Result):
         r = resolve_rules(rules)
         if not enabled or not r.secondary or r.totals_from_rounded or r.rounding:
             return Result.protected(self, rules, enabled=enabled)
+        p = protect_linked_table(self.linked_view(), r, counts=list(self.count_columns),
+                                 derived=self.derived_columns, complements={})  # fmt: skip
+        p.table = p.table[list(self.table.columns)]
+        return p
+
+    def linked_view(self) -> pd.DataFrame:
+        """The table with the columns the linked protection reads: ``unit_id`` (here the unit's name, on unit
+        rows) and ``region`` (on unit and region rows).
+
+        Examples
+        --------
+        >>> import kvarus_research as kr
+        >>> v = coverage(kr.synthetic.generate(n_courses=300, seed=1)).linked_view()
+        >>> bool((v["unit_id"].notna() == (v["level"] == "unit")).all())
+        True
+        """
         t = self.table
         unit = (t["level"] == "unit").to_numpy()
         region = t["group"].where(t["level"] == "region", t["group"].map(self._unit_regions))
-        view = t.assign(
+        return t.assign(
             unit_id=t["group"].where(unit, None), region=region.where(t["level"] != "national", None)
         )
-        p = protect_linked_table(view, r, counts=list(self.count_columns), derived=self.derived_columns,
-                                 complements={})  # fmt: skip
-        p.table = p.table[list(t.columns)]
-        return p
 
     def _draw_context(self) -> dict[str, Any]:
         return {"target": self.target}

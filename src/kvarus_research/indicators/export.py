@@ -8,9 +8,11 @@ protected tables and figures drawn from them.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from tqdm.auto import tqdm
 
 
@@ -23,6 +25,85 @@ def _save(fig_or_ax: Any, path: Path) -> Path:
     return path
 
 
+@dataclass
+class PublishedIndicators:
+    """The indicator outputs of one registry, protected together as one release.
+
+    Every result has adopted the release's table (:meth:`~kvarus_research.results.Result.adopt`), so its
+    ``to_csv`` and ``plot`` under the same rules publish the release's cells.
+
+    Attributes
+    ----------
+    results, complete : dict
+        The Kvarus indicators and the completeness indicators (keys ``completeness_<key>``).
+    exclusions : dict
+        The protected exclusion table of each indicator.
+    coverage, network : Result or None
+        Coverage (when expected courses are given) and network work (when registered).
+    notes : list of str
+        What could not be computed, and why.
+    """
+
+    results: dict[str, Any]
+    complete: dict[str, Any]
+    exclusions: dict[str, Any]
+    coverage: Any = None
+    network: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+def publish_indicators(data: Any, rules: Any = "norway") -> PublishedIndicators:
+    """Compute the indicators, completeness, coverage and network work and protect them as one release.
+
+    The links between the tables are declared in :func:`release_of_indicators`; each result then publishes
+    the release's cells.
+
+    Examples
+    --------
+    >>> import kvarus_research as kr
+    >>> pub = publish_indicators(kr.synthetic.generate(n_courses=300, seed=1))
+    >>> alone = pub.coverage.protected().suppressed.to_numpy().sum()  # coverage protected on its own
+    >>> together = pub.coverage.published().suppressed.to_numpy().sum()  # as the release publishes it
+    >>> bool(together >= alone)
+    True
+    """
+    from kvarus_research.errors import AnalysisError
+    from kvarus_research.indicators.coverage import completeness, coverage
+    from kvarus_research.indicators.framework import as_registry
+    from kvarus_research.indicators.kvarus import kvarus_indicators
+    from kvarus_research.indicators.network import network_work
+    from kvarus_research.privacy import protect
+
+    registry = as_registry(data)
+    results = kvarus_indicators(registry)
+    complete = {f"completeness_{k}": v for k, v in completeness(registry).items()}
+    notes: list[str] = []
+    nw = None
+    if registry.network_work is not None and len(registry.network_work):
+        try:
+            nw = network_work(registry)
+        except AnalysisError as exc:  # e.g. network-work columns missing in a real extract
+            notes.append(f"## Network work\nnot computed: {exc}")
+    full = getattr(data, "registry", data)
+    cov = coverage(full) if full.coverage is not None and len(full.coverage) else None
+    release = release_of_indicators(results, complete, nw, rules, coverage=cov, units=registry.units)
+    published = release.protect() if release is not None else {}
+    for key, res in [*results.items(), *complete.items()]:
+        if key in published:
+            res.adopt(_with_sides(published[key], res.protected(rules)), rules)
+    if nw is not None and "network_work" in published:
+        nw.adopt(published["network_work"], rules)
+    if cov is not None and "coverage" in published:
+        p = published["coverage"]
+        p.table = p.table[list(cov.table.columns)]
+        cov.adopt(p, rules)
+    exclusions = {
+        key: published.get(f"{key}_exclusions") or protect(res.exclusions, counts="n", rules=rules)
+        for key, res in results.items()
+    }
+    return PublishedIndicators(results, complete, exclusions, cov, nw, notes)
+
+
 def write_indicator_outputs(
     data: Any, out_dir: str | Path, *, rules: Any = "norway", progress: bool = False
 ) -> list[Path]:
@@ -31,7 +112,8 @@ def write_indicator_outputs(
     Files: ``<key>.csv`` and ``<key>_bars.png`` / ``_funnel.png`` / ``_pchart.png`` per Kvarus indicator;
     ``<key>_exclusions.csv`` (counts protected too); ``completeness_<key>.csv``; ``coverage.csv`` and
     ``coverage.png`` when expected courses are given; ``network_work.csv`` and ``network_<measure>.png`` when
-    network-work registrations exist; ``definitions.txt``.
+    network-work registrations exist; ``definitions.txt``. All tables are protected together
+    (:func:`publish_indicators`).
 
     Examples
     --------
@@ -41,42 +123,20 @@ def write_indicator_outputs(
     ['completeness_answered_eval_utbytte.csv', 'completeness_answered_plan_beh.csv', 'completeness_answered_plan_krise.csv']
     """
     from kvarus_research.errors import AnalysisError
-    from kvarus_research.indicators.coverage import completeness, coverage
-    from kvarus_research.indicators.framework import as_registry
-    from kvarus_research.indicators.kvarus import kvarus_indicators
-    from kvarus_research.indicators.network import network_work
-    from kvarus_research.privacy import protect
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    registry = as_registry(data)
     files: list[Path] = []
     texts: list[str] = []
-    steps = tqdm(total=5, desc="indicators", disable=not progress)
-    results = kvarus_indicators(registry)
-    complete = {f"completeness_{k}": v for k, v in completeness(registry).items()}
+    steps = tqdm(total=4, desc="indicators", disable=not progress)
+    pub = publish_indicators(data, rules)
     steps.update()
-    nw, nw_note = None, ""
-    if registry.network_work is not None and len(registry.network_work):
-        try:
-            nw = network_work(registry)
-        except AnalysisError as exc:  # e.g. network-work columns missing in a real extract
-            nw_note = f"## Network work\nnot computed: {exc}"
-    # everything published together is protected together: the completeness tables count the indicators'
-    # denominators, their exclusions the national totals (see release_of_indicators)
-    release = release_of_indicators(results, complete, nw, rules)
-    published = release.protect() if release is not None else {}
-    steps.update()
-    for key, res in [*results.items(), *complete.items()]:
-        if key in published:
-            res.adopt(_with_sides(published[key], res.protected(rules)), rules)
+    for key, res in [*pub.results.items(), *pub.complete.items()]:
         files.append(res.to_csv(out / f"{key}.csv", rules))
         label = f"{res.indicator.label} ({key})"
         texts.append(f"## {label}\n{res.definition.to_text()}")
-    for key, res in results.items():
-        name = f"{key}_exclusions"
-        excl = published.get(name) or protect(res.exclusions, counts="n", rules=rules)
-        files.append(excl.to_csv(out / f"{name}.csv"))
+    for key, res in pub.results.items():
+        files.append(pub.exclusions[key].to_csv(out / f"{key}_exclusions.csv"))
         files.append(_save(res.plot(kind="bar", rules=rules), out / f"{key}_bars.png"))
         try:
             files.append(_save(res.plot(kind="funnel", rules=rules), out / f"{key}_funnel.png"))
@@ -84,22 +144,19 @@ def write_indicator_outputs(
             texts.append(f"## Funnel plot of {key}\nnot drawn: {exc}")
         files.append(_save(res.plot(kind="pchart", period="quarter", rules=rules), out / f"{key}_pchart.png"))
     steps.update()
-    full = getattr(data, "registry", data)
-    if full.coverage is not None and len(full.coverage):
-        cov = coverage(full)
-        files.append(cov.to_csv(out / "coverage.csv", rules))
-        files.append(_save(cov.plot(rules=rules), out / "coverage.png"))
-        texts.append(f"## Coverage (dekningsgrad)\n{cov.definition.to_text()}")
+    if pub.coverage is not None:
+        files.append(pub.coverage.to_csv(out / "coverage.csv", rules))
+        files.append(_save(pub.coverage.plot(rules=rules), out / "coverage.png"))
+        texts.append(f"## Coverage (dekningsgrad)\n{pub.coverage.definition.to_text()}")
     steps.update()
-    if nw is not None:
-        if "network_work" in published:
-            nw.adopt(published["network_work"], rules)
-        files.append(nw.to_csv(out / "network_work.csv", rules))
+    if pub.network is not None:
+        files.append(pub.network.to_csv(out / "network_work.csv", rules))
         for measure in ("meeting", "took_part", "invited", "place", "reason"):
-            files.append(_save(nw.plot(measure=measure, rules=rules), out / f"network_{measure}.png"))
-        texts.append(f"## Network work\n{nw.definition.to_text()}")
-    elif nw_note:
-        texts.append(nw_note)
+            files.append(
+                _save(pub.network.plot(measure=measure, rules=rules), out / f"network_{measure}.png")
+            )
+        texts.append(f"## Network work\n{pub.network.definition.to_text()}")
+    texts += pub.notes
     steps.update()
     steps.close()
     definitions = out / "definitions.txt"
@@ -116,7 +173,15 @@ ANSWERED_BY = {
 }
 
 
-def release_of_indicators(results: dict[str, Any], complete: dict[str, Any], network: Any, rules: Any) -> Any:
+def release_of_indicators(
+    results: dict[str, Any],
+    complete: dict[str, Any],
+    network: Any,
+    rules: Any,
+    *,
+    coverage: Any = None,
+    units: pd.DataFrame | None = None,
+) -> Any:
     """The indicators, their exclusions, the completeness tables and network work as one release.
 
     Links a reader can use, declared so that the release protects them (:class:`~kvarus_research.privacy.release.
@@ -124,7 +189,9 @@ def release_of_indicators(results: dict[str, Any], complete: dict[str, Any], net
     indicator's denominator is the number of courses that answered its item (the completeness table's numerator),
     and the completeness population is that denominator plus the indicator's missing answers; the completeness
     tables of the first measurement point share one population; an indicator's exclusions table holds its
-    national all-years denominator ("in denominator") and missing count ("answer missing"). ``None`` under rules
+    national all-years denominator ("in denominator") and missing count ("answer missing"); coverage's registered
+    courses are at least the courses of the ending-completeness population (same unit, region or nation and
+    start year; units matched by name through ``units``). ``None`` under rules
     that round instead of suppressing (each table is then protected on its own: the same count rounds the same
     way in every table).
 
@@ -182,6 +249,22 @@ def release_of_indicators(results: dict[str, Any], complete: dict[str, Any], net
                 )
     if network is not None:
         release.add_spec("network_work", network_spec(network.table))
+    if coverage is not None:
+        spec, cov_cells = linked_spec(coverage.linked_view(), None, list(coverage.count_columns), {},
+                                      {k: list(v) for k, v in coverage.derived_columns.items()})  # fmt: skip
+        release.add_spec("coverage", spec)
+        ending = cells.get("completeness_ending_registered", {})
+        by_name = {}
+        if units is not None:
+            from kvarus_research.indicators.framework import unit_names
+
+            by_name = {name: uid for uid, name in unit_names(units).items()}
+        for where, cov in cov_cells.items():
+            key = ("unit", by_name.get(where[1]), where[2]) if where[0] == "unit" else where
+            due = ending.get(key)
+            if due is not None:  # registered courses include those whose ending is due (same start year)
+                release.add_at_least(("coverage", cov["registered"]), [("completeness_ending_registered",
+                                                                       due["denominator"])])  # fmt: skip
     return release
 
 

@@ -94,15 +94,22 @@ def pinned_cells(
     constraints: Sequence[Constraint],
     upper: np.ndarray | None = None,
     exempt: np.ndarray | None = None,
+    *,
+    small_below: float | None = None,
 ) -> np.ndarray:
-    """Positions of the suppressed cells a reader can pin to one value: the cells whose
-    :func:`attack_intervals` are narrower than 0.5, found with far fewer linear programs.
+    """Positions of the suppressed cells a reader can pin to one integer: the cells whose
+    :func:`attack_intervals` hold no other whole number (found with far fewer linear programs), and, with
+    ``small_below`` (the rules' threshold), the cells whose interval holds only small counts (every whole number
+    in it is 1 .. ``small_below`` - 1: the reader learns that the count is small).
 
     The equations split into independent groups of hidden cells (connected through the sums they share); each
-    group with a cell to look at is solved on its own. A cell strictly inside its bounds that some solution of
-    its group's equations can move is not pinned (the null space of those equations, from one SVD, shows which);
-    only the others are solved for, first its maximum and, when that does not clear it, its minimum. Cells marked
-    ``exempt`` are not looked at.
+    group with a cell to look at is solved on its own. Every solution a linear program finds is a table the
+    reader cannot rule out: a cell whose value in it is a whole number or more away from the true value is not
+    pinned, and a cell that reaches 0 or ``small_below`` in it has no small range. A few programs with random
+    objectives clear most cells at once; each cell left is solved for, its maximum and, when that does not clear
+    it, its minimum. Only feasible solutions clear a cell, so no pinned cell is missed (a null-space test from an
+    SVD, used before, declared a cell free that its equations fix: see the tests). Cells marked ``exempt`` are not
+    looked at.
 
     Examples
     --------
@@ -111,6 +118,16 @@ def pinned_cells(
     [0, 3]
     >>> pinned_cells(v, np.array([True, True, False, True, False]), links).tolist()  # 3 + 10 = 13: 3, 6 move
     []
+
+    A reader who knows that two hidden counts of 5 together are each at most 4 (say, numerators of published
+    denominators of 4) learns that both are small, without pinning either:
+
+    >>> pinned_cells(np.array([3.0, 2.0, 5.0]), np.array([True, True, False]), [(2, [0, 1])],
+    ...              np.array([4.0, 4.0, np.inf])).tolist()  # 3 + 2 = 5, each at most 4: 1..4 both
+    []
+    >>> pinned_cells(np.array([3.0, 2.0, 5.0]), np.array([True, True, False]), [(2, [0, 1])],
+    ...              np.array([4.0, 4.0, np.inf]), small_below=5).tolist()
+    [0, 1]
     """
     from scipy.sparse import bmat
     from scipy.sparse.csgraph import connected_components
@@ -134,89 +151,77 @@ def pinned_cells(
         cols = np.flatnonzero(col_label == group)
         rows = np.flatnonzero(row_label == group)
         a_eq = a_all[rows][:, cols].toarray() if len(rows) else np.zeros((0, len(cols)))
-        found = _pinned_in(values[unknown[cols]], a_eq, b_all[rows], cap_all[cols], look[cols])
+        found = _pinned_in(
+            values[unknown[cols]], a_eq, b_all[rows], cap_all[cols], look[cols], small_below=small_below
+        )
         pinned += [int(unknown[cols[j]]) for j in found]
     return np.array(sorted(pinned), dtype=int)
 
 
 def _pinned_in(
-    x: np.ndarray, a_eq: np.ndarray, b_eq: np.ndarray, cap: np.ndarray, look: np.ndarray
+    x: np.ndarray,
+    a_eq: np.ndarray,
+    b_eq: np.ndarray,
+    cap: np.ndarray,
+    look: np.ndarray,
+    n_random: int = 3,
+    small_below: float | None = None,
 ) -> list[int]:
-    """Which of the ``look`` columns of one group of equations are pinned (see :func:`pinned_cells`)."""
-    interior = (x > 0.5) & (x < cap - 0.5)
-    free = np.zeros(len(x), dtype=bool)
-    if interior.any():
-        free[np.flatnonzero(interior)] = _movable(a_eq[:, interior])
-    from scipy.sparse import csr_matrix
-
-    bounds = [(0.0, None if np.isinf(u) else float(u)) for u in cap]
-    sparse_a = csr_matrix(a_eq) if len(a_eq) else None
-    pinned = []
-    for j in np.flatnonzero(look & ~free):
-        if not len(a_eq) or not a_eq[:, j].any():
-            if cap[j] < 0.5:
-                pinned.append(int(j))
-            continue
-        c = np.zeros(len(x))
-        c[j] = 1.0
-        hi = linprog(-c, A_eq=sparse_a, b_eq=b_eq, bounds=bounds, method="highs")
-        if hi.status != 0 or -hi.fun - x[j] >= 0.5:
-            continue
-        lo = linprog(c, A_eq=sparse_a, b_eq=b_eq, bounds=bounds, method="highs")
-        if lo.status == 0 and -hi.fun - lo.fun < 0.5:
-            pinned.append(int(j))
-    return pinned
-
-
-def _movable(a: np.ndarray) -> np.ndarray:
-    """Which columns some solution of ``a x = 0`` moves (not in the row space of ``a``).
-
-    A column that appears in a single row is worked out from that row, which then asks nothing of the other
-    columns: the two are set aside (repeatedly) before one economy SVD of what is left, and such a column moves
-    exactly when another column of its row does.
+    """Which of the ``look`` columns of one group of equations are disclosed (see :func:`pinned_cells`).
 
     Examples
     --------
-    >>> _movable(np.array([[1.0, -1.0, 0.0], [0.0, 1.0, 0.0]])).tolist()  # x1 = 0 then x0 = x1; x2 is free
-    [False, False, True]
-    >>> _movable(np.array([[1.0, 1.0, 1.0], [0.0, 1.0, -1.0]])).tolist()  # x1 = x2 moves, x0 with them
-    [True, True, True]
+    >>> a = np.array([[1.0, 1.0, 0.0], [0.0, 1.0, 1.0]]); b = np.array([5.0, 5.0]); x = np.array([2.0, 3.0, 2.0])
+    >>> _pinned_in(x, a, b, np.full(3, np.inf), np.ones(3, dtype=bool))  # x1 = t, x0 = x2 = 5 - t: all move
+    []
+    >>> a3 = np.vstack([a, [1.0, 0.0, 1.0]])  # and x0 + x2 = 4: one solution
+    >>> _pinned_in(x, a3, np.array([5.0, 5.0, 4.0]), np.full(3, np.inf), np.ones(3, dtype=bool))
+    [0, 1, 2]
     """
-    nz = a != 0
-    rows = np.ones(a.shape[0], dtype=bool)
-    cols = np.ones(a.shape[1], dtype=bool)
-    eliminated: list[tuple[int, np.ndarray]] = []
-    while True:
-        per_col = nz[rows][:, cols].sum(axis=0)
-        singles = np.flatnonzero(cols)[per_col == 1]
-        if not len(singles):
-            break
-        for c in singles:
-            if not cols[c]:
-                continue
-            r = np.flatnonzero(rows & nz[:, c])
-            if len(r) != 1:
-                continue
-            r = int(r[0])
-            others = np.flatnonzero(nz[r] & cols)
-            others = others[others != c]
-            eliminated.append((int(c), others))
-            cols[c] = False
-            rows[r] = False
-    moves = np.zeros(a.shape[1], dtype=bool)
-    keep = np.flatnonzero(cols)
-    if len(keep):
-        sub = a[np.ix_(rows, cols)]
-        if sub.shape[0]:
-            _, sv, vt = np.linalg.svd(sub, full_matrices=False)
-            rank = int((sv > 1e-9 * max(1.0, sv.max(initial=0.0))).sum())
-            in_rows = (vt[:rank] ** 2).sum(axis=0)
-            moves[keep] = in_rows < 1.0 - 1e-9
-        else:
-            moves[keep] = True
-    for c, others in reversed(eliminated):
-        moves[c] = bool(moves[others].any())
-    return moves
+    from scipy.sparse import csr_matrix
+
+    tol = 1e-6
+    n = len(x)
+    bounds = [(0.0, None if np.isinf(u) else float(u)) for u in cap]
+    sparse_a = csr_matrix(a_eq) if len(a_eq) else None
+    done = ~np.asarray(look, dtype=bool)
+    moved = done.copy()  # a solution holds another whole number
+    ranged = np.ones(n, dtype=bool)  # the range holds 0 or a count that is not small
+    if small_below is not None:
+        ranged = done | (x <= tol) | (x >= small_below - tol)
+
+    def run(c: np.ndarray) -> Any:
+        res = linprog(c, A_eq=sparse_a, b_eq=b_eq, bounds=bounds, method="highs")
+        if res.status == 0:  # a table the reader cannot rule out
+            moved[np.abs(res.x - x) >= 1 - tol] = True
+            if small_below is not None:
+                ranged[(res.x <= tol) | (res.x >= small_below - tol)] = True
+            done[moved & ranged] = True
+        return res
+
+    if sparse_a is not None:
+        rng = np.random.default_rng(0)  # the same audit on every run
+        for _ in range(n_random):
+            c = rng.standard_normal(n)
+            run(c)
+            run(-c)
+    pinned = []
+    for j in range(n):
+        if done[j]:
+            continue
+        if sparse_a is None or not a_eq[:, j].any():  # only its bounds: 0 .. cap
+            if cap[j] < 1 - tol:  # 0 is in its range: pinned only when nothing else is
+                pinned.append(j)
+            continue
+        c = np.zeros(n)
+        c[j] = 1.0
+        hi = run(-c)
+        if done[j] or hi.status != 0:
+            continue
+        run(c)
+        if not done[j]:
+            pinned.append(j)
+    return pinned
 
 
 def attack_intervals(

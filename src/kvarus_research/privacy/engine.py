@@ -152,13 +152,16 @@ class Builder:
         self.lone: list[bool] = []
         self.forced: dict[int, str] = {}
 
-    def add_cells(self, values: Sequence[float], *, shown: bool = True, priority: Any = 0) -> np.ndarray:
-        """Add cells; returns their positions."""
+    def add_cells(
+        self, values: Sequence[float], *, shown: bool = True, priority: Any = 0, small_ok: bool = False
+    ) -> np.ndarray:
+        """Add cells; returns their positions. ``small_ok``: never-shown cells (``shown=False``) whose own small
+        value needs no protection, such as the slack of an "at least" relation."""
         start = len(self.values)
         vals = [float(v) for v in values]
         self.values += vals
         self.shown += [shown] * len(vals)
-        self.small_ok += [False] * len(vals)
+        self.small_ok += [small_ok and not shown] * len(vals)
         pr = np.broadcast_to(np.asarray(priority, dtype=int), (len(vals),))
         self.priority += pr.tolist()
         return np.arange(start, start + len(vals))
@@ -246,7 +249,7 @@ def solve(system: System, threshold: int) -> np.ndarray:
                     if p is not None:
                         sup[p] = True
                         changed = True
-        pinned = pinned_cells(v, sup, constraints, None, exempt)
+        pinned = pinned_cells(v, sup, constraints, None, exempt, small_below=threshold)
         added = False
         for cell in pinned:
             p = _nearest_partner(int(cell), v, sup, member_of, constraints, priority)

@@ -73,6 +73,7 @@ class Release:
         self.specs: dict[str, TableSpec] = {}
         self.links: list[Any] = []
         self._extra_sums: list[tuple[ReleaseCell, list[ReleaseCell]]] = []
+        self._at_least: list[tuple[ReleaseCell, list[ReleaseCell]]] = []
 
     def add(
         self,
@@ -111,6 +112,31 @@ class Release:
         ``(table, ("extra", j))``)."""
         self._extra_sums.append((total, list(parts)))
 
+    def add_at_least(self, total: ReleaseCell, parts: Sequence[ReleaseCell]) -> None:
+        """Declare that cell ``total`` >= the sum of ``parts``: a reader who knows the relation bounds a hidden
+        cell by it. The system gets ``total`` = ``parts`` + a never-shown slack cell (never negative); a relation
+        the true values break is left out, as for :meth:`add_sum`.
+
+        Examples
+        --------
+        Registered courses are at least the courses whose ending is due. Unit A's 3 due courses are hidden, and
+        B's 12 with them; but B registered only 12, so B's due count is at most 12 and A's at least 15 - 12 = 3,
+        and A's at most its 6 registered: the release hides the total 15 too (without the relation it is shown).
+
+        >>> a = pd.DataFrame({"unit": ["A", "B", "All"], "due": [3, 12, 15]})
+        >>> b = pd.DataFrame({"unit": ["A", "B", "All"], "registered": [6, 12, 18]})
+        >>> from kvarus_research.privacy.engine import Margin
+        >>> rel = Release(rules=DisclosureRules(unit_min_n=None))
+        >>> rel.add("due", a, counts="due", structure=[Margin("unit", "All")])
+        >>> rel.add("coverage", b, counts="registered", structure=[Margin("unit", "All")])
+        >>> for i in range(3):
+        ...     rel.add_at_least(("coverage", (i, "registered")), [("due", (i, "due"))])
+        >>> out = rel.protect()
+        >>> out["due"].display()["due"].tolist(), out["coverage"].display()["registered"].tolist()
+        ([':', ':', ':'], [6, 12, 18])
+        """
+        self._at_least.append((total, list(parts)))
+
     def protect(self, *, enabled: bool = True) -> dict[str, ProtectedTable]:
         """Every table of the release after disclosure control, solved as one system."""
         from kvarus_research.privacy.disclosure import finish_table, log_hidden, protect
@@ -136,6 +162,11 @@ class Release:
                 b.add_sum(pa, [pb])
         for total, parts in self._extra_sums:
             b.add_sum(_position(pos, total), [_position(pos, p) for p in parts])
+        for total, parts in self._at_least:
+            t, ps = _position(pos, total), [_position(pos, p) for p in parts]
+            slack = b.values[t] - sum(b.values[p] for p in ps)
+            if slack >= 0:  # a relation the data break is no relation (as in add_sum)
+                b.add_sum(t, [*ps, int(b.add_cells([slack], shown=False, small_ok=True)[0])])
         system = b.build(r)
         hidden = solve(system, r.min_count)
         out = {}

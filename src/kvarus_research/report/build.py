@@ -53,6 +53,8 @@ class ReportContext:
     with_opt_outs: Registry | None = None
     #: The extract's ValidationReport (kept aside: pseudonymisation drops it from the registry).
     validation: Any = None
+    #: The indicator outputs protected as one release (set by the indicators step, read by the network step).
+    indicators: Any = None
 
 
 def _table(
@@ -98,7 +100,7 @@ def _result(
 ) -> None:
     """A result's definition, protected table and figure."""
     ctx.writer.definition(result.definition)
-    ctx.writer.table(name, result.protected(ctx.rules), caption=caption)
+    ctx.writer.table(name, result.published(ctx.rules), caption=caption)
     if plot:  # drawn from the table protected with the report's rules, as the table above it
         out = result.plot(rules=ctx.rules, **(plot_kwargs or {}))
         fig = out if hasattr(out, "savefig") else out.get_figure()
@@ -299,24 +301,26 @@ def step_retention(ctx: ReportContext) -> None:
 
 
 def step_indicators(ctx: ReportContext) -> None:
-    from kvarus_research.indicators import coverage, kvarus_indicators
+    from kvarus_research.indicators.export import publish_indicators
 
     w = ctx.writer
     w.section("Quality indicators")
-    results = kvarus_indicators(ctx.registry)
-    for key, res in results.items():
+    # the indicators, completeness, coverage and network work count the same courses: one release
+    ctx.indicators = publish_indicators(ctx.registry, ctx.rules)
+    for key, res in ctx.indicators.results.items():
         _result(ctx, f"indicator-{key}", res, caption=getattr(res.indicator, "label", key))
-    if ctx.registry.coverage is not None:
-        _result(ctx, "coverage", coverage(ctx.registry), caption="Coverage (dekningsgrad)")
+    if ctx.indicators.coverage is not None:
+        _result(ctx, "coverage", ctx.indicators.coverage, caption="Coverage (dekningsgrad)")
 
 
 def step_network(ctx: ReportContext) -> None:
-    from kvarus_research.indicators import network_work
-
-    if ctx.registry.network_work is None or ctx.registry.network_work.empty:
+    pub = ctx.indicators
+    if pub is None or pub.network is None:
+        if pub is not None and pub.notes:
+            ctx.notes.extend(pub.notes)
         return
     ctx.writer.section("Network work at discharge")
-    _result(ctx, "network-work", network_work(ctx.registry), caption="Network work per unit and year")
+    _result(ctx, "network-work", pub.network, caption="Network work per unit and year")
 
 
 def step_provenance(ctx: ReportContext) -> None:
