@@ -81,7 +81,7 @@ def test_funnel_plot_limits_and_points(result, artifacts) -> None:
     assert any(t.get_text() == "2 unit(s) not shown (:)" for t in ax.get_legend().get_texts())
     # 99.8 % limits around p0 = 29/64 at n = 24: z = 3.0902, half = z * sqrt(p0 (1 - p0) / 24).
     p0 = 29 / 64
-    low, high = funnel_limits(p0, [24], 0.998)
+    low, high = funnel_limits(p0, [24], 0.998, method="normal")
     half = 3.090232 * np.sqrt(p0 * (1 - p0) / 24)
     assert low[0] == pytest.approx(p0 - half, abs=1e-5) and high[0] == pytest.approx(p0 + half, abs=1e-5)
 

@@ -36,9 +36,17 @@ from kvarus_research.indicators.kvarus import (
     load_targets,
     mutual_agreement_flags,
 )
+from kvarus_research.indicators.limits import (
+    Funnel,
+    Overdispersion,
+    estimate_overdispersion,
+    exact_limits,
+    funnel_limits,
+    funnel_table,
+)
 from kvarus_research.indicators.network import NetworkWorkResult, network_work
 from kvarus_research.indicators.network_protection import protect_network_table
-from kvarus_research.indicators.plots import funnel_limits, funnel_plot, indicator_bars, p_chart
+from kvarus_research.indicators.plots import funnel_plot, indicator_bars, p_chart
 from kvarus_research.indicators.progress import ProgressResult, patient_progress
 from kvarus_research.indicators.protection import protect_indicator_table
 from kvarus_research.indicators.result import IndicatorResult
@@ -52,21 +60,26 @@ __all__ = [
     "MUTUAL_AGREEMENT",
     "TREATMENT_PLAN",
     "CoverageResult",
+    "Funnel",
     "Indicator",
     "IndicatorResult",
     "NetworkWorkResult",
+    "Overdispersion",
     "ProgressResult",
     "Target",
     "aggregate",
     "completeness",
     "count_exclusions",
     "coverage",
+    "estimate_overdispersion",
     "exact_ci",
+    "exact_limits",
     "feedback_indicator",
     "first_measurement",
     "first_measurement_flags",
     "funnel_limits",
     "funnel_plot",
+    "funnel_table",
     "indicator_bars",
     "kvarus_indicators",
     "load_targets",

@@ -12,9 +12,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from kvarus_research.indicators.framework import Target
+from kvarus_research.indicators.limits import (
+    DEFAULT_LEVELS,
+    LimitMethod,
+    OverdispersionMethod,
+    _level_key,
+    funnel_limits,
+    funnel_table,
+)
 from kvarus_research.results import SUPPRESSED_GID, draw_marker, marker_of
 
 BAND_COLOURS = {"high": "#2ca25f", "moderate": "#fec44f", "low": "#de2d26"}
@@ -129,25 +136,23 @@ def indicator_bars(
     return ax
 
 
-def funnel_limits(p0: float, n: Any, level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Funnel-plot control limits around a national rate ``p0``: p0 ± z·√(p0(1 − p0)/n), clipped to [0, 1].
+def funnel_plot(
+    table: pd.DataFrame,
+    *,
+    ax: Any = None,
+    title: str = "",
+    rules: Any = "norway",
+    method: LimitMethod = "exact",
+    overdispersion: OverdispersionMethod = "none",
+    levels: tuple[float, ...] = DEFAULT_LEVELS,
+) -> Any:
+    """Funnel plot: each unit's proportion against its denominator, with limits around the national rate (the
+    ``national`` row); see :func:`kvarus_research.indicators.limits.funnel_table`.
 
-    Examples
-    --------
-    >>> low, high = funnel_limits(0.5, [100], 0.95)
-    >>> round(float(low[0]), 4), round(float(high[0]), 4)
-    (0.402, 0.598)
-    """
-    n = np.asarray(n, dtype=float)
-    z = stats.norm.ppf(1 - (1 - level) / 2)
-    half = z * np.sqrt(p0 * (1 - p0) / n)
-    return np.clip(p0 - half, 0, 1), np.clip(p0 + half, 0, 1)
-
-
-def funnel_plot(table: pd.DataFrame, *, ax: Any = None, title: str = "", rules: Any = "norway") -> Any:
-    """Funnel plot: each unit's proportion against its denominator, with 95 % and 99.8 % limits around the
-    national rate (the ``national`` row). Suppressed units are not drawn; the legend says how many, with the
-    rules' marker.
+    The limits are exact binomial by default (``method="normal"`` for the normal approximation,
+    ``overdispersion="multiplicative"`` or ``"additive"`` to widen them by φ or τ² estimated from the shown units).
+    Units outside the outermost limits are drawn in red and named. Suppressed units are not drawn; the legend says
+    how many, with the rules' marker. The method (with φ/τ²) is written under the axes.
 
     Examples
     --------
@@ -158,39 +163,39 @@ def funnel_plot(table: pd.DataFrame, *, ax: Any = None, title: str = "", rules: 
     >>> ax.collections[0].get_offsets().tolist()
     [[40.0, 75.0], [20.0, 50.0]]
     """
-    national = table[table["level"] == "national"]
-    if national.empty or pd.isna(national["proportion"].iloc[0]):
-        from kvarus_research.errors import AnalysisError
-
-        raise AnalysisError("funnel plot: the table has no (unsuppressed) national row to compare against")
-    p0 = float(national["proportion"].iloc[0])
-    units = table[table["level"].isin(("unit", "pooled"))]
-    shown = units.dropna(subset=["denominator", "proportion"])
-    n_supp = len(units) - len(shown)
+    funnel = funnel_table(table, method=method, overdispersion=overdispersion, levels=levels)
+    p0, shown = funnel.p0, funnel.table
     own = ax is None
     ax = _axes(ax, n_rows=10)
     n = shown["denominator"].astype(float).to_numpy()
     p = shown["proportion"].astype(float).to_numpy()
-    ax.scatter(n, p * 100, color="#2171b5", zorder=3, s=18, label="unit")
-    grid = np.linspace(
-        max(1.0, n.min() * 0.8 if len(n) else 1.0), max(10.0, n.max() * 1.1 if len(n) else 10.0), 200
-    )
-    for level, style in ((0.95, "--"), (0.998, ":")):
-        low, high = funnel_limits(p0, grid, level)
+    outer = f"flag_{_level_key(max(levels))}"
+    flagged = (shown[outer] != "").to_numpy(dtype=bool) if len(shown) else np.zeros(0, dtype=bool)
+    ax.scatter(n, p * 100, color=np.where(flagged, "#cb181d", "#2171b5"), zorder=3, s=18, label="unit")
+    top = max(10.0, n.max() * 1.1 if len(n) else 10.0)
+    grid = np.unique(np.rint(np.geomspace(1, top, 400)))  # whole denominators: the exact limits are per count
+    styles = ("--", ":", "-.")
+    est = funnel.overdispersion
+    for i, level in enumerate(sorted(levels)):
+        low, high = funnel_limits(p0, grid, level, method=method, overdispersion=overdispersion,
+                                  phi=est.phi if est else 1.0, tau2=est.tau2 if est else 0.0)  # fmt: skip
+        style = styles[i % len(styles)]
         ax.plot(grid, low * 100, style, color="grey", lw=1, label=f"{level * 100:g} % limits")
         ax.plot(grid, high * 100, style, color="grey", lw=1)
     ax.axhline(p0 * 100, color="black", lw=1, label=f"national {p0:.1%}")
-    low, high = funnel_limits(p0, n, 0.998)
-    for ni, pi, name, lo_, hi_ in zip(n, p, shown["group"], low, high):
-        if pi < lo_ or pi > hi_:
+    for ni, pi, name, hit in zip(n, p, shown["group"], flagged, strict=True):
+        if hit:
             ax.annotate(str(name), (ni, pi * 100), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    if n_supp:
-        (note,) = ax.plot([], [], " ", label=f"{n_supp} unit(s) not shown ({marker_of(rules)})")
+    if funnel.n_hidden:
+        (note,) = ax.plot([], [], " ", label=f"{funnel.n_hidden} unit(s) not shown ({marker_of(rules)})")
         note.set_gid(SUPPRESSED_GID)
     ax.set_xlabel("Denominator (n)")
     ax.set_ylabel("Percent")
     ax.set_ylim(0, 100)
+    ax.set_xlim(0, top)
     ax.legend(fontsize=7, loc="lower right")
+    note = funnel.definition.method + (f"; {est.describe()}" if est and overdispersion != "none" else "")
+    ax.text(0, -0.16, note, transform=ax.transAxes, fontsize=6, va="top", wrap=True, gid="funnel-method")
     if title:
         ax.set_title(title, fontsize=10)
     if own:

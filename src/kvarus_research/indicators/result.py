@@ -149,6 +149,43 @@ class IndicatorResult(Result):
         out["signal"] = (out["proportion"] < out["lcl"]) | (out["proportion"] > out["ucl"])
         return out
 
+    def funnel(
+        self,
+        year: int | None = None,
+        *,
+        rules: Any = "norway",
+        method: Literal["exact", "normal"] = "exact",
+        overdispersion: Literal["none", "multiplicative", "additive"] = "none",
+        levels: tuple[float, ...] = (0.95, 0.998),
+    ) -> Any:
+        """Funnel limits and flags per unit against the national rate, from the published (protected) table.
+
+        The same numbers as ``plot(kind="funnel")``: units hidden by disclosure control are neither shown nor used
+        to estimate overdispersion. Default: exact binomial limits at 95 % and 99.8 % without overdispersion
+        adjustment (φ and τ² are estimated and stated in the definition either way).
+
+        Returns
+        -------
+        Funnel
+            ``.table`` (limits and ``flag_95`` / ``flag_998`` per unit), ``.definition``, ``.p0``,
+            ``.overdispersion``; see :func:`kvarus_research.indicators.limits.funnel_table`.
+
+        Examples
+        --------
+        >>> import kvarus_research as kr
+        >>> from kvarus_research.indicators import MUTUAL_AGREEMENT
+        >>> res = MUTUAL_AGREEMENT.compute(kr.synthetic.generate(n_courses=600, seed=1))
+        >>> f = res.funnel(overdispersion="additive")
+        >>> f.definition.method.startswith("overdispersion-adjusted limits (additive")
+        True
+        """
+        from kvarus_research.indicators.limits import funnel_table
+
+        t = self.published(rules).table
+        mask = t["year"].isna() if year is None else t["year"].eq(year).fillna(False)
+        shown = t[mask.to_numpy(dtype=bool)].reset_index(drop=True)
+        return funnel_table(shown, method=method, overdispersion=overdispersion, levels=levels)
+
     # -- plots -------------------------------------------------------------------------------------------
     def _draw_context(self) -> dict[str, Any]:
         return {
@@ -171,6 +208,9 @@ class IndicatorResult(Result):
         target: Target | None = None,
         label: str = "",
         unit_names: dict[Any, str] | None = None,
+        method: str = "exact",
+        overdispersion: str = "none",
+        levels: tuple[float, ...] = (0.95, 0.998),
         **kwargs: Any,
     ) -> Any:
         """Draw the indicator from its protected table (suppressed bars blank, labelled with the rules' marker).
@@ -183,6 +223,9 @@ class IndicatorResult(Result):
             ``period``).
         year : int, optional
             The year to show in bar and funnel plots (all years together by default).
+        method, overdispersion, levels
+            Funnel limits (default exact binomial at 95 % and 99.8 %, no overdispersion adjustment); see
+            :func:`kvarus_research.indicators.limits.funnel_table`.
         """
         from kvarus_research.indicators import plots
 
@@ -198,7 +241,10 @@ class IndicatorResult(Result):
         if kind == "bar":
             return plots.indicator_bars(shown, ax=ax, target=target, title=title, rules=protected)
         if kind == "funnel":
-            return plots.funnel_plot(shown, ax=ax, title=title, rules=protected)
+            return plots.funnel_plot(
+                shown, ax=ax, title=title, rules=protected, method=method, overdispersion=overdispersion,
+                levels=levels,
+            )  # fmt: skip
         raise AnalysisError(f"plot kind {kind!r} is not one of 'bar', 'funnel', 'pchart'")
 
 
