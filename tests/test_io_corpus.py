@@ -603,3 +603,94 @@ def test_thousands_separator_in_a_day_count_is_a_finding(tmp_path: Path, text: s
     ]
     assert reg.registrations["dager_rus_30"].isna().all()  # not read as 1 (or 12.5)
     assert accounting(reg) == {MP: (1, 1, 0)}
+
+
+def entry_findings(reg: kr.Registry) -> list[tuple]:
+    t = reg.validation.table
+    t = t[t["rule"] == "unreadable_entry"]
+    return [(f.file, f.severity, f.message) for f in t.itertuples()]
+
+
+def test_dump_entries_that_are_not_files_are_findings(tmp_path: Path) -> None:
+    write(tmp_path, {MP: dump_text("Målepunkt", CLEAN_MP)})
+    (tmp_path / BASIS).symlink_to(tmp_path / "gone.csv")  # dangling
+    (tmp_path / NETT).symlink_to(tmp_path / NETT)  # a loop
+    (tmp_path / "DataDump_Prod_Målepunkt_2022-12-31_0700.csv").mkdir()  # a folder named like a dump
+    (tmp_path / "kopi.xlsx").symlink_to(tmp_path / "sub")
+    (tmp_path / "sub").mkdir()
+    reg = read_extract(tmp_path)
+    assert entry_findings(reg) == [
+        (BASIS, "error", "a symbolic link to a file that does not exist (a dangling link): not read"),
+        (
+            "DataDump_Prod_Målepunkt_2022-12-31_0700.csv",
+            "error",
+            "a folder named like a data file, not a file: not read",
+        ),
+        (NETT, "error", "a symbolic link in a loop (it points back to itself): not read"),
+        ("kopi.xlsx", "error", "a symbolic link to a folder, not a file: not read"),
+    ]
+    assert accounting(reg) == {MP: (3, 3, 0)}
+    assert not reg.validation.is_clean
+
+
+def test_unreadable_dump_is_a_clear_error_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    # tests may run as root, who can read a chmod 000 file: the permission error is raised by a patched read
+    from kvarus_research.cli import main
+
+    write(tmp_path, {MP: dump_text("Målepunkt", CLEAN_MP)})
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self.name == MP:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    with pytest.raises(FileProblem) as exc:
+        read_extract(tmp_path)
+    assert (exc.value.file, exc.value.rule) == (MP, "unreadable")
+    assert str(exc.value) == (
+        f"{MP}: cannot be read: permission denied: the user running this may not read it (ask for read access)"
+    )
+    assert main(["validate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "permission denied" in err and "Traceback" not in err
+
+
+def test_cr_only_line_ends_are_named(tmp_path: Path) -> None:
+    text = dump_text("Målepunkt", CLEAN_MP).replace("\r\n", "\r")
+    with pytest.raises(FileProblem) as exc:
+        read_extract(write(tmp_path, {MP: text}))
+    assert (exc.value.file, exc.value.line, exc.value.rule) == (MP, 1, "line_endings")
+    assert str(exc.value) == (
+        f"{MP}: the lines end with a carriage return (CR) only, the old Mac line end; MRS dumps end lines with "
+        "CRLF (or LF): save the file again with Windows or Unix line ends"
+    )
+
+
+def test_doubled_bom_is_a_note_not_a_missing_column(tmp_path: Path) -> None:
+    data = b"\xef\xbb\xbf\xef\xbb\xbf" + dump_text("Målepunkt", CLEAN_MP).encode()
+    reg = read_extract(write(tmp_path, {MP: data}))
+    assert reg.validation.table[["file", "rule", "severity", "message"]].values.tolist() == [
+        [
+            MP,
+            "repeated_bom",
+            "warning",
+            "the file starts with 2 byte-order marks (saved twice as UTF-8 with BOM?); the extra 1 ignored",
+        ]
+    ]
+    assert accounting(reg) == {MP: (3, 3, 0)}
+
+
+def test_missing_header_is_named_and_the_row_not_shown(tmp_path: Path) -> None:
+    text = dump_text("Målepunkt", [mp("3f2b8c1e-9a4d-4e5f-8b6c-7d8e9f0a1b2c", "c1", "10.03.2021", 1)])
+    text = text.split("\r\n", 1)[1]  # the header line dropped: line 1 is a patient's row
+    with pytest.raises(FileProblem) as exc:
+        read_extract(write(tmp_path, {MP: text}))
+    assert (exc.value.file, exc.value.line, exc.value.rule) == (MP, 1, "missing_header")
+    assert str(exc.value).startswith(
+        f"{MP} line 1: not a header: it holds values (a data row, not shown here)"
+    )
+    assert "3f2b8c1e" not in str(exc.value) and "10.03.2021" not in str(exc.value)

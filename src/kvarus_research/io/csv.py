@@ -47,7 +47,7 @@ class FileProblem(ExtractError):
         Column name when the problem has one.
     rule : str
         Short name of the rule: ``empty_file``, ``encoding``, ``wrong_delimiter``, ``duplicate_column``,
-        ``missing_required_column``, ``missing_header``, ``unreadable``, ``missing_form``.
+        ``missing_required_column``, ``missing_header``, ``unreadable``, ``missing_form``, ``line_endings``.
     """
 
     def __init__(
@@ -125,6 +125,25 @@ class RawTable:
                 f"line accounting broken for {self.file}: {out} (a bug in kvarus_research: please report it)"
             )
         return out
+
+
+def read_file_bytes(path: Path) -> bytes:
+    """The bytes of one file of an extract, or :class:`FileProblem` (rule ``unreadable``) saying why not.
+
+    A file the user may not read, a dangling symbolic link or a directory is a clear error, never a traceback.
+    """
+    try:
+        return path.read_bytes()
+    except PermissionError as exc:
+        reason = "permission denied: the user running this may not read it (ask for read access)"
+        raise FileProblem(
+            f"{path.name}: cannot be read: {reason}", file=path.name, rule="unreadable"
+        ) from exc
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise FileProblem(
+            f"{path.name}: cannot be read: {reason}", file=path.name, rule="unreadable"
+        ) from exc
 
 
 def _utf8_error(data: bytes) -> int | None:
@@ -292,12 +311,30 @@ def parse_csv(
     >>> parse_csv(b"a;\\n;\\n---;\\n", "g.csv", null_values=("", "---")).table.column("a").to_pylist()
     [None, None]
     """
-    if data.startswith(BOM):
-        data = data[len(BOM) :]
+    boms = 0
+    while data.startswith(BOM):
+        data, boms = data[len(BOM) :], boms + 1
     if not data.strip():
         raise FileProblem(f"{name}: the file is empty (no header line)", file=name, rule="empty_file")
     encoding = "utf-8"
     notes: list[tuple[str, str | None, str]] = []
+    if boms > 1:
+        notes.append(
+            (
+                "repeated_bom",
+                None,
+                f"the file starts with {boms} byte-order marks (saved twice as UTF-8 with BOM?); the extra "
+                f"{boms - 1} ignored",
+            )
+        )
+    if b"\r" in data and b"\n" not in data:
+        raise FileProblem(
+            f"{name}: the lines end with a carriage return (CR) only, the old Mac line end; MRS dumps end lines "
+            "with CRLF (or LF): save the file again with Windows or Unix line ends",
+            file=name,
+            line=1,
+            rule="line_endings",
+        )
     bad = _utf8_error(data)
     if bad is not None:
         line = data.count(b"\n", 0, bad) + 1

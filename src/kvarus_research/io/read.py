@@ -8,6 +8,7 @@ finding naming its file, line, column and rule.
 
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from kvarus_research.codebook import Codebook, load_codebook
 from kvarus_research.codebook.model import Form
 from kvarus_research.errors import CodebookError, ExtractError
 from kvarus_research.io.course_rules import assign_courses, check_course_order, check_dates, check_duplicates
-from kvarus_research.io.csv import FileProblem, RawTable, parse_csv, read_workbook
+from kvarus_research.io.csv import FileProblem, RawTable, parse_csv, read_file_bytes, read_workbook
 from kvarus_research.io.dates import user_date
 from kvarus_research.io.forms import FormTable, convert_form
 from kvarus_research.io.tables import (
@@ -103,6 +104,24 @@ def resolve_folder(path: str | Path, extract_date: str | pd.Timestamp | None = N
     return path
 
 
+def _entry_problem(p: Path) -> str:
+    """Why a folder entry named like a data file is not a file that can be read."""
+    if p.is_symlink():
+        try:
+            p.resolve(strict=True)
+        except RuntimeError:
+            return "a symbolic link in a loop (it points back to itself): not read"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "a symbolic link in a loop (it points back to itself): not read"
+            return "a symbolic link to a file that does not exist (a dangling link): not read"
+        if p.is_dir():
+            return "a symbolic link to a folder, not a file: not read"
+    if p.is_dir():
+        return "a folder named like a data file, not a file: not read"
+    return "not a regular file (a device, pipe or socket): not read"
+
+
 @dataclass
 class _Source:
     form: Form
@@ -117,7 +136,11 @@ def _collect(
     notes: list[pd.DataFrame] = []
     nulls = ("", *codebook.missing_labels)
     by_form: dict[str, list[tuple[str, Path, str | None]]] = {}
-    files = sorted(p for p in folder.iterdir() if p.is_file())
+    entries = sorted(folder.iterdir())
+    files = [p for p in entries if p.is_file()]
+    for p in entries:
+        if not p.is_file() and (DUMP_RE.match(p.name) or p.suffix.lower() in (".csv", ".xlsx")):
+            notes.append(file_finding(p.name, None, "unreadable_entry", "error", _entry_problem(p)))
     workbooks = []
     for p in files:
         m = DUMP_RE.match(p.name)
@@ -192,7 +215,7 @@ def _collect(
             raw.file = p.name
         else:
             raw = parse_csv(
-                p.read_bytes(),
+                read_file_bytes(p),
                 p.name,
                 allow_cp1252=allow_cp1252,
                 null_values=nulls,
@@ -489,7 +512,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     except Exception as exc:  # the readers raise their own error types for broken files
         raise ExtractError(f"{path.name}: cannot be read as {suffix} ({type(exc).__name__}: {exc})") from exc
     if suffix == ".csv":
-        raw = parse_csv(path.read_bytes(), path.name)
+        raw = parse_csv(read_file_bytes(path), path.name)
         if raw.bad_rows:
             line, n = raw.bad_rows[0]
             raise FileProblem(

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from kvarus_research.codebook.model import Codebook
 from kvarus_research.codebook.schema import pandas_dtype
 from kvarus_research.io.convert import convert_column
-from kvarus_research.io.csv import parse_csv
+from kvarus_research.io.csv import parse_csv, read_file_bytes
 from kvarus_research.io.forms import FormTable
 from kvarus_research.io.validate import file_finding
 from kvarus_research.registry.constants import KIND_ORDER, KINDS, SETTINGS, STATUS_ENDING, STATUS_FOLLOWUP
@@ -177,7 +177,7 @@ def build_units(
         units["region"] = pd.array([pd.NA] * len(units), dtype="string")
         units["setting"] = pd.array([pd.NA] * len(units), dtype="string")
         return units.sort_values("unit_id", ignore_index=True), findings, []
-    raw = parse_csv(path.read_bytes(), path.name, allow_cp1252=allow_cp1252)
+    raw = parse_csv(read_file_bytes(path), path.name, allow_cp1252=allow_cp1252)
     col = {c.lower(): c for c in raw.columns}
 
     def text(name: str) -> pd.arrays.ArrowStringArray:
@@ -272,7 +272,7 @@ def build_coverage(folder: Path, allow_cp1252: bool) -> tuple[pd.DataFrame | Non
     path = folder / "dekningsgrad.csv"
     if not path.exists():
         return None, []
-    raw = parse_csv(path.read_bytes(), path.name, allow_cp1252=allow_cp1252)
+    raw = parse_csv(read_file_bytes(path), path.name, allow_cp1252=allow_cp1252)
     lower = {c.lower(): c for c in raw.columns}
     out = {}
     for canon, aliases in COVERAGE_ALIASES.items():
