@@ -91,6 +91,10 @@ class Cohort:
     def started_between(self, start: Any = None, end: Any = None) -> Cohort:
         """Keep courses that started on or after ``start`` and on or before ``end`` (either may be ``None``).
 
+        Dates are ISO ``"2021-03-02"`` or day first ``"02.03.2021"`` (both 2 March), or date objects; anything
+        else (``"02/03/2021"``: day or month first?) raises :class:`~kvarus_research.errors.CohortError` naming the
+        accepted formats (:func:`kvarus_research.io.dates.user_date`).
+
         Examples
         --------
         >>> import kvarus_research as kr
