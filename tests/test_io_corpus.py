@@ -694,3 +694,13 @@ def test_missing_header_is_named_and_the_row_not_shown(tmp_path: Path) -> None:
         f"{MP} line 1: not a header: it holds values (a data row, not shown here)"
     )
     assert "3f2b8c1e" not in str(exc.value) and "10.03.2021" not in str(exc.value)
+
+
+@pytest.mark.parametrize("supplement", ["enheter.csv", "dekningsgrad.csv"])
+def test_dangling_supplement_link_is_a_clear_error(tmp_path: Path, supplement: str) -> None:
+    write(tmp_path, {MP: dump_text("Målepunkt", CLEAN_MP)})
+    (tmp_path / supplement).symlink_to(tmp_path / "gone.csv")
+    with pytest.raises(FileProblem) as exc:
+        read_extract(tmp_path)
+    assert (exc.value.file, exc.value.rule) == (supplement, "unreadable")
+    assert str(exc.value) == f"{supplement}: cannot be read: No such file or directory"

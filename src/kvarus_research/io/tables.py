@@ -167,7 +167,9 @@ def build_units(
     seen = seen.sort_values("unit_name", na_position="last", kind="stable").drop_duplicates("unit_id")
     findings: list[pd.DataFrame] = []
     path = folder / "enheter.csv"
-    if not path.exists():
+    if (
+        not path.exists() and not path.is_symlink()
+    ):  # a dangling link is not "absent": read_file_bytes says why
         units = pd.DataFrame(
             {
                 "unit_id": seen["unit_id"].astype("Int64").to_numpy(),
@@ -270,7 +272,7 @@ def build_units_from(seen: pd.DataFrame) -> pd.DataFrame:
 def build_coverage(folder: Path, allow_cp1252: bool) -> tuple[pd.DataFrame | None, list[dict]]:
     """Coverage (dekningsgrad) per unit and year from ``dekningsgrad.csv``, or None when absent."""
     path = folder / "dekningsgrad.csv"
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return None, []
     raw = parse_csv(read_file_bytes(path), path.name, allow_cp1252=allow_cp1252)
     lower = {c.lower(): c for c in raw.columns}
