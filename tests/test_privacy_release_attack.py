@@ -125,11 +125,6 @@ def test_attacker_rejects_false_truth(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- the releases
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="issue 13 open: coverage is not yet in the export's release (4 registered counts pinned at "
-    "1000 courses) and ranges within 1-4 remain through pooling bounds; see the issue note",
-    strict=False,
-)
 @pytest.mark.parametrize(("n_courses", "seed"), [(400, 3), (1000, 1)])
 def test_indicators_export_recovers_nothing(tmp_path: Path, n_courses: int, seed: int) -> None:
     from kvarus_research.indicators.export import write_indicator_outputs
@@ -147,11 +142,6 @@ def test_indicators_export_recovers_nothing(tmp_path: Path, n_courses: int, seed
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="issue 13 open: the report does not yet protect its indicator tables as one release "
-    "(the shared first-measurement population gives missing counts back); see the issue note",
-    strict=False,
-)
 def test_report_recovers_nothing(tmp_path: Path) -> None:
     from kvarus_research.report.build import build_report
 

@@ -219,7 +219,9 @@ def release_of_indicators(
     cells = {}
     for name, res in [*results.items(), *complete.items()]:
         derived = {d: ["numerator", "denominator"] for d in DERIVED if d in res.table.columns}
-        spec, cells[name] = linked_spec(res.table, res.__dict__.get("_pooled_parts"), derived=derived)
+        spec, cells[name] = linked_spec(
+            res.table, res.__dict__.get("_pooled_parts"), derived=derived, n_limit=pooling_limit(res)
+        )
         release.add_spec(name, spec)
     for key, res in results.items():
         name = f"{key}_exclusions"
@@ -266,6 +268,24 @@ def release_of_indicators(
                 release.add_at_least(("coverage", cov["registered"]), [("completeness_ending_registered",
                                                                        due["denominator"])])  # fmt: skip
     return release
+
+
+def pooling_limit(result: Any) -> int | None:
+    """The pooling limit of an indicator result (units with a denominator below it are pooled), as its definition
+    states it; ``None`` when it does not.
+
+    Examples
+    --------
+    >>> import kvarus_research as kr
+    >>> from kvarus_research.indicators import TREATMENT_PLAN
+    >>> pooling_limit(TREATMENT_PLAN.compute(kr.synthetic.generate(n_courses=200, seed=1), n_limit=15))
+    15
+    """
+    import re
+
+    text = str(getattr(getattr(result, "definition", None), "details", {}).get("small units", ""))
+    m = re.search(r"denominator < (\d+)", text)
+    return int(m.group(1)) if m else None
 
 
 def _with_sides(main: Any, protected: Any) -> Any:

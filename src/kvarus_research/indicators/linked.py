@@ -18,6 +18,7 @@ shown or pooled, can be recomputed or summed to a small number, audited by the l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -125,13 +126,15 @@ def linked_spec(
     counts: Sequence[str] = COUNTS,
     complements: Mapping[str, str] | None = None,
     derived: Mapping[str, Sequence[str]] | None = None,
+    n_limit: int | None = None,
 ) -> tuple[TableSpec, dict[tuple[Any, ...], dict[str, CellRef]]]:
     """The table as the disclosure engine sees it, and where each unit, region and nation count lies.
 
     The table's rows are cells, the pooled units' parts never-shown cells (:class:`~kvarus_research.privacy.engine.
     Linear`), linked by :func:`linked_constraints`; each count with a complement (by default the numerator, of
     the denominator) is declared for the rows and the parts alike. Partners are given up units first, then the
-    pooled row, the regions and the nation last.
+    pooled row, the regions and the nation last. With ``n_limit`` (the pooling limit, which the pooled row's label
+    tells, and from which it is read when not given), the reader knows that a listed unit's denominator is at least ``n_limit`` and a pooled unit's below it.
 
     Returns
     -------
@@ -173,8 +176,18 @@ def linked_spec(
             )
     rank = {"unit": 1, "pooled": 2, "region": 3, "national": 4}
     priority = t["level"].map(rank).fillna(1).to_numpy(dtype=int)
+    if n_limit is None:  # the pooled row's label tells the reader the limit: "Pooled units (n < 10)"
+        labels = t.loc[t["level"] == "pooled", "group"].astype(str) if "group" in t.columns else []
+        found = {int(g) for lab in labels for g in re.findall(r"\(n < (\d+)\)", lab)}
+        n_limit = found.pop() if len(found) == 1 else None
+    bounds: list[tuple[CellRef, float, float]] = []
+    if n_limit is not None and "denominator" in counts:
+        bounds += [((i, "denominator"), float(n_limit), np.inf) for i in np.flatnonzero(t["level"] == "unit")]
+        bounds += [(("extra", offset["denominator"] + j), 0.0, float(n_limit - 1)) for j in range(k)]
     structure: list[Any] = [
-        Linear(sums, extra, priority=priority, name="units, pooled parts, regions, nation, years")
+        Linear(
+            sums, extra, priority=priority, name="units, pooled parts, regions, nation, years", bounds=bounds
+        )
     ]
     structure += [Complement(c, tot) for c, tot in complements.items()]
     spec = TableSpec(t, list(counts), dict(derived or {}), structure, priority)

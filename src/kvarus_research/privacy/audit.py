@@ -96,6 +96,7 @@ def pinned_cells(
     exempt: np.ndarray | None = None,
     *,
     small_below: float | None = None,
+    lower: np.ndarray | None = None,
 ) -> np.ndarray:
     """Positions of the suppressed cells a reader can pin to one integer: the cells whose
     :func:`attack_intervals` hold no other whole number (found with far fewer linear programs), and, with
@@ -109,7 +110,8 @@ def pinned_cells(
     objectives clear most cells at once; each cell left is solved for, its maximum and, when that does not clear
     it, its minimum. Only feasible solutions clear a cell, so no pinned cell is missed (a null-space test from an
     SVD, used before, declared a cell free that its equations fix: see the tests). Cells marked ``exempt`` are not
-    looked at.
+    looked at. ``upper`` and ``lower`` are what the reader knows of each cell beyond ``>= 0`` (NaN: nothing), e.g.
+    a listed unit's denominator is at least the pooling limit.
 
     Examples
     --------
@@ -137,6 +139,8 @@ def pinned_cells(
         return unknown
     cap_all = np.full(len(unknown), np.inf) if upper is None else np.asarray(upper, dtype=float)[unknown]
     cap_all = np.where(np.isnan(cap_all), np.inf, cap_all)
+    floor_all = np.zeros(len(unknown)) if lower is None else np.asarray(lower, dtype=float)[unknown]
+    floor_all = np.where(np.isnan(floor_all), 0.0, np.maximum(floor_all, 0.0))
     look = np.ones(len(unknown), dtype=bool) if exempt is None else ~np.asarray(exempt, dtype=bool)[unknown]
     n_rows = a_all.shape[0]
     graph = bmat([[None, abs(a_all)], [abs(a_all).T, None]]) if n_rows else None
@@ -152,7 +156,13 @@ def pinned_cells(
         rows = np.flatnonzero(row_label == group)
         a_eq = a_all[rows][:, cols].toarray() if len(rows) else np.zeros((0, len(cols)))
         found = _pinned_in(
-            values[unknown[cols]], a_eq, b_all[rows], cap_all[cols], look[cols], small_below=small_below
+            values[unknown[cols]],
+            a_eq,
+            b_all[rows],
+            cap_all[cols],
+            look[cols],
+            small_below=small_below,
+            floor=floor_all[cols],
         )
         pinned += [int(unknown[cols[j]]) for j in found]
     return np.array(sorted(pinned), dtype=int)
@@ -166,6 +176,7 @@ def _pinned_in(
     look: np.ndarray,
     n_random: int = 3,
     small_below: float | None = None,
+    floor: np.ndarray | None = None,
 ) -> list[int]:
     """Which of the ``look`` columns of one group of equations are disclosed (see :func:`pinned_cells`).
 
@@ -182,7 +193,8 @@ def _pinned_in(
 
     tol = 1e-6
     n = len(x)
-    bounds = [(0.0, None if np.isinf(u) else float(u)) for u in cap]
+    floor = np.zeros(n) if floor is None else floor
+    bounds = [(float(lo), None if np.isinf(u) else float(u)) for lo, u in zip(floor, cap)]
     sparse_a = csr_matrix(a_eq) if len(a_eq) else None
     done = ~np.asarray(look, dtype=bool)
     moved = done.copy()  # a solution holds another whole number
@@ -210,7 +222,10 @@ def _pinned_in(
         if done[j]:
             continue
         if sparse_a is None or not a_eq[:, j].any():  # only its bounds: 0 .. cap
-            if cap[j] < 1 - tol:  # 0 is in its range: pinned only when nothing else is
+            lo_j = floor[j]  # only its bounds
+            if cap[j] - lo_j < 1 - tol or (
+                small_below is not None and lo_j >= 1 - tol and cap[j] < small_below - tol
+            ):
                 pinned.append(j)
             continue
         c = np.zeros(n)

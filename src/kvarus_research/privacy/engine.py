@@ -110,6 +110,9 @@ class Linear:
     extra_small: Sequence[bool] | None = None
     name: str = "linked totals"
     lone_partners: bool = True
+    #: what a reader knows of cells beyond ``>= 0``: ``(cell, lower, upper)``, e.g. a listed unit's denominator is
+    #: at least the pooling limit, a pooled unit's below it
+    bounds: Sequence[tuple[CellRef, float, float]] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra", tuple(float(v) for v in self.extra))
@@ -128,6 +131,9 @@ class System:
     reasons: dict[int, str] = field(default_factory=dict)
     #: per constraint: whether a lone hidden published cell that is not small gets a partner
     lone: list[bool] = field(default_factory=list)
+    #: what a reader knows of each cell beyond ``>= 0`` (0 and inf: nothing), e.g. from a pooling rule
+    lower: np.ndarray | None = None
+    upper: np.ndarray | None = None
 
 
 class Builder:
@@ -151,6 +157,7 @@ class Builder:
         self.constraints: list[Constraint] = []
         self.lone: list[bool] = []
         self.forced: dict[int, str] = {}
+        self.known_bounds: dict[int, tuple[float, float]] = {}
 
     def add_cells(
         self, values: Sequence[float], *, shown: bool = True, priority: Any = 0, small_ok: bool = False
@@ -173,6 +180,13 @@ class Builder:
             self.constraints.append(k)
             self.lone.append(lone_partners)
 
+    def bound(self, position: int, lower: float = 0.0, upper: float = np.inf) -> None:
+        """Declare what a reader knows of a cell: ``lower <= value <= upper`` (kept only when the value holds)."""
+        v = self.values[int(position)]
+        if lower - 1e-9 <= v <= upper + 1e-9:
+            lo, hi = self.known_bounds.get(int(position), (0.0, np.inf))
+            self.known_bounds[int(position)] = (max(lo, float(lower)), min(hi, float(upper)))
+
     def force(self, position: int, reason: str) -> None:
         """Hide a published cell from the start (a primary rule other than its own smallness)."""
         self.forced.setdefault(int(position), reason)
@@ -190,9 +204,14 @@ class Builder:
                 primary[pos] = True
                 reasons[pos] = reason
         priority = np.asarray(self.priority, dtype=int)
+        lower = np.zeros(len(values))
+        upper = np.full(len(values), np.inf)
+        for pos, (lo, hi) in self.known_bounds.items():
+            lower[pos], upper[pos] = lo, hi
         return System(
-            values, shown, protected, list(self.constraints), priority, primary, reasons, list(self.lone)
-        )
+            values, shown, protected, list(self.constraints), priority, primary, reasons, list(self.lone),
+            lower, upper,
+        )  # fmt: skip
 
 
 def solve(system: System, threshold: int) -> np.ndarray:
@@ -249,7 +268,9 @@ def solve(system: System, threshold: int) -> np.ndarray:
                     if p is not None:
                         sup[p] = True
                         changed = True
-        pinned = pinned_cells(v, sup, constraints, None, exempt, small_below=threshold)
+        pinned = pinned_cells(
+            v, sup, constraints, system.upper, exempt, small_below=threshold, lower=system.lower
+        )
         added = False
         for cell in pinned:
             p = _nearest_partner(int(cell), v, sup, member_of, constraints, priority)
@@ -396,6 +417,8 @@ def add_table(b: Builder, spec: TableSpec, rules: Any) -> dict[str, np.ndarray]:
                     [_ref(p, extra, pos) for p in parts],
                     lone_partners=s.lone_partners,
                 )
+            for ref, lo, hi in s.bounds:
+                b.bound(_ref(ref, extra, pos), lo, hi)
         else:
             raise PrivacyError(
                 f"protect: unknown structure {s!r}; use Margin, Complement, Partition or Linear"
