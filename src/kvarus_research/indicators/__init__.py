@@ -50,6 +50,7 @@ from kvarus_research.indicators.plots import funnel_plot, indicator_bars, p_char
 from kvarus_research.indicators.progress import ProgressResult, patient_progress
 from kvarus_research.indicators.protection import protect_indicator_table
 from kvarus_research.indicators.result import IndicatorResult
+from kvarus_research.indicators.spc import anhoej_thresholds, run_rules, signal_table
 from kvarus_research.stats import exact_ci, proportion_ci, wilson_ci  # noqa: E402  (re-exported)
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "ProgressResult",
     "Target",
     "aggregate",
+    "anhoej_thresholds",
     "completeness",
     "count_exclusions",
     "coverage",
@@ -90,5 +92,7 @@ __all__ = [
     "protect_indicator_table",
     "protect_network_table",
     "proportion_ci",
+    "run_rules",
+    "signal_table",
     "wilson_ci",
 ]

@@ -204,8 +204,13 @@ def funnel_plot(
 
 
 def p_chart(table: pd.DataFrame, *, ax: Any = None, title: str = "", rules: Any = "norway") -> Any:
-    """p-chart (SPC): proportion per period with centre line and 3-sigma limits; signals in red; suppressed
-    periods left as gaps labelled with the rules' marker.
+    """p-chart (SPC): proportion per period with the centre line and 3-sigma limits of each phase; signals marked;
+    suppressed periods left as gaps labelled with the rules' marker.
+
+    Marks: a period outside the 3-sigma limits in red; the periods of a run longer than Anhøj's limit ringed in
+    orange; the centre line of a phase with too few crossings dashed in orange (as in qicharts2); a dotted
+    vertical line at each change point. The signals are listed by
+    :func:`kvarus_research.indicators.spc.signal_table`.
 
     Parameters
     ----------
@@ -220,17 +225,36 @@ def p_chart(table: pd.DataFrame, *, ax: Any = None, title: str = "", rules: Any 
     >>> p_chart(t).lines[0].get_ydata().tolist()
     [40.0, 60.0]
     """
+    from kvarus_research.indicators.spc import long_run_mask, run_rules
+
     own = ax is None
     ax = _axes(ax)
     x = np.arange(len(table))
     p = table["proportion"].astype(float).to_numpy() * 100
+    phase = table["phase"].to_numpy() if "phase" in table else np.ones(len(table), dtype=np.int64)
     ax.plot(x, p, "o-", color="#2171b5", ms=4, zorder=3, label="proportion")
-    ax.step(x, table["ucl"].astype(float) * 100, where="mid", color="grey", ls="--", lw=1, label="3σ limits")
-    ax.step(x, table["lcl"].astype(float) * 100, where="mid", color="grey", ls="--", lw=1)
-    ax.axhline(float(table["centre"].iloc[0]) * 100, color="black", lw=1, label="centre line")
+    ucl = table["ucl"].astype(float).to_numpy() * 100
+    lcl = table["lcl"].astype(float).to_numpy() * 100
+    centre = table["centre"].astype(float).to_numpy() * 100
+    summary = run_rules(table) if len(table) else pd.DataFrame()
+    for i, k in enumerate(pd.unique(phase)):
+        idx = np.flatnonzero(phase == k)
+        lab = i == 0
+        ax.step(idx, ucl[idx], where="mid", color="grey", ls="--", lw=1, label="3σ limits" if lab else None)
+        ax.step(idx, lcl[idx], where="mid", color="grey", ls="--", lw=1)
+        few = bool(summary["crossing_signal"].iloc[i]) if len(summary) else False
+        ax.plot([idx[0] - 0.5, idx[-1] + 0.5], [centre[idx[0]]] * 2, color="#fd8d3c" if few else "black",
+                ls="--" if few else "-", lw=1.2 if few else 1,
+                label=("centre line, too few crossings" if few else ("centre line" if lab else None)))  # fmt: skip
+        if i:
+            ax.axvline(idx[0] - 0.5, color="black", ls=":", lw=1)
     sig = (pd.to_numeric(table["signal"], errors="coerce").fillna(0).to_numpy(dtype=float) > 0) & ~np.isnan(p)
     if sig.any():
-        ax.scatter(x[sig], p[sig], color="red", zorder=4, s=30, label="signal")
+        ax.scatter(x[sig], p[sig], color="red", zorder=4, s=30, label="3-sigma signal")
+    long = long_run_mask(table) if len(table) else np.zeros(0, dtype=bool)
+    if long.any():
+        ax.scatter(x[long], p[long], facecolors="none", edgecolors="#fd8d3c", zorder=5, s=70, lw=1.5,
+                   label="run longer than Anhøj's limit")  # fmt: skip
     for xi in x[np.isnan(p)]:
         draw_marker(ax, xi, 3, rules, fontsize=7, fontweight="normal")
     step = max(1, len(x) // 12)

@@ -66,8 +66,11 @@ class IndicatorResult(Result):
         """The table after disclosure control, with its totals declared for secondary suppression.
 
         See :func:`kvarus_research.indicators.protection.protect_indicator_table`. The result also carries the
-        p-chart tables as protected side tables: ``.sides[("spc", unit_id, period)]`` (see :meth:`spc_table`;
-        the limits and signals are hidden with a period's suppressed denominator, since they are computed from it).
+        p-chart tables as protected side tables: ``.sides[("spc", unit_id, period)]``, or
+        ``("spc", unit_id, period, change_points)`` (see :meth:`spc_table`). A period's proportion and signal are
+        hidden with its counts, its limits with its denominator, and the centre line and limits are recomputed
+        from the published periods only (a centre over all periods, with the denominators shown, would give back
+        a hidden numerator).
         """
         from kvarus_research.indicators.protection import protect_indicator_table
         from kvarus_research.results import ProtectedResult, ProtectedSides
@@ -77,7 +80,13 @@ class IndicatorResult(Result):
 
         def build() -> Any:
             main = protect_indicator_table(self.table, rules, enabled=enabled, pooled_parts=parts)
-            sides = ProtectedSides(lambda key: _protect_spc(self.spc_table(key[1], key[2]), rules, enabled))
+            sides = ProtectedSides(
+                lambda key: _protect_spc(
+                    self.spc_table(key[1], key[2], change_points=tuple(key[3]) if len(key) > 3 else ()),
+                    rules,
+                    enabled,
+                )
+            )
             return ProtectedResult.of(main, sides)
 
         try:
@@ -105,17 +114,28 @@ class IndicatorResult(Result):
         return self.table[mask.to_numpy(dtype=bool)].reset_index(drop=True)
 
     def spc_table(
-        self, unit_id: Any = None, period: Literal["year", "quarter", "month"] = "quarter"
+        self,
+        unit_id: Any = None,
+        period: Literal["year", "quarter", "month"] = "quarter",
+        *,
+        change_points: tuple[str, ...] = (),
     ) -> pd.DataFrame:
         """p-chart (SPC) numbers over time for one unit or nationally (``unit_id=None``).
 
-        Centre line p̄ = Σx / Σn over all periods; limits p̄ ± 3·√(p̄(1 − p̄)/nₜ) clipped to [0, 1]; a period
-        is flagged ``signal`` when its proportion lies outside the limits.
+        Centre line p̄ = Σx / Σn within each phase (the periods between declared ``change_points``: limits are
+        recomputed after each); limits p̄ ± 3·√(p̄(1 − p̄)/nₜ) clipped to [0, 1]; a period is flagged ``signal``
+        when its proportion lies outside the limits (the 3-sigma rule). Anhøj's run rules:
+        :meth:`spc_signals` and :func:`kvarus_research.indicators.spc.run_rules`.
+
+        Parameters
+        ----------
+        change_points : tuple of str
+            Periods (as labelled in the table, e.g. ``"2022Q3"``) that start a new phase.
 
         Returns
         -------
         DataFrame
-            ``period, numerator, denominator, proportion, centre, lcl, ucl, signal``.
+            ``period, numerator, denominator, phase, proportion, centre, lcl, ucl, signal``.
 
         Examples
         --------
@@ -126,6 +146,8 @@ class IndicatorResult(Result):
         >>> int(spc["numerator"].sum()) == int(res.for_year(None).query("level == 'national'")["numerator"].iloc[0])
         True
         """
+        from kvarus_research.indicators.spc import p_chart_limits, phases
+
         f = self._flags
         if unit_id is not None:
             f = f[f["unit_id"].to_numpy() == unit_id]
@@ -139,15 +161,44 @@ class IndicatorResult(Result):
         g = pd.DataFrame({"period": per, "x": f["numerator"].to_numpy(dtype=np.int64)}).groupby("period")
         out = pd.DataFrame({"numerator": g["x"].sum(), "denominator": g["x"].size()}).reset_index()
         out["period"] = out["period"].astype(str)
-        x, n = out["numerator"].to_numpy(float), out["denominator"].to_numpy(float)
-        centre = x.sum() / n.sum() if n.sum() else np.nan
-        half = 3 * np.sqrt(centre * (1 - centre) / n)
-        out["proportion"] = x / n
-        out["centre"] = centre
-        out["lcl"] = np.clip(centre - half, 0, 1)
-        out["ucl"] = np.clip(centre + half, 0, 1)
-        out["signal"] = (out["proportion"] < out["lcl"]) | (out["proportion"] > out["ucl"])
+        out["phase"] = phases(out["period"], change_points)
+        out["proportion"] = out["numerator"].to_numpy(float) / out["denominator"].to_numpy(float)
+        lim = p_chart_limits(out["numerator"], out["denominator"], out["phase"])
+        out[["centre", "lcl", "ucl"]] = lim[["centre", "lcl", "ucl"]].to_numpy()
+        out["signal"] = lim["signal"].to_numpy() > 0
         return out
+
+    def spc_signals(
+        self,
+        unit_id: Any = None,
+        period: Literal["year", "quarter", "month"] = "quarter",
+        *,
+        change_points: tuple[str, ...] = (),
+        rules: Any = "norway",
+    ) -> pd.DataFrame:
+        """The SPC signals of a unit's (or the nation's) p-chart, from its protected side table.
+
+        One row per signal: the 3-sigma rule per period, Anhøj's longest-run and crossings rules per phase (see
+        :mod:`kvarus_research.indicators.spc`). Periods hidden by disclosure control are skipped by the run
+        rules, and the centre line and limits are those of the published periods.
+
+        Returns
+        -------
+        DataFrame
+            ``phase, rule, periods, value, limit``.
+
+        Examples
+        --------
+        >>> import kvarus_research as kr
+        >>> from kvarus_research.indicators import MUTUAL_AGREEMENT
+        >>> res = MUTUAL_AGREEMENT.compute(kr.synthetic.generate(n_courses=300, seed=1))
+        >>> list(res.spc_signals(period="quarter").columns)
+        ['phase', 'rule', 'periods', 'value', 'limit']
+        """
+        from kvarus_research.indicators.spc import signal_table
+
+        key = ("spc", unit_id, period, tuple(change_points)) if change_points else ("spc", unit_id, period)
+        return signal_table(self.published(rules).sides[key].table)
 
     def funnel(
         self,
@@ -211,6 +262,7 @@ class IndicatorResult(Result):
         method: str = "exact",
         overdispersion: str = "none",
         levels: tuple[float, ...] = (0.95, 0.998),
+        change_points: tuple[str, ...] = (),
         **kwargs: Any,
     ) -> Any:
         """Draw the indicator from its protected table (suppressed bars blank, labelled with the rules' marker).
@@ -220,7 +272,7 @@ class IndicatorResult(Result):
         kind : {"bar", "funnel", "pchart"}
             Bars per unit with target bands, "x av n" labels and CIs; a funnel plot against the national rate;
             or a p-chart over time (``unit_id`` or national, from the protected side table of that unit and
-            ``period``).
+            ``period``, with limits recomputed after each of ``change_points``; 3-sigma and Anhøj signals marked).
         year : int, optional
             The year to show in bar and funnel plots (all years together by default).
         method, overdispersion, levels
@@ -230,7 +282,10 @@ class IndicatorResult(Result):
         from kvarus_research.indicators import plots
 
         if kind == "pchart":
-            table = protected.sides[("spc", unit_id, period)].table
+            key = (
+                ("spc", unit_id, period, tuple(change_points)) if change_points else ("spc", unit_id, period)
+            )
+            table = protected.sides[key].table
             where = "Norway" if unit_id is None else (unit_names or {}).get(unit_id, f"Unit {unit_id}")
             return plots.p_chart(table, ax=ax, title=f"{label}: {where}", rules=protected)
         when = "all years" if year is None else str(year)
@@ -249,10 +304,14 @@ class IndicatorResult(Result):
 
 
 def _protect_spc(table: pd.DataFrame, rules: Any, enabled: bool = True) -> Any:
-    """A p-chart table after disclosure control: a period's limits and signal go with its denominator."""
+    """A p-chart table after disclosure control: a period's proportion and signal go with its counts, its limits
+    with its denominator; the centre line, limits and signals are then recomputed from the published periods."""
+    import dataclasses
+
+    from kvarus_research.indicators.spc import p_chart_limits
     from kvarus_research.privacy import protect
 
-    return protect(
+    pt = protect(
         table.assign(signal=table["signal"].astype(float)),  # 1.0 / 0.0, so a hidden signal can be NaN
         counts=["numerator", "denominator"],
         derived={
@@ -265,3 +324,9 @@ def _protect_spc(table: pd.DataFrame, rules: Any, enabled: bool = True) -> Any:
         rules=rules,
         enabled=enabled,
     )
+    t = pt.table.copy()
+    lim = p_chart_limits(t["numerator"], t["denominator"], t["phase"] if "phase" in t else np.ones(len(t)))
+    for col in ("centre", "lcl", "ucl", "signal"):
+        hidden = t[col].isna().to_numpy() if col != "centre" else np.zeros(len(t), dtype=bool)
+        t[col] = np.where(hidden, np.nan, lim[col].to_numpy())
+    return dataclasses.replace(pt, table=t)
