@@ -15,6 +15,7 @@ Examples
 'course'
 """
 
+from kvarus_research.indicators.casemix import CaseMixResult, casemix_adjust
 from kvarus_research.indicators.coverage import CoverageResult, completeness, coverage
 from kvarus_research.indicators.framework import (
     Indicator,
@@ -60,6 +61,7 @@ __all__ = [
     "KVARUS_INDICATORS",
     "MUTUAL_AGREEMENT",
     "TREATMENT_PLAN",
+    "CaseMixResult",
     "CoverageResult",
     "Funnel",
     "Indicator",
@@ -70,6 +72,7 @@ __all__ = [
     "Target",
     "aggregate",
     "anhoej_thresholds",
+    "casemix_adjust",
     "completeness",
     "count_exclusions",
     "coverage",

@@ -1,0 +1,118 @@
+"""Case-mix adjustment: exact Poisson limits and CIs against scipy; crude vs adjusted flags on simulated registries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from kvarus_research.errors import AnalysisError
+from kvarus_research.indicators.casemix import casemix_adjust, oe_ci, poisson_ratio_limits
+from kvarus_research.indicators.framework import Target
+
+
+@pytest.mark.parametrize("level", [0.95, 0.998])
+def test_poisson_ratio_limits_equal_scipy_quantiles_and_the_exact_test(level: float) -> None:
+    a = (1 - level) / 2
+    e = np.array([0.5, 2.0, 7.3, 20.0, 150.0])
+    low, high = poisson_ratio_limits(e, level)
+    for ei, lo, hi in zip(e, low, high, strict=True):
+        r = stats.poisson.ppf(a, ei)
+        c, c1 = stats.poisson.cdf(r, ei), stats.poisson.cdf(r - 1, ei)
+        assert lo == pytest.approx(max(r - (c - a) / (c - c1), 0) / ei, abs=1e-10)
+        r = stats.poisson.ppf(1 - a, ei)
+        c, c1 = stats.poisson.cdf(r, ei), stats.poisson.cdf(r - 1, ei)
+        assert hi == pytest.approx((r + 1 - (c - (1 - a)) / (c - c1)) / ei, abs=1e-10)
+        o = np.arange(int(ei * 4 + 20))
+        assert (o > hi * ei + 1e-9).tolist() == (stats.poisson.sf(o - 1, ei) <= a).tolist()
+        assert (o < lo * ei - 1e-9).tolist() == (stats.poisson.cdf(o, ei) < a).tolist()
+
+
+def test_oe_ci_is_the_exact_poisson_interval() -> None:
+    o, e = np.array([0, 3, 25]), np.array([4.0, 5.0, 20.0])
+    low, high = oe_ci(o, e, 0.95)
+    # the upper mean μ = high·E has P(X ≤ O) = 0.025; the lower has P(X ≥ O) = 0.025; O = 0 gives 0
+    assert stats.poisson.cdf(o, high * e) == pytest.approx([0.025] * 3)
+    assert low[0] == 0 and stats.poisson.sf(o[1:] - 1, low[1:] * e[1:]) == pytest.approx([0.025] * 2)
+
+
+def _registry(seed: int, *, unit_effect: dict[int, float] | None = None, mixed: bool = True) -> pd.DataFrame:
+    """Six units of 1500 courses; severity 0-3 at start. Truth: logit P(indicator) = 1 − 0.9·severity
+    (+ a unit effect). ``mixed``: units differ in case mix (unit u's mean severity rises with u)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(1, 7):
+        probs = np.array([6 - u, 3, 2, u], dtype=float) if mixed else np.ones(4)
+        sev = rng.choice(4, size=1500, p=probs / probs.sum())
+        sex = rng.choice(["K", "M"], size=1500)
+        eta = 1.0 - 0.9 * sev + (unit_effect or {}).get(u, 0.0)
+        y = rng.random(1500) < 1 / (1 + np.exp(-eta))
+        rows.append(pd.DataFrame({"unit_id": u, "severity": sev.astype(str), "sex": sex, "numerator": y}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_case_mix_alone_flags_crude_shares_not_adjusted_ratios() -> None:
+    rows = _registry(1)
+    res = casemix_adjust(rows, covariates=["severity", "sex"])
+    t = res.table
+    assert (t["crude_flag"] != "").sum() >= 4  # unit 1 (mild) high, unit 6 (severe) low, …
+    assert t.loc[t["unit_id"] == 1, "crude_flag"].item() == "high"
+    assert t.loc[t["unit_id"] == 6, "crude_flag"].item() == "low"
+    assert (t["adjusted_flag"] == "").all()
+    # O/E near 1 and E summing to O (a GLM with an intercept reproduces the total)
+    assert t["expected"].sum() == pytest.approx(t["observed"].sum())
+    assert t["oe"].between(0.9, 1.1).all()
+
+
+def test_a_built_in_unit_effect_is_flagged_after_adjustment() -> None:
+    rows = _registry(2, unit_effect={3: 0.6}, mixed=False)
+    t = casemix_adjust(rows, covariates=["severity", "sex"]).table
+    assert t.loc[t["unit_id"] == 3, "adjusted_flag"].item() == "high"
+    assert t.loc[t["unit_id"] == 3, "crude_flag"].item() == "high"
+    assert (t.loc[t["unit_id"] != 3, "adjusted_flag"] != "high").all()
+
+
+def test_band_moved_and_definition() -> None:
+    rows = _registry(1)
+    res = casemix_adjust(rows, covariates=["severity", "sex"], target=Target(high=0.5, moderate=0.35))
+    t = res.table
+    assert (t["band_moved"] == (t["crude_level"] != t["adjusted_level"])).all()
+    assert t["band_moved"].any()  # the mildest and most severe units change band once adjusted
+    assert res.definition.details["covariates"] == "severity, sex"
+    assert "0 left out" in res.definition.population
+
+
+def test_missing_columns_and_rows() -> None:
+    rows = _registry(1).assign(age=np.nan)
+    with pytest.raises(AnalysisError, match="not in the rows"):
+        casemix_adjust(rows.drop(columns="sex"), covariates=["severity", "sex"])
+    with pytest.raises(AnalysisError, match="no row has every covariate"):
+        casemix_adjust(rows, covariates=["severity", "age"])
+
+
+def test_protected_table_hides_small_observed_counts_and_their_ratios() -> None:
+    rows = _registry(1)
+    small = pd.DataFrame(
+        {"unit_id": 9, "severity": ["3"] * 12, "sex": "K", "numerator": [True] * 2 + [False] * 10}
+    )
+    res = casemix_adjust(pd.concat([rows, small], ignore_index=True), covariates=["severity", "sex"])
+    row = res.protected().table.set_index("unit_id").loc[9]
+    assert pd.isna(row["observed"]) and pd.isna(row["oe"]) and pd.isna(row["adjusted_share"])
+
+
+def test_figures_are_drawn_from_the_protected_table() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rows = _registry(1)
+    small = pd.DataFrame(
+        {"unit_id": 9, "severity": ["3"] * 12, "sex": "K", "numerator": [True] * 2 + [False] * 10}
+    )
+    res = casemix_adjust(pd.concat([rows, small], ignore_index=True), covariates=["severity", "sex"],
+                         target=Target(high=0.5, moderate=0.35))  # fmt: skip
+    ax = res.plot(kind="funnel")
+    assert len(ax.collections[0].get_offsets()) == 6  # unit 9 hidden
+    assert any(t.get_text() == "1 unit(s) not shown (:)" for t in ax.get_legend().get_texts())
+    ax = res.plot(kind="compare")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "2", "3", "4", "5", "6"]
