@@ -116,3 +116,31 @@ def test_figures_are_drawn_from_the_protected_table() -> None:
     assert any(t.get_text() == "1 unit(s) not shown (:)" for t in ax.get_legend().get_texts())
     ax = res.plot(kind="compare")
     assert [t.get_text() for t in ax.get_yticklabels()] == ["1", "2", "3", "4", "5", "6"]
+
+
+def test_indicator_casemix_on_the_synthetic_registry() -> None:
+    import kvarus_research as kr
+    from kvarus_research.indicators import MUTUAL_AGREEMENT
+    from kvarus_research.indicators.casemix import indicator_casemix, start_characteristics
+
+    reg = kr.synthetic.generate(n_courses=600, seed=4)
+    res = MUTUAL_AGREEMENT.compute(reg)
+    cm = indicator_casemix(res, reg)
+    clean = reg.without_opt_outs()
+    start = start_characteristics(clean)
+    # a course's start characteristics are its baseline registration's values
+    regs = clean.registrations
+    cid = regs.loc[regs["kind"] == "baseline", "course_id"].iloc[5]
+    i = int(np.flatnonzero(clean.courses["course_id"].to_numpy() == cid)[0])
+    base = regs[(regs["course_id"] == cid) & (regs["kind"] == "baseline")].iloc[0]
+    assert start.iloc[i]["alvorlighet_rus"] == base["alvorlighet_rus"] and start.iloc[i]["age"] == base["age"]
+    # the comparison counts the denominator courses with every covariate: per unit, n and observed from the flags
+    flags = MUTUAL_AGREEMENT.flags(clean).reset_index(drop=True)
+    rows = pd.concat([flags, start], axis=1)
+    rows = rows[rows["denominator"].astype(bool)].dropna(subset=list(start.columns))
+    by = rows.groupby("unit_id")
+    assert cm.table.set_index("unit_id")["n"].astype(int).to_dict() == by.size().to_dict()
+    assert (
+        cm.table.set_index("unit_id")["observed"].astype(int).to_dict()
+        == by["numerator"].sum().astype(int).to_dict()
+    )

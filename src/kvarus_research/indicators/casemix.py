@@ -31,6 +31,8 @@ from kvarus_research.results import Definition, Result
 
 #: Patient characteristics at the start of the course used by default (columns of the start registration).
 DEFAULT_COVARIATES = ("age", "sex", "hovedrusmiddel", "alvorlighet_rus")
+#: Covariates entered as categories even when coded as numbers (sex, main substance).
+DEFAULT_CATEGORICAL = ("sex", "hovedrusmiddel")
 
 
 def _poisson_quantile(p: float, mu: np.ndarray) -> np.ndarray:
@@ -87,11 +89,15 @@ def oe_ci(observed: Any, expected: Any, level: float = 0.95) -> tuple[np.ndarray
     return low, high
 
 
-def _design(rows: pd.DataFrame, covariates: Sequence[str]) -> pd.DataFrame:
+def _design(rows: pd.DataFrame, covariates: Sequence[str], categorical: Sequence[str]) -> pd.DataFrame:
     parts = []
     for c in covariates:
         col = rows[c]
-        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        if (
+            c not in categorical
+            and pd.api.types.is_numeric_dtype(col)
+            and not pd.api.types.is_bool_dtype(col)
+        ):
             parts.append(col.astype(float).rename(c))
         else:
             parts.append(pd.get_dummies(col.astype("string"), prefix=c, drop_first=True, dtype=float))
@@ -207,6 +213,7 @@ def casemix_adjust(
     outcome: str = "numerator",
     unit: str = "unit_id",
     covariates: Sequence[str] = DEFAULT_COVARIATES,
+    categorical: Sequence[str] = DEFAULT_CATEGORICAL,
     level: float = 0.998,
     ci_level: float = 0.95,
     target: Target | None = None,
@@ -219,7 +226,8 @@ def casemix_adjust(
         One row per course in the indicator's denominator: ``unit``, ``outcome`` (1/0 or bool) and the covariates
         (patient characteristics at the start of the course).
     covariates : sequence of str
-        Numeric columns enter linearly, others as categories (first level the reference). Default
+        Numeric columns enter linearly, others and those in ``categorical`` as categories (first level the
+        reference). Default
         :data:`DEFAULT_COVARIATES`: age, sex, main substance (hovedrusmiddel) and severity (alvorlighet_rus) at
         the start. Rows missing any covariate are left out of the model and of the comparison (counted in the
         definition).
@@ -251,7 +259,7 @@ def casemix_adjust(
     if complete.empty:
         raise AnalysisError("case-mix: no row has every covariate")
     y = complete[outcome].astype(float).to_numpy()
-    x = _design(complete, covariates)
+    x = _design(complete, covariates, categorical)
     fit = sm.GLM(y, x, family=sm.families.Binomial()).fit()
     prob = np.asarray(fit.predict(x), dtype=float)
     g = pd.DataFrame({"unit": complete[unit].to_numpy(), "y": y, "p": prob}).groupby("unit", sort=True)
@@ -281,6 +289,9 @@ def casemix_adjust(
         " (no unit term); expected = sum of fitted probabilities per unit",
         details={
             "covariates": ", ".join(covariates),
+            "as categories": ", ".join(
+                c for c in covariates if c in categorical or not pd.api.types.is_numeric_dtype(complete[c])
+            ),
             "national share p̄": f"{p_bar * 100:.2f} %",
             "O/E CI": f"exact Poisson (Garwood), {ci_level * 100:g} %",
             "adjusted share": "O/E · p̄ (indirectly standardised)",
@@ -289,3 +300,70 @@ def casemix_adjust(
         },
     )
     return CaseMixResult(t, definition, coefficients, target)
+
+
+def start_characteristics(registry: Any, covariates: Sequence[str] = DEFAULT_COVARIATES) -> pd.DataFrame:
+    """Patient characteristics at the start of each course: the ``baseline`` registration's values, one row per
+    course in the order of ``registry.courses`` (missing where the course has no baseline registration).
+
+    Examples
+    --------
+    >>> import kvarus_research as kr
+    >>> reg = kr.synthetic.generate(n_courses=50, seed=1)
+    >>> start_characteristics(reg).shape == (len(reg.courses), 4)
+    True
+    """
+    regs = registry.registrations
+    missing = [c for c in covariates if c not in regs]
+    if missing:
+        raise AnalysisError(
+            f"case-mix: {missing} are not registration fields (have e.g. {list(regs.columns)[8:16]})"
+        )
+    base = regs[regs["kind"] == "baseline"].drop_duplicates("course_id").set_index("course_id")
+    return base.reindex(registry.courses["course_id"].to_numpy())[list(covariates)].reset_index(drop=True)
+
+
+def indicator_casemix(
+    result: Any,
+    data: Any,
+    *,
+    covariates: Sequence[str] = DEFAULT_COVARIATES,
+    level: float = 0.998,
+    ci_level: float = 0.95,
+) -> CaseMixResult:
+    """Case-mix adjust a per-course indicator: its flags on ``data`` joined with :func:`start_characteristics`.
+
+    Parameters
+    ----------
+    result : IndicatorResult
+        The indicator (its definition and target are used; the flags are recomputed on ``data``).
+    data : Registry or Cohort
+        The data the indicator was computed on.
+
+    Examples
+    --------
+    >>> import kvarus_research as kr
+    >>> from kvarus_research.indicators import MUTUAL_AGREEMENT
+    >>> reg = kr.synthetic.generate(n_courses=600, seed=1)
+    >>> cm = indicator_casemix(MUTUAL_AGREEMENT.compute(reg), reg)
+    >>> cm.definition.details["as categories"]
+    'sex, hovedrusmiddel'
+    >>> bool(abs(cm.table["expected"].sum() - cm.table["observed"].sum()) < 1e-6)  # the intercept keeps the total
+    True
+    """
+    from kvarus_research.indicators.framework import as_registry, check_flags
+
+    registry = as_registry(data)
+    ind = result.indicator
+    flags = check_flags(ind.flags(registry), ind.key)
+    courses = registry.courses
+    if len(flags) != len(courses) or not (flags["unit_id"].to_numpy() == courses["unit_id"].to_numpy()).all():
+        raise AnalysisError(
+            f"case-mix: indicator {ind.key!r} does not have one flag row per course (in course order); only"
+            " per-course indicators can be adjusted for characteristics at the start of the course"
+        )
+    rows = pd.concat([flags.reset_index(drop=True), start_characteristics(registry, covariates)], axis=1)
+    rows = rows[rows["denominator"].to_numpy(dtype=bool)]
+    return casemix_adjust(rows.assign(numerator=rows["numerator"].astype(bool)), outcome="numerator",
+                          unit="unit_id", covariates=covariates, level=level, ci_level=ci_level,
+                          target=result.target)  # fmt: skip
