@@ -152,3 +152,80 @@ def test_report_recovers_nothing(tmp_path: Path) -> None:
     text = _report("report 400 courses, seed 3", b, time.perf_counter() - start)
     assert len(b) > 0
     assert not b["disclosed"].any(), text
+
+
+# ---------------------------------------------------------------------------------------------- a user's release
+def _user_tables(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Two tables a researcher publishes together: courses by unit and sex, and by unit and age band, each with
+    totals over units and categories; the two count the same courses (same unit totals)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    units = [f"Unit {k}" for k in range(1, 7)]
+    sizes = rng.integers(3, 40, len(units))
+    rows_sex, rows_age = [], []
+    for u, n in zip(units, sizes):
+        female = int(rng.binomial(n, 0.3))
+        ages = rng.multinomial(n, [0.25, 0.5, 0.25])
+        rows_sex += [(u, "Female", female), (u, "Male", int(n) - female)]
+        rows_age += [(u, band, int(a)) for band, a in zip(["<30", "30-49", "50+"], ages)]
+    sex = pd.DataFrame(rows_sex, columns=["unit", "sex", "n"])
+    age = pd.DataFrame(rows_age, columns=["unit", "age", "n"])
+
+    def with_totals(t: pd.DataFrame, cat: str) -> pd.DataFrame:
+        by_unit = t.groupby("unit", sort=False)["n"].sum().reset_index().assign(**{cat: "All"})
+        body = pd.concat([t, by_unit], ignore_index=True)
+        by_cat = body.groupby(cat, sort=False)["n"].sum().reset_index().assign(unit="All")
+        return pd.concat([body, by_cat], ignore_index=True)[["unit", cat, "n"]]
+
+    return with_totals(sex, "sex"), with_totals(age, "age")
+
+
+def _attack_user_release(folder: Path, sex: pd.DataFrame, age: pd.DataFrame) -> pd.DataFrame:
+    """The reader's equations, written from what the two files say (not from the library's declarations)."""
+    att = attacker.Attack()
+    cells = {}
+    for name, t, cat in (("by_sex.csv", sex, "sex"), ("by_age.csv", age, "age")):
+        pub = attacker.read_csv(folder / name)
+        for i, r in pub.iterrows():
+            cells[(name, r["unit"], r[cat])] = att.cell(name, i, "n", r["n"])
+        for u in t["unit"].unique():
+            parts = [cells[(name, u, c)] for c in t[cat].unique() if c != "All"]
+            att.eq(cells[(name, u, "All")], attacker.Lin.total(parts))
+        for c in t[cat].unique():
+            parts = [cells[(name, u, c)] for u in t["unit"].unique() if u != "All"]
+            att.eq(cells[(name, "All", c)], attacker.Lin.total(parts))
+    for u in sex["unit"].unique():  # the same courses: a unit's total in one file is its total in the other
+        att.eq(cells[("by_sex.csv", u, "All")], cells[("by_age.csv", u, "All")])
+    truth = {}
+    for name, t in (("by_sex.csv", sex), ("by_age.csv", age)):
+        for i, v in t["n"].items():
+            truth[(name, int(i), "n")] = float(v)
+    return att.bounds(truth={k: v for k, v in truth.items() if k in att.hidden})
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 5, 6])
+def test_user_release_gives_nothing_back_that_tables_alone_would(tmp_path: Path, seed: int) -> None:
+    from kvarus_research.privacy import Margin, Release, protect
+
+    sex, age = _user_tables(seed)
+    structure = {"by_sex.csv": [Margin("unit", "All"), Margin("sex", "All")],
+                 "by_age.csv": [Margin("unit", "All"), Margin("age", "All")]}  # fmt: skip
+    release = Release("norway")
+    release.add("by_sex", sex, counts="n", structure=structure["by_sex.csv"])
+    release.add("by_age", age, counts="n", structure=structure["by_age.csv"])
+    for i in sex.index[sex["sex"] == "All"]:  # declare the shared unit totals
+        j = age.index[(age["unit"] == sex.loc[i, "unit"]) & (age["age"] == "All")][0]
+        release.add_sum(("by_sex", (int(i), "n")), [("by_age", (int(j), "n"))])
+    release.write(tmp_path / "together")
+    b = _attack_user_release(tmp_path / "together", sex, age)
+    text = _report(f"user release, seed {seed}", b, 0.0)
+    assert (b["true"].between(1, 4)).any()  # small counts are hidden and attacked
+    assert not b["disclosed"].any(), text
+    # the same two tables protected one at a time, attacked with the same equations
+    for name, t in (("by_sex.csv", sex), ("by_age.csv", age)):
+        protect(t, counts="n", structure=structure[name], rules="norway").to_csv(tmp_path / "alone" / name)
+    alone = _attack_user_release(tmp_path / "alone", sex, age)
+    _report(f"user tables alone, seed {seed}", alone, 0.0)
+    if seed in (1, 5):  # here one table gives back what the other hides: the release is what protects them
+        assert alone["disclosed"].any()
