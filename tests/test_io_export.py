@@ -87,3 +87,33 @@ def test_read_table_errors(tmp_path: Path) -> None:
     (tmp_path / "t.json").write_text("{}")
     with pytest.raises(kr.ExtractError, match="unknown table format"):
         read_table(tmp_path / "t.json")
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "rule", "message"),
+    [
+        (b"a;b;\n1;x;\n2;y;z;w\n", 3, "wrong_field_count", "t.csv line 3: 4 fields, expected 3"),
+        (
+            b'a;b;\n1;"x;\n2;y;\n',
+            2,
+            "unbalanced_quote",
+            "t.csv line 2: a '\"' opened on this line is not closed where the row ends: the next 1 line(s) would "
+            "have been swallowed into one field",
+        ),
+        (
+            b"a;b;\n1;x;\n2;",
+            3,
+            "truncated_line",
+            "t.csv line 3: the file ends in this line without a line break and the line lacks its last field: "
+            "the file was cut",
+        ),
+    ],
+)
+def test_read_table_csv_refuses_damaged_lines(
+    tmp_path: Path, data: bytes, line: int, rule: str, message: str
+) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes(data)
+    with pytest.raises(kr.io.FileProblem) as exc:
+        read_table(path)
+    assert (exc.value.file, exc.value.line, exc.value.rule, str(exc.value)) == ("t.csv", line, rule, message)

@@ -513,14 +513,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise ExtractError(f"{path.name}: cannot be read as {suffix} ({type(exc).__name__}: {exc})") from exc
     if suffix == ".csv":
         raw = parse_csv(read_file_bytes(path), path.name)
-        if raw.bad_rows:
-            line, n = raw.bad_rows[0]
-            raise FileProblem(
-                f"{path.name} line {line}: {n} fields, expected {raw.expected_fields}",
-                file=path.name,
-                line=line,
-                rule="wrong_field_count",
-            )
+        problems = [
+            (line, "wrong_field_count", f"{n} fields, expected {raw.expected_fields}")
+            for line, n in raw.bad_rows
+        ]
+        if problems or raw.damaged:  # a table read on its own has no report: the first damaged line stops it
+            line, rule, message = min(problems + raw.damaged)
+            message = message.split("; ")[0]  # without what read_extract does next (reject, read on)
+            raise FileProblem(f"{path.name} line {line}: {message}", file=path.name, line=line, rule=rule)
         return raw.table.to_pandas(types_mapper=lambda t: pd.StringDtype("pyarrow")).set_axis(
             pd.Index(raw.lines, name="line")
         )
