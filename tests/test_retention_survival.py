@@ -295,3 +295,31 @@ def test_vectorised_logrank_equals_lifelines() -> None:
     # statistic = (2/3)^2 / (13/18) = 8/13
     s2, _ = logrank_from_events(np.array([1.0, 2, 3, 4]), np.ones(4), np.array([0, 1, 0, 1]))
     assert s2 == pytest.approx(8 / 13)
+
+
+def test_curve_coarsening_comes_from_the_disclosure_rules() -> None:
+    # 40 courses from 1 Jan 2021; course k ends on day 3k + 1 (k < 30, 'interrupted'), 10 still active.
+    import pandas as pd
+
+    from kvarus_research.privacy import DisclosureRules
+    from kvarus_research.retention import kaplan_meier
+
+    start = pd.Timestamp("2021-01-01")
+    ends = [start + pd.Timedelta(days=3 * k + 1) for k in range(30)] + [None] * 10
+    c = pd.DataFrame({"start_date": [start] * 40, "end_date": pd.to_datetime(ends),
+                      "ending_type": ["interrupted"] * 30 + ["active"] * 10})  # fmt: skip
+    rules = DisclosureRules(curve_step=60, curve_round_to=10, curve_min_at_risk=10)
+    km = kaplan_meier(c, extract_date="2021-12-31", rules=rules)
+    t = km.table
+    # grid of 60 days: days 1..88 end 30 courses; by day 60, 20 ended (3k + 1 <= 60: k = 0..19)
+    # (the 10 active courses are censored at day 364, moved up to 420; 10 at risk is not below the minimum of 10)
+    assert t["time"].tolist() == [60.0, 120.0, 420.0]
+    assert t["n_at_risk"].tolist() == [40, 20, 10]
+    assert t["cum_events"].tolist() == [20, 30, 30]
+    assert t["estimate"].round(6).tolist() == [0.5, 0.25, 0.25]  # 1 - 20/40; 0.5 * (1 - 10/20)
+    cut = kaplan_meier(
+        c, extract_date="2021-12-31", rules=DisclosureRules(curve_step=60, curve_min_at_risk=11)
+    )
+    assert cut.table["time"].tolist() == [60.0, 120.0]  # the tail with 10 at risk cut under a minimum of 11
+    same = kaplan_meier(c, extract_date="2021-12-31", step=60, round_to=10, min_at_risk=10)
+    assert same.table.equals(t)

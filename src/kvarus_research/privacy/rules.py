@@ -42,6 +42,14 @@ class DisclosureRules:
         Norway's symbol for "not shown for reasons of confidentiality"; ``"-"`` is not used, since it means zero.
     footnote : str
         The footnote printed under every published table and figure that holds the marker.
+    curve_step : float
+        Survival and cumulative-incidence curves: event times are moved up to a grid of this step (in the curve's
+        time unit), so no step of a curve marks one course's ending.
+    curve_round_to : int
+        Curves: counts at risk and cumulative events rounded to this base before the curve and its CI are
+        computed from them.
+    curve_min_at_risk : int
+        Curves: the tail with fewer courses at risk than this is cut off.
 
     Examples
     --------
@@ -58,6 +66,9 @@ class DisclosureRules:
     secondary: bool = True
     marker: str = ":"
     footnote: str = ": not shown for confidentiality (few people, or to protect another cell)"
+    curve_step: float = 30
+    curve_round_to: int = 5
+    curve_min_at_risk: int = 10
 
     def small(self, counts: np.ndarray) -> np.ndarray:
         """Which counts the rules hide: ``0 < n < min_count`` (and zeros with ``suppress_zeros``); NaN is never.

@@ -279,17 +279,22 @@ def step_retention(ctx: ReportContext) -> None:
         "Dropout = interrupted (avbrutt); completed by mutual agreement and transferred are competing endings; "
         "courses still active at the extract date are censored."
     )
-    _result(ctx, "time-in-treatment", kaplan_meier(ctx.cohort), caption="Time to any ending (Kaplan–Meier)")
+    _result(
+        ctx,
+        "time-in-treatment",
+        kaplan_meier(ctx.cohort, rules=ctx.rules),
+        caption="Time to any ending (Kaplan–Meier)",
+    )
     _result(
         ctx,
         "cumulative-incidence",
-        cumulative_incidence(ctx.cohort),
+        cumulative_incidence(ctx.cohort, rules=ctx.rules),
         caption="Cumulative incidence of each ending (Aalen–Johansen)",
     )
     _result(
         ctx,
         "cumulative-incidence-setting",
-        cumulative_incidence(ctx.cohort, by="setting"),
+        cumulative_incidence(ctx.cohort, by="setting", rules=ctx.rules),
         caption="Cumulative incidence by setting",
     )
     covs = [

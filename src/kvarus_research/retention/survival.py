@@ -93,6 +93,26 @@ class SurvivalResult(Result):
                            cause_labels=cause_labels, ax=ax, cause=cause, at_risk=at_risk, ci=ci)  # fmt: skip
 
 
+def _coarsening(
+    rules: Any, step: float | None, round_to: int | None, min_at_risk: int | None
+) -> dict[str, Any]:
+    """The curve coarsening of ``rules``, with any value the caller gave instead.
+
+    Examples
+    --------
+    >>> _coarsening("norway", None, 10, None)
+    {'step': 30, 'round_to': 10, 'min_at_risk': 10}
+    """
+    from kvarus_research.privacy.rules import resolve_rules
+
+    r = resolve_rules(rules)
+    return {
+        "step": r.curve_step if step is None else step,
+        "round_to": r.curve_round_to if round_to is None else round_to,
+        "min_at_risk": r.curve_min_at_risk if min_at_risk is None else min_at_risk,
+    }
+
+
 def _groups(tte: TimeToEvent, by: str | None) -> tuple[list[Any], list[np.ndarray]]:
     t = tte.table
     if by is None:
@@ -337,9 +357,10 @@ def kaplan_meier(
     alpha: float = 0.05,
     horizon: float | None = None,
     protect: bool = True,
-    step: float = 30,
-    round_to: int = 5,
-    min_at_risk: int = 10,
+    rules: Any = "norway",
+    step: float | None = None,
+    round_to: int | None = None,
+    min_at_risk: int | None = None,
 ) -> SurvivalResult:
     """Kaplan–Meier estimate of still being in treatment (time to any ending), optionally by group.
 
@@ -357,8 +378,11 @@ def kaplan_meier(
         Horizon of the restricted mean time in treatment (default one year, in ``time_unit``).
     protect : bool
         Disclosure-safe table (grid, rounding, tail cut); ``False`` gives the exact curve.
+    rules : {"norway", "opensafely"} or DisclosureRules
+        The disclosure rules whose curve coarsening applies (``curve_step``, ``curve_round_to``,
+        ``curve_min_at_risk``; 30 days, 5 and 10 in both presets).
     step, round_to, min_at_risk
-        Grid step (in ``time_unit``), rounding base, and the fewest courses at risk shown.
+        Override the rules: grid step (in ``time_unit``), rounding base, and the fewest courses at risk shown.
 
     Returns
     -------
@@ -385,9 +409,7 @@ def kaplan_meier(
         alpha=alpha,
         horizon=horizon,
         protect=protect,
-        step=step,
-        round_to=round_to,
-        min_at_risk=min_at_risk,
+        **_coarsening(rules, step, round_to, min_at_risk),
     )
 
 
@@ -401,9 +423,10 @@ def cumulative_incidence(
     alpha: float = 0.05,
     horizon: float | None = None,
     protect: bool = True,
-    step: float = 30,
-    round_to: int = 5,
-    min_at_risk: int = 10,
+    rules: Any = "norway",
+    step: float | None = None,
+    round_to: int | None = None,
+    min_at_risk: int | None = None,
 ) -> SurvivalResult:
     """Aalen–Johansen cumulative incidence of each ending type (dropout and its competitors), with CIs.
 
@@ -412,7 +435,7 @@ def cumulative_incidence(
 
     Parameters
     ----------
-    data, by, dropout, extract_date, time_unit, alpha, protect, step, round_to, min_at_risk
+    data, by, dropout, extract_date, time_unit, alpha, protect, rules, step, round_to, min_at_risk
         As in :func:`kaplan_meier`.
     horizon : float, optional
         Time at which ``.summary`` reports each cumulative incidence (default one year).
@@ -443,7 +466,5 @@ def cumulative_incidence(
         alpha=alpha,
         horizon=horizon,
         protect=protect,
-        step=step,
-        round_to=round_to,
-        min_at_risk=min_at_risk,
+        **_coarsening(rules, step, round_to, min_at_risk),
     )
