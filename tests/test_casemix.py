@@ -139,8 +139,26 @@ def test_indicator_casemix_on_the_synthetic_registry() -> None:
     rows = pd.concat([flags, start], axis=1)
     rows = rows[rows["denominator"].astype(bool)].dropna(subset=list(start.columns))
     by = rows.groupby("unit_id")
-    assert cm.table.set_index("unit_id")["n"].astype(int).to_dict() == by.size().to_dict()
-    assert (
-        cm.table.set_index("unit_id")["observed"].astype(int).to_dict()
-        == by["numerator"].sum().astype(int).to_dict()
-    )
+    n, o = by.size(), by["numerator"].sum().astype(int)
+    units = cm.table[cm.table["level"] == "unit"].set_index("unit_id")
+    assert units["n"].astype(int).to_dict() == n[n >= 10].to_dict()
+    assert units["observed"].astype(int).to_dict() == o[n >= 10].to_dict()
+    pooled = cm.table[cm.table["level"] == "pooled"]
+    if (n < 10).any():  # units under the N limit are one pooled row
+        assert pooled["n_units"].item() == int((n < 10).sum()) and pooled["n"].item() == int(n[n < 10].sum())
+    else:
+        assert pooled.empty
+
+
+def test_units_under_the_n_limit_are_pooled() -> None:
+    rows = _registry(1)
+    tiny = pd.DataFrame({"unit_id": [21] * 6 + [22] * 3, "severity": "1", "sex": "M",
+                         "numerator": [True, False, True, True, False, True, True, False, False]})  # fmt: skip
+    res = casemix_adjust(pd.concat([rows, tiny], ignore_index=True), covariates=["severity", "sex"])
+    t = res.table
+    assert 21 not in set(t["unit_id"].dropna()) and 22 not in set(t["unit_id"].dropna())
+    pooled = t[t["level"] == "pooled"].iloc[0]
+    # 6 + 3 = 9 courses, 4 + 1 = 5 meeting the indicator
+    assert (pooled["n_units"], pooled["n"], pooled["observed"]) == (2, 9, 5)
+    assert pooled["oe"] == pytest.approx(5 / pooled["expected"])
+    assert "fewer than 10" in res.definition.details["small units"]

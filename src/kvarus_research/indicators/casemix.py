@@ -112,7 +112,8 @@ class CaseMixResult(Result):
     Attributes
     ----------
     table : DataFrame
-        Per unit (named as the ``unit`` column of the rows): ``unit_id, n, observed, expected, crude_share, oe, oe_low, oe_high, adjusted_share, crude_flag,
+        Per unit (named as the ``unit`` column of the rows) and one ``pooled`` row for the units under the N
+        limit: ``level, unit_id, n_units, n, observed, expected, crude_share, oe, oe_low, oe_high, adjusted_share, crude_flag,
         adjusted_flag`` and, with a target, ``crude_level, adjusted_level, band_moved``.
     definition : Definition
         Model (covariates, rows used), CI and limit methods.
@@ -193,7 +194,9 @@ class CaseMixResult(Result):
             ax.hlines(y, crude, adj, color="grey", lw=1)
             ax.scatter(crude, y, color="white", edgecolors="#2171b5", zorder=3, label="crude")
             ax.scatter(adj, y, color="#2171b5", zorder=3, label="case-mix adjusted")
-            ax.set_yticks(y, [str(v) for v in shown.iloc[:, 0]], fontsize=8)
+            labels = [f"pooled, {k} units" if lv == "pooled" else str(u)
+                      for lv, u, k in zip(shown["level"], shown.iloc[:, 1], shown["n_units"], strict=True)]  # fmt: skip
+            ax.set_yticks(y, labels, fontsize=8)
             ax.set_xlim(0, 100)
             ax.set_xlabel("Percent")
         else:
@@ -217,6 +220,7 @@ def casemix_adjust(
     level: float = 0.998,
     ci_level: float = 0.95,
     target: Target | None = None,
+    n_limit: int = 10,
 ) -> CaseMixResult:
     """Observed/expected per unit from a logistic model of ``outcome`` on ``covariates`` (no unit term).
 
@@ -237,6 +241,9 @@ def casemix_adjust(
         Level of the O/E CI.
     target : Target, optional
         Target bands: the crude and adjusted shares' levels, and whether the adjustment moves a unit across one.
+    n_limit : int
+        Units with fewer courses than this are pooled into one ``pooled`` row (``n_units`` says how many), as in
+        the indicator table.
 
     Examples
     --------
@@ -265,6 +272,14 @@ def casemix_adjust(
     g = pd.DataFrame({"unit": complete[unit].to_numpy(), "y": y, "p": prob}).groupby("unit", sort=True)
     t = pd.DataFrame({"n": g["y"].size(), "observed": g["y"].sum(), "expected": g["p"].sum()})
     t = t.rename_axis(unit).reset_index()
+    t.insert(0, "level", "unit")
+    t.insert(2, "n_units", 1)
+    small = (t["n"] < n_limit).to_numpy()
+    if small.any():  # pooled as in the indicator table: one row for the units under the N limit
+        pooled = pd.DataFrame({"level": ["pooled"], unit: [pd.NA], "n_units": [int(small.sum())],
+                               "n": [t.loc[small, "n"].sum()], "observed": [t.loc[small, "observed"].sum()],
+                               "expected": [t.loc[small, "expected"].sum()]})  # fmt: skip
+        t = pd.concat([t[~small], pooled], ignore_index=True)
     t["n"] = t["n"].astype("Int64")
     t["observed"] = t["observed"].round().astype("Int64")
     o, e, n = t["observed"].to_numpy(float), t["expected"].to_numpy(float), t["n"].to_numpy(float)
@@ -293,6 +308,7 @@ def casemix_adjust(
                 c for c in covariates if c in categorical or not pd.api.types.is_numeric_dtype(complete[c])
             ),
             "national share p̄": f"{p_bar * 100:.2f} %",
+            "small units": f"units with fewer than {n_limit} courses pooled into one row",
             "O/E CI": f"exact Poisson (Garwood), {ci_level * 100:g} %",
             "adjusted share": "O/E · p̄ (indirectly standardised)",
             "flags": f"crude: exact binomial funnel around p̄; adjusted: exact Poisson funnel of O/E around 1;"
@@ -330,6 +346,7 @@ def indicator_casemix(
     covariates: Sequence[str] = DEFAULT_COVARIATES,
     level: float = 0.998,
     ci_level: float = 0.95,
+    n_limit: int = 10,
 ) -> CaseMixResult:
     """Case-mix adjust a per-course indicator: its flags on ``data`` joined with :func:`start_characteristics`.
 
@@ -365,5 +382,5 @@ def indicator_casemix(
     rows = pd.concat([flags.reset_index(drop=True), start_characteristics(registry, covariates)], axis=1)
     rows = rows[rows["denominator"].to_numpy(dtype=bool)]
     return casemix_adjust(rows.assign(numerator=rows["numerator"].astype(bool)), outcome="numerator",
-                          unit="unit_id", covariates=covariates, level=level, ci_level=ci_level,
+                          unit="unit_id", covariates=covariates, level=level, ci_level=ci_level, n_limit=n_limit,
                           target=result.target)  # fmt: skip
