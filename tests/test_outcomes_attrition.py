@@ -1,6 +1,6 @@
 """Attrition: who is owed a follow-up, a saturated response model where IPW has a closed form, the sandwich
-SE against statsmodels WLS (HC0), MI against MICEData driven by hand with Rubin's rules, and the synthetic
-registry's known complete-case bias."""
+SE against statsmodels WLS (HC0) and, for estimated weights, against stacked M-estimation with a numerical
+Jacobian, and the synthetic registry's known complete-case bias (MI itself: test_outcomes_imputation.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
-from statsmodels.imputation.mice import MICEData
 
 from kvarus_research.errors import AnalysisError
 from kvarus_research.outcomes import attrition
-from kvarus_research.outcomes.attrition import multiple_imputation
 
 
 def tiny() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -67,7 +65,8 @@ def test_ipw_sandwich_matches_wls_hc0() -> None:
                          "timepoint": ["baseline"] * n + ["followup"] * int(answered.sum()),
                          "dager_rus_30": np.r_[y0, y1[answered]]})  # fmt: skip
     courses = pd.DataFrame({"course_id": np.arange(n), "followup_status": "reached", "age": age})
-    res = attrition(long, "dager_rus_30", covariates=["age"], courses=courses, trim=(0, 100), n_imputations=0)
+    res = attrition(long, "dager_rus_30", covariates=["age"], courses=courses, trim=(0, 100), n_imputations=0,
+                    ipw_se="known")  # fmt: skip
     # the same weights by a direct GLM call, then the weighted mean and its HC0 SE from WLS on a constant
     X = sm.add_constant(np.column_stack([y0, age]))
     p_hat = sm.GLM(answered.astype(float), X, family=sm.families.Binomial()).fit().fittedvalues
@@ -81,29 +80,45 @@ def test_ipw_sandwich_matches_wls_hc0() -> None:
     assert ipw["ci_low"] <= true_mean <= ipw["ci_high"]
 
 
-def test_multiple_imputation_matches_micedata_by_hand() -> None:
-    rng = np.random.default_rng(2)
-    n = 300
-    y0 = rng.normal(15, 4, n)
-    x = rng.normal(0, 1, n)
-    y1 = y0 - 3 + x + rng.normal(0, 2, n)
-    y1[rng.uniform(size=n) < 0.4] = np.nan
-    design = pd.DataFrame({"y0": y0, "x": x})
-    q, se, df = multiple_imputation(design, y1, m=6, n_burnin=5, n_skip=2, seed=9)
-    # the same chain, written out: MICEData with the same seed, 5 burn-in cycles, then 6 draws 2 cycles apart
-    imp = MICEData(pd.DataFrame({"y0": y0, "y1": y1, "x1": x}), rng=np.random.default_rng(9))
-    imp.update_all(5)
-    means, variances = [], []
-    for _ in range(6):
-        imp.update_all(2)
-        d = imp.data["y1"].to_numpy() - imp.data["y0"].to_numpy()
-        means.append(d.mean())
-        variances.append(d.var(ddof=1) / n)
-    # Rubin's rules: T = U + (1 + 1/m) B; df = (m - 1)(1 + U / ((1 + 1/m) B))^2
-    u, b = np.mean(variances), np.var(means, ddof=1)
-    assert q == pytest.approx(np.mean(means))
-    assert se == pytest.approx(np.sqrt(u + (1 + 1 / 6) * b))
-    assert df == pytest.approx(5 * (1 + u / ((1 + 1 / 6) * b)) ** 2)
+def test_ipw_se_with_estimated_weights_matches_stacked_m_estimation() -> None:
+    # the same sandwich by a generic route: the stacked estimating equations (logistic score and the weighted
+    # mean's equation), their Jacobian by central finite differences, Var = A^-1 B A^-T / n^2
+    rng = np.random.default_rng(8)
+    n = 500
+    y0 = rng.normal(20, 5, n)
+    y1 = y0 - 5 + 0.3 * (y0 - 20) + rng.normal(0, 3, n)
+    r = rng.uniform(size=n) < 1 / (1 + np.exp(-(y0 - 20) / 3))
+    long = pd.DataFrame({"course_id": np.r_[np.arange(n), np.arange(n)[r]],
+                         "timepoint": ["baseline"] * n + ["followup"] * int(r.sum()),
+                         "dager_rus_30": np.r_[y0, y1[r]]})  # fmt: skip
+    status = pd.DataFrame({"course_id": np.arange(n), "followup_status": "reached"})
+    res = attrition(long, "dager_rus_30", followup=status, n_imputations=0)
+    X = np.column_stack([np.ones(n), y0])
+    d = np.where(r, y1 - y0, 0.0)
+
+    def psi(theta: np.ndarray) -> np.ndarray:
+        beta, mu = theta[:2], theta[2]
+        p = 1 / (1 + np.exp(-(X @ beta)))
+        return np.column_stack([X * (r - p)[:, None], r / p * (d - mu)])
+
+    beta = sm.GLM(r.astype(float), X, family=sm.families.Binomial()).fit().params
+    p = 1 / (1 + np.exp(-(X @ beta)))
+    mu = np.sum(r / p * d) / np.sum(r / p)
+    theta = np.r_[beta, mu]
+    A = np.empty((3, 3))
+    for j in range(3):
+        h = np.zeros(3)
+        h[j] = 1e-6 * max(1.0, abs(theta[j]))
+        A[:, j] = (psi(theta + h).sum(0) - psi(theta - h).sum(0)) / (2 * h[j])
+    Bm = psi(theta).T @ psi(theta)
+    V = np.linalg.inv(A) @ Bm @ np.linalg.inv(A).T
+    ipw = res.table.set_index("method").loc["IPW"]
+    assert ipw["estimate"] == pytest.approx(mu, rel=1e-9)
+    assert ipw["se"] == pytest.approx(np.sqrt(V[2, 2]), rel=1e-5)
+    assert "estimated weights" in ipw["variance"]
+    # the bootstrap is on request, seeded, and of the same order
+    boot = attrition(long, "dager_rus_30", followup=status, n_imputations=0, ipw_se="bootstrap", n_boot=100)
+    assert 0.7 < boot.table.set_index("method").loc["IPW", "se"] / np.sqrt(V[2, 2]) < 1.4
 
 
 def test_errors() -> None:

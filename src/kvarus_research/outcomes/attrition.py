@@ -12,9 +12,11 @@ Three estimates of the mean change (end − start) in that population, side by s
   statsmodels GLM Binomial, on the start value and the covariates), stabilised (marginal response rate /
   probability) and trimmed at the chosen percentiles; the weighted mean (Hájek) with a robust sandwich
   variance, SE² = Σ w²(d − μ)² / (Σ w)², treating the weights as known, and a normal CI;
-- **MI**: multiple imputation of the end value by chained equations (statsmodels MICEData, predictive mean
-  matching) from the start value and the covariates, ``m`` imputations pooled by Rubin's rules, t CI with
-  Rubin's (1987) degrees of freedom (see :func:`multiple_imputation`).
+- **MI**: proper multiple imputation of the end value (parameters drawn before each imputation; Bayesian linear
+  regression ``"norm"`` by default, or predictive mean matching ``"pmm"`` with 5 donors) from the start value, the
+  covariates and the auxiliary variables, ``m`` imputations pooled by Rubin's rules, t CI on the Barnard–Rubin
+  degrees of freedom, with the fraction of missing information (see
+  :mod:`kvarus_research.outcomes.imputation`).
 
 All three assume the end value is missing at random given what enters the models; add post-baseline
 predictors of response (e.g. ``"<outcome>@ending"``, ``"ending_type"``) to make that more plausible.
@@ -30,8 +32,6 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
-from statsmodels.imputation.mice import MICEData
-from tqdm import tqdm
 
 from kvarus_research.codebook import Codebook
 from kvarus_research.errors import AnalysisError
@@ -45,7 +45,10 @@ from kvarus_research.outcomes._data import (
     outcome_meta,
     resolve_codebook,
 )
+from kvarus_research.outcomes.imputation import METHODS, multiple_imputation
 from kvarus_research.results import Definition, Result, draw_marker, hidden
+
+__all__ = ["NOT_OWED", "AttritionResult", "attrition", "multiple_imputation"]
 
 NOT_OWED: tuple[str, ...] = ("not_yet_due", "no_ending")
 
@@ -56,7 +59,8 @@ class AttritionResult(Result):
     Attributes
     ----------
     table : DataFrame
-        ``method, n, n_due, estimate, se, ci_low, ci_high, improvement, variance`` (one row per method).
+        ``method, n, n_due, estimate, se, ci_low, ci_high, improvement, df, fmi, variance`` (one row per method;
+        ``df`` of the t interval, ``fmi`` the fraction of missing information, MI only).
     balance : DataFrame
         Per covariate column: means among responders and non-responders, their SMD, the due population's mean
         and the SMD of the weighted responders against it.
@@ -68,7 +72,7 @@ class AttritionResult(Result):
 
     count_columns = ("n", "n_due")
     complement_columns = {"n": "n_due"}
-    derived_columns = {c: "n" for c in ("estimate", "se", "ci_low", "ci_high", "improvement")}
+    derived_columns = {c: "n" for c in ("estimate", "se", "ci_low", "ci_high", "improvement", "df", "fmi")}
 
     def __init__(
         self,
@@ -172,46 +176,33 @@ def _design(x: pd.DataFrame, cb: Codebook) -> pd.DataFrame:
     return out.fillna(out.mean())
 
 
-def multiple_imputation(
-    design: pd.DataFrame,
-    y1: np.ndarray,
-    *,
-    m: int = 20,
-    n_burnin: int = 10,
-    n_skip: int = 3,
-    seed: int = 0,
-    progress: bool = False,
-) -> tuple[float, float, float]:
-    """Mean change ``y1 - y0`` by multiple imputation of the missing ``y1`` (statsmodels MICEData, PMM).
+def _logistic(y: np.ndarray, x: np.ndarray, n_iter: int = 50) -> np.ndarray:
+    """Fitted probabilities of a logistic regression by Newton-Raphson (for the bootstrap's many refits)."""
+    beta = np.zeros(x.shape[1])
+    for _ in range(n_iter):
+        p = 1 / (1 + np.exp(-(x @ beta)))
+        step = np.linalg.lstsq((x * (p * (1 - p))[:, None]).T @ x, x.T @ (y - p), rcond=None)[0]
+        beta += step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return 1 / (1 + np.exp(-(x @ beta)))
 
-    ``design``'s first column is the start value ``y0`` (never missing); the others are predictors. After
-    ``n_burnin`` cycles, each of the ``m`` data sets is taken ``n_skip`` cycles after the previous one. Rubin's
-    rules: Q = mean of the m means, U = mean of their variances var(d)/n, B = variance between the means,
-    T = U + (1 + 1/m) B, df = (m - 1) (1 + U / ((1 + 1/m) B))^2 (Rubin 1987). Returns (Q, sqrt(T), df).
 
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> y0 = rng.normal(10, 2, 200); y1 = y0 - 2 + rng.normal(0, 1, 200); y1[:50] = np.nan
-    >>> q, se, df = multiple_imputation(pd.DataFrame({"y0": y0}), y1, m=5)
-    >>> bool(abs(q + 2) < 0.4)
-    True
-    """
-    frame = pd.DataFrame(design.to_numpy(), columns=["y0", *[f"x{i}" for i in range(1, design.shape[1])]])
-    frame.insert(1, "y1", y1)
-    imp = MICEData(frame, rng=np.random.default_rng(seed))
-    imp.update_all(n_burnin)
-    q, u = [], []
-    for _ in tqdm(range(m), desc="multiple imputation", disable=not progress):
-        imp.update_all(n_skip)
-        d = (imp.data["y1"] - imp.data["y0"]).to_numpy()
-        q.append(d.mean())
-        u.append(d.var(ddof=1) / len(d))
-    qbar, ubar = float(np.mean(q)), float(np.mean(u))
-    b = float(np.var(q, ddof=1)) if m > 1 else 0.0
-    t = ubar + (1 + 1 / m) * b
-    df = (m - 1) * (1 + ubar / ((1 + 1 / m) * b)) ** 2 if b > 0 else np.inf
-    return qbar, float(np.sqrt(t)), float(df)
+def _ipw_bootstrap(resp: np.ndarray, exog: np.ndarray, d: np.ndarray, trim: tuple[float, float], n_boot: int,
+                   seed: int) -> float:  # fmt: skip
+    """SE of the weighted mean from ``n_boot`` nonparametric bootstrap resamples of the due courses, refitting the
+    response model and re-trimming the weights in each."""
+    rng = np.random.default_rng([seed, 14])
+    n, est = len(resp), []
+    for _ in range(n_boot):
+        i = rng.integers(0, n, n)
+        r = resp[i]
+        if r.sum() < 2 or r.all():
+            continue
+        w = r.mean() / _logistic(r.astype(float), exog[i])[r]
+        w = np.clip(w, *np.percentile(w, trim))
+        est.append(np.sum(w * d[i][r]) / np.sum(w))
+    return float(np.std(est, ddof=1))
 
 
 def attrition(
@@ -221,12 +212,18 @@ def attrition(
     start: str = "baseline",
     end: str = "followup",
     covariates: Sequence[str] = (),
+    auxiliary: Sequence[str] = (),
     followup: pd.DataFrame | None = None,
     courses: pd.DataFrame | None = None,
-    trim: tuple[float, float] = (1.0, 99.0),
+    trim: tuple[float, float] = (0.0, 100.0),
     n_imputations: int = 20,
     n_burnin: int = 10,
     include_start: bool = True,
+    imputation: str = "norm",
+    donors: int = 5,
+    delta: float = 0.0,
+    ipw_se: str = "estimated",
+    n_boot: int = 200,
     ci: float = 0.95,
     seed: int = 0,
     progress: bool = False,
@@ -246,17 +243,39 @@ def attrition(
     covariates : sequence of str
         Predictors of response besides the start value: long-format columns at ``start``, ``"x@timepoint"``
         (e.g. ``"dager_rus_30@ending"``) or course-table columns (e.g. ``"ending_type"``, ``"age_at_start"``).
+        They enter both the response model and the imputation model.
+    auxiliary : sequence of str
+        Further variables (same forms as ``covariates``) that enter the imputation model only: predictors of the
+        follow-up value such as the ending value, unit, age or sex.
     followup : DataFrame, optional
         ``course_id, followup_status`` (``Timepoints.followup`` or ``registry.courses``); by default taken from
         ``data`` (``.followup``, ``.courses`` or ``.registry.courses``) or ``courses``.
     courses : DataFrame, optional
         Course table for course-level covariates (and the follow-up status when ``followup`` is not given).
     trim : (low, high)
-        Percentiles of the responders' stabilised weights at which they are truncated.
-    n_imputations, n_burnin : int
-        Number of imputed data sets (m) and burn-in cycles of the chained equations; ``n_imputations=0`` skips MI.
+        Percentiles of the responders' stabilised weights at which they are truncated; none by default (in the
+        benchmark simulation, trimming at 1/99 biased IPW by 0.4 empirical SDs).
+    n_imputations : int
+        Number of imputed data sets (m); ``n_imputations=0`` skips MI.
+    n_burnin : int
+        Ignored (kept for compatibility: only the follow-up value is imputed, so there is no chain to burn in).
     include_start : bool
         Include the start value in the response model (it always enters the imputation model).
+    imputation : {"norm", "pmm"}
+        Bayesian linear regression, or predictive mean matching with parameter draws and ``donors`` donors
+        (:mod:`kvarus_research.outcomes.imputation`).
+    donors : int
+        Donor pool of ``"pmm"``.
+    delta : float
+        Added to every imputed follow-up value (not to observed ones): a delta-adjusted, missing-not-at-random
+        sensitivity analysis; 0 is MAR. See :func:`kvarus_research.outcomes.tipping_point`.
+    ipw_se : {"estimated", "known", "bootstrap"}
+        IPW standard error from the sandwich of the stacked estimating equations (response model and weighted
+        mean), which accounts for the weights being estimated; the sandwich that treats them as known
+        (WLS HC0, the earlier default); or the nonparametric bootstrap (``n_boot`` resamples of the due courses,
+        the response model refitted and the weights re-trimmed in each, seeded by ``seed``).
+    n_boot : int
+        Bootstrap resamples for ``ipw_se="bootstrap"``.
     ci : float
     seed : int
         Seed of the imputations.
@@ -317,6 +336,12 @@ def attrition(
     x = course_values(data, ix, list(covariates), at=start, courses=courses)[in_pop] if covariates else None
     start_col = pd.Series(y0, index=ids[in_pop], name=f"{outcome}@{start}")
     design = _design(pd.concat([start_col, x], axis=1), cb)
+    if imputation not in METHODS:
+        raise AnalysisError(f"imputation must be one of {METHODS}, got {imputation!r}")
+    if ipw_se not in ("estimated", "known", "bootstrap"):
+        raise AnalysisError(f"ipw_se must be 'estimated', 'known' or 'bootstrap', got {ipw_se!r}")
+    aux = course_values(data, ix, list(auxiliary), at=start, courses=courses)[in_pop] if auxiliary else None
+    imp_design = _design(pd.concat([start_col, x, aux], axis=1), cb) if auxiliary else design
     d = y1 - y0
     z = stats.norm.ppf((1 + ci) / 2)
 
@@ -340,21 +365,42 @@ def attrition(
     tcrit = stats.t.ppf((1 + ci) / 2, n_r - 1)
     rows.append(("complete case", n_r, m, se, m - tcrit * se, m + tcrit * se, "t interval, responders only"))
     mu = float(np.sum(w * dr) / np.sum(w))
-    se_w = float(np.sqrt(np.sum(w**2 * (dr - mu) ** 2)) / np.sum(w))
-    rows.append(
-        ("IPW", n_r, mu, se_w, mu - z * se_w, mu + z * se_w, "robust sandwich (weights as known), normal CI")
-    )
+    psi = np.zeros(flow["due"])
+    psi[resp] = w * (dr - mu)
+    if ipw_se == "estimated":
+        # stacked M-estimation: psi_beta = X (r - p), psi_mu = r w (d - mu) with w = c / p (trimmed weights held
+        # fixed); the influence of mu is psi_mu - A_mu,beta A_beta,beta^-1 psi_beta (Lunceford & Davidian 2004)
+        untrimmed = np.zeros(flow["due"], dtype=bool)
+        untrimmed[resp] = (w_all[resp] >= lo_w) & (w_all[resp] <= hi_w)
+        a_bb = (exog * (p_hat * (1 - p_hat))[:, None]).T @ exog
+        a_mb = (psi * (1 - p_hat) * untrimmed) @ exog
+        psi = psi - (resp - p_hat) * (exog @ np.linalg.solve(a_bb, a_mb))
+        how = "sandwich of the stacked estimating equations (accounts for the estimated weights), normal CI"
+    elif ipw_se == "known":
+        how = "robust sandwich (weights treated as known, WLS HC0), normal CI"
+    se_w = float(np.sqrt(np.sum(psi**2)) / np.sum(w))
+    if ipw_se == "bootstrap":
+        se_w = _ipw_bootstrap(resp, exog, np.where(resp, d, 0.0), trim, n_boot, seed)
+        how = f"nonparametric bootstrap SE ({n_boot} resamples, response model refitted in each), normal CI"
+    rows.append(("IPW", n_r, mu, se_w, mu - z * se_w, mu + z * se_w, how, np.inf, np.nan))
+    rows[0] = (*rows[0], float(n_r - 1), np.nan)
+    fmi = np.nan
     if n_imputations > 0:
-        est, se_mi, df_mi = multiple_imputation(
-            design, y1, m=n_imputations, n_burnin=n_burnin, seed=seed, progress=progress
-        )
-        tq = stats.t.ppf((1 + ci) / 2, df_mi) if np.isfinite(df_mi) else z
-        rows.append(("MI", flow["due"], est, se_mi, est - tq * se_mi, est + tq * se_mi,
-                     f"Rubin's rules over m = {n_imputations} imputations (PMM), t CI on {df_mi:.0f} df"))  # fmt: skip
-    table = pd.DataFrame(rows, columns=["method", "n", "estimate", "se", "ci_low", "ci_high", "variance"])
+        pool = multiple_imputation(imp_design, y1, m=n_imputations, seed=seed, progress=progress,
+                                   method=imputation, donors=donors, delta=delta)  # fmt: skip
+        (lo_mi, hi_mi), fmi = pool.ci(ci), pool.fmi
+        name = "Bayesian linear regression (norm)" if imputation == "norm" else f"PMM ({donors} donors)"
+        shift = f", imputed values shifted by delta = {delta:g}" if delta else ""
+        rows.append(("MI", flow["due"], pool.estimate, pool.se, lo_mi, hi_mi,
+                     f"Rubin's rules over m = {n_imputations} imputations ({name}{shift}), t CI on "
+                     f"{pool.df:.0f} Barnard-Rubin df, fraction of missing information {pool.fmi:.2f}",
+                     pool.df, pool.fmi))  # fmt: skip
+    cols = ["method", "n", "estimate", "se", "ci_low", "ci_high", "variance", "df", "fmi"]
+    table = pd.DataFrame(rows, columns=cols)
     table.insert(2, "n_due", flow["due"])
     table["improvement"] = meta.sign * table["estimate"]
-    table = table[["method", "n", "n_due", "estimate", "se", "ci_low", "ci_high", "improvement", "variance"]]
+    table = table[["method", "n", "n_due", "estimate", "se", "ci_low", "ci_high", "improvement", "df", "fmi",
+                   "variance"]]  # fmt: skip
 
     bal = []
     wfull = np.zeros(flow["due"])
@@ -381,13 +427,26 @@ def attrition(
         ),
         method=(
             "complete case (t interval); IPW with a logistic response model (GLM Binomial), stabilised weights "
-            f"trimmed at percentiles {lo_p:g}/{hi_p:g}, weighted mean with robust sandwich SE; MI by chained "
-            "equations (statsmodels MICEData, predictive mean matching), Rubin's rules"
+            f"trimmed at percentiles {lo_p:g}/{hi_p:g}, weighted mean with SE "
+            + {
+                "estimated": "by the sandwich accounting for the estimated weights",
+                "known": "by the sandwich with the weights treated as known",
+                "bootstrap": f"by the bootstrap ({n_boot} resamples)",
+            }[ipw_se]
+            + (
+                f"; proper MI ({'Bayesian linear regression, norm' if imputation == 'norm' else f'PMM with parameter draws, {donors} donors'}"
+                f"{f', delta-adjusted by {delta:g}' if delta else ''}), Rubin's rules with Barnard-Rubin df"
+                if n_imputations > 0
+                else ""
+            )
         ),
         details={
             "timepoints": f"{start} -> {end}",
             "change": "end - start; improvement = change signed by the codebook direction",
             "response model": " + ".join(["1", *resp_design.columns]),
+            "imputation model": " + ".join(["1", *imp_design.columns]) if n_imputations > 0 else "none",
+            "imputation": imputation if n_imputations > 0 else "none",
+            "fraction of missing information": None if np.isnan(fmi) else round(float(fmi), 4),
             "ci": f"{ci:.0%}",
             "flow": flow,
             "seed": seed,
