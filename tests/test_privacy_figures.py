@@ -103,6 +103,14 @@ def _indicator(d: dict) -> Result:
     return TREATMENT_PLAN.compute(d["registry"])
 
 
+def _casemix(d: dict) -> Result:
+    from kvarus_research.indicators import TREATMENT_PLAN
+    from kvarus_research.indicators.casemix import indicator_casemix
+
+    reg = d["registry"]
+    return indicator_casemix(TREATMENT_PLAN.compute(reg), reg, covariates=["age", "sex"])
+
+
 def _coverage(d: dict) -> Result:
     from kvarus_research.indicators import coverage
 
@@ -144,8 +152,10 @@ CASES: dict[str, tuple[Callable[[dict], Result], list[dict[str, Any]]]] = {
             {"kind": "funnel"},
             {"kind": "pchart", "period": "year"},
             {"kind": "bar", "year": 2022},
+            {"kind": "years"},
         ],
     ),  # fmt: skip
+    "CaseMixResult": (_casemix, [{"kind": "funnel"}, {"kind": "compare"}]),
     "CoverageResult": (_coverage, [{}]),
     "NetworkWorkResult": (
         _network,

@@ -357,6 +357,8 @@ def indicator_casemix(
     data : Registry or Cohort
         The data the indicator was computed on.
 
+    The unit of each course is the indicator's (e.g. that of the first measurement point), as in its table.
+
     Examples
     --------
     >>> import kvarus_research as kr
@@ -374,7 +376,7 @@ def indicator_casemix(
     ind = result.indicator
     flags = check_flags(ind.flags(registry), ind.key)
     courses = registry.courses
-    if len(flags) != len(courses) or not (flags["unit_id"].to_numpy() == courses["unit_id"].to_numpy()).all():
+    if len(flags) != len(courses) or not flags.index.equals(courses.index):
         raise AnalysisError(
             f"case-mix: indicator {ind.key!r} does not have one flag row per course (in course order); only"
             " per-course indicators can be adjusted for characteristics at the start of the course"

@@ -267,3 +267,85 @@ def p_chart(table: pd.DataFrame, *, ax: Any = None, title: str = "", rules: Any 
     if own:
         ax.figure.tight_layout()
     return ax
+
+
+YEAR_COLOURS = ("#c6dbef", "#6baed6", "#08519c")
+
+
+def three_year_bars(
+    table: pd.DataFrame,
+    years: tuple[int, ...] | None = None,
+    *,
+    ax: Any = None,
+    target: Target | None = None,
+    title: str = "",
+    rules: Any = "norway",
+) -> Any:
+    """Unit shares for (up to) three years side by side with 95 % CIs: the layout of the registers' annual reports.
+
+    One group of bars per unit (the pooled small units and the nation last), one bar per year, lightest the
+    earliest; units sorted by the latest year's share. A suppressed bar is blank and labelled with the rules'
+    marker. Units pooled in a year appear in that year's pooled bar, not under their own name.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The protected indicator table (all years).
+    years : tuple of int, optional
+        The years to show; the last three years in the table by default.
+
+    Examples
+    --------
+    >>> import matplotlib; matplotlib.use("Agg")
+    >>> t = pd.DataFrame({"level": ["unit"] * 2 + ["national"] * 2, "group": ["A", "A", "Norway", "Norway"],
+    ...     "year": [2022, 2023] * 2, "n_units": 1, "numerator": [8, 6] * 2, "denominator": 10,
+    ...     "proportion": [0.8, 0.6] * 2, "ci_low": [0.49, 0.31] * 2, "ci_high": [0.94, 0.83] * 2})
+    >>> ax = three_year_bars(t)
+    >>> [round(float(b.get_width()), 1) for b in ax.patches]  # 2022 for A and Norway, then 2023
+    [80.0, 80.0, 60.0, 60.0]
+    """
+    t = table[table["year"].notna().to_numpy(dtype=bool)]
+    all_years = sorted(int(y) for y in pd.unique(t["year"]))
+    years = tuple(years) if years is not None else tuple(all_years[-3:])
+    t = t[t["year"].isin(years).to_numpy(dtype=bool)]
+    t = t[t["level"].isin(("unit", "pooled", "national")).to_numpy(dtype=bool)]
+    latest = t[t["year"] == years[-1]].set_index("group")["proportion"].astype(float)
+    order_key = {"pooled": 0, "unit": 1, "national": 2}  # bottom to top: pooled, units, the nation
+    groups = (
+        t[["group", "level"]].drop_duplicates("group")
+        .assign(_o=lambda d: d["level"].map(order_key), _p=lambda d: d["group"].map(latest).fillna(-1))
+        .sort_values(["_o", "_p"], kind="stable")["group"].tolist()
+    )  # fmt: skip
+    own = ax is None
+    ax = _axes(ax, len(groups) * 1.6)
+    target_bands(ax, target)
+    height = 0.8 / len(years)
+    for j, year in enumerate(years):
+        rows = t[t["year"] == year].set_index("group")
+        colour = YEAR_COLOURS[-len(years) + j] if len(years) <= 3 else None
+        for i, g in enumerate(groups):
+            y = i + (j - (len(years) - 1) / 2) * height
+            row = rows.loc[g] if g in rows.index else None
+            hidden = row is None or pd.isna(row["proportion"]) or pd.isna(row["denominator"])
+            p = 0.0 if hidden else float(row["proportion"]) * 100
+            ax.barh(y, p, height=height * 0.95, color=colour, zorder=2, label=str(year) if i == 0 else None)
+            if row is None:
+                continue
+            if hidden:
+                draw_marker(ax, 101, y, rules, ha="left", fontsize=6, fontweight="normal")
+                continue
+            lo, hi = float(row["ci_low"]) * 100, float(row["ci_high"]) * 100
+            ax.errorbar(p, y, xerr=[[max(p - lo, 0)], [max(hi - p, 0)]], fmt="none", ecolor="black", lw=0.6,
+                        capsize=1.5, zorder=3)  # fmt: skip
+            ax.text(101, y, f"{int(row['numerator'])} av {int(row['denominator'])}", va="center", ha="left",
+                    fontsize=6)  # fmt: skip
+    ax.set_yticks(np.arange(len(groups)), groups, fontsize=8)
+    ax.set_xlim(0, 118)
+    ax.set_xticks([0, 20, 40, 60, 80, 100])
+    ax.set_xlabel("Percent (95 % CI)")
+    ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    if own:
+        ax.figure.tight_layout()
+    return ax

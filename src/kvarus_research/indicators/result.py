@@ -11,7 +11,7 @@ from kvarus_research.errors import AnalysisError
 from kvarus_research.indicators.framework import Indicator, Target, unit_names
 from kvarus_research.results import Definition, Result
 
-PlotKind = Literal["bar", "funnel", "pchart"]
+PlotKind = Literal["bar", "funnel", "pchart", "years"]
 
 
 class IndicatorResult(Result):
@@ -263,18 +263,22 @@ class IndicatorResult(Result):
         overdispersion: str = "none",
         levels: tuple[float, ...] = (0.95, 0.998),
         change_points: tuple[str, ...] = (),
+        years: tuple[int, ...] | None = None,
         **kwargs: Any,
     ) -> Any:
         """Draw the indicator from its protected table (suppressed bars blank, labelled with the rules' marker).
 
         Parameters
         ----------
-        kind : {"bar", "funnel", "pchart"}
+        kind : {"bar", "funnel", "pchart", "years"}
             Bars per unit with target bands, "x av n" labels and CIs; a funnel plot against the national rate;
             or a p-chart over time (``unit_id`` or national, from the protected side table of that unit and
             ``period``, with limits recomputed after each of ``change_points``; 3-sigma and Anhøj signals marked).
         year : int, optional
             The year to show in bar and funnel plots (all years together by default).
+        years : tuple of int, optional
+            ``kind="years"``: unit shares for these years side by side with CIs (the last three by default), the
+            layout of the registers' annual reports.
         method, overdispersion, levels
             Funnel limits (default exact binomial at 95 % and 99.8 %, no overdispersion adjustment); see
             :func:`kvarus_research.indicators.limits.funnel_table`.
@@ -288,6 +292,10 @@ class IndicatorResult(Result):
             table = protected.sides[key].table
             where = "Norway" if unit_id is None else (unit_names or {}).get(unit_id, f"Unit {unit_id}")
             return plots.p_chart(table, ax=ax, title=f"{label}: {where}", rules=protected)
+        if kind == "years":
+            return plots.three_year_bars(
+                protected.table, years, ax=ax, target=target, title=label, rules=protected
+            )
         when = "all years" if year is None else str(year)
         title = f"{label}, {when}"
         t = protected.table
@@ -300,7 +308,7 @@ class IndicatorResult(Result):
                 shown, ax=ax, title=title, rules=protected, method=method, overdispersion=overdispersion,
                 levels=levels,
             )  # fmt: skip
-        raise AnalysisError(f"plot kind {kind!r} is not one of 'bar', 'funnel', 'pchart'")
+        raise AnalysisError(f"plot kind {kind!r} is not one of 'bar', 'funnel', 'pchart', 'years'")
 
 
 def _protect_spc(table: pd.DataFrame, rules: Any, enabled: bool = True) -> Any:
