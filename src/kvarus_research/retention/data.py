@@ -47,16 +47,32 @@ class TimeToEvent:
     exclusions: pd.DataFrame
     dropout: tuple[str, ...]
     causes: tuple[str, ...]
-    extract_date: pd.Timestamp
+    extract_date: pd.Timestamp | None
     time_unit: str
     codebook: Codebook = field(default_factory=load_codebook)
     n_input: int = 0
     opted_out_courses: int | None = None
+    #: ``"courses"`` (the registry path, :func:`time_to_event`) or ``"frame"`` (:func:`from_frame`).
+    source: str = "courses"
+    #: Default group column of the curves and tests (``from_frame(by=)``).
+    by: str | None = None
+    #: Column identifying the cluster of each row (``from_frame(cluster=)``), e.g. the patient.
+    cluster: str | None = None
 
     @property
     def definition(self) -> Definition:
         """Population and the event definition, in words."""
         excl = "; ".join(f"{r.reason}: {r.n}" for r in self.exclusions.itertuples()) or "none"
+        if self.source == "frame":
+            return Definition(
+                population=f"{len(self.table)} of {self.n_input} rows (excluded: {excl})",
+                method="time and ending given per row (from_frame); event 0 is censored",
+                details={
+                    "competing causes": ", ".join(self.causes),
+                    "time unit": self.time_unit,
+                    **({"cluster": self.cluster} if self.cluster else {}),
+                },
+            )
         return Definition(
             population=f"{len(self.table)} of {self.n_input} courses (excluded: {excl})",
             method="time from course start to ending; active courses censored at the extract date",
@@ -75,6 +91,8 @@ class TimeToEvent:
 
     def label(self, column: str) -> str:
         """Codebook label of a column (``age_group`` and structural columns get readable names)."""
+        if self.source == "frame":
+            return column
         own = {
             "age_group": "Age group",
             "unit_name": "Unit",
@@ -97,6 +115,8 @@ class TimeToEvent:
         >>> tte.cause_label("dropout"), tte.cause_label("transferred")
         ('Dropout (Interrupted)', 'Transferred to another legal entity')
         """
+        if self.source == "frame":
+            return cause
         status = "behandlingsstatus"
 
         def one(ending: str) -> str:
@@ -136,6 +156,18 @@ def _course_frame(data: Any) -> tuple[pd.DataFrame, pd.Timestamp | None, Codeboo
     raise AnalysisError(
         f"retention analyses take a Cohort, a Registry or a DataFrame of courses, not {type(data).__name__}"
     )
+
+
+def _excluded(reasons: Sequence[tuple[str, np.ndarray]], n: int) -> tuple[np.ndarray, pd.DataFrame]:
+    """Rows kept, and the table of rows excluded by the first reason that applies to each (reason, n)."""
+    dropped = np.zeros(n, dtype=bool)
+    rows = []
+    for reason, mask in reasons:
+        new = mask & ~dropped
+        if new.any():
+            rows.append((reason, int(new.sum())))
+        dropped |= new
+    return ~dropped, pd.DataFrame(rows, columns=["reason", "n"])
 
 
 def _age_groups(age: pd.Series, bins: Sequence[float]) -> pd.Series:
@@ -229,15 +261,7 @@ def time_to_event(
         ("end after extract date", (~active) & (end > extract_date).fillna(False).to_numpy()),
         ("end before start", (stop < start).fillna(False).to_numpy()),
     ]
-    dropped = np.zeros(len(df), dtype=bool)
-    rows = []
-    for reason, mask in reasons:
-        new = mask & ~dropped
-        if new.any():
-            rows.append((reason, int(new.sum())))
-        dropped |= new
-    exclusions = pd.DataFrame(rows, columns=["reason", "n"])
-    keep = ~dropped
+    keep, exclusions = _excluded(reasons, len(df))
     out = df.loc[keep].reset_index(drop=True)
     days = (stop[keep] - start[keep]).dt.days.to_numpy(dtype=float)
     out["duration"] = days / TIME_UNITS[time_unit]
@@ -270,6 +294,146 @@ def time_to_event(
         codebook=codebook,
         n_input=len(df),
         opted_out_courses=opted_out,
+    )
+
+
+def _cause_values(event: pd.Series, causes: Any) -> tuple[pd.Series, list[Any], list[str]]:
+    """``event`` with numbers made integers where they are, the cause values in order, and their names."""
+    ev = event
+    if pd.api.types.is_bool_dtype(ev):
+        ev = ev.astype("Int64")
+    if pd.api.types.is_numeric_dtype(ev):
+        num = pd.to_numeric(ev)
+        whole = num.dropna()
+        if (whole == np.round(whole)).all():
+            ev = num.astype("Int64")
+    ev = ev.astype(object).where(ev.notna(), None)
+    censored = ev.map(lambda v: v == "0" if isinstance(v, str) else (v is not None and v == 0)).astype(bool)
+    present = list(pd.unique(ev[~censored & ev.notna()]))
+    if causes is None:
+        values = sorted(present, key=lambda v: (isinstance(v, str), v))
+        names = [str(v) for v in values]
+    elif isinstance(causes, dict):
+        values, names = list(causes), [str(n) for n in causes.values()]
+    else:
+        values = list(causes)
+        names = [str(v) for v in values]
+    if len(set(names)) != len(names):
+        raise AnalysisError(f"causes: names {names} are not distinct")
+    unknown = [v for v in present if v not in values]
+    if unknown:
+        raise AnalysisError(
+            f"event value(s) {unknown} are neither 0 (censored) nor one of the causes {values}"
+        )
+    return ev.where(~censored, 0), values, names
+
+
+def from_frame(
+    df: pd.DataFrame,
+    *,
+    time: str,
+    event: str,
+    entry: str | None = None,
+    cluster: str | None = None,
+    causes: Sequence[Any] | dict[Any, str] | None = None,
+    by: str | None = None,
+    time_unit: str = "days",
+) -> TimeToEvent:
+    """Time-to-event data from a plain data frame with a time and an event column.
+
+    The same :class:`TimeToEvent` the registry path (:func:`time_to_event`) produces, so
+    :func:`kaplan_meier`, :func:`cumulative_incidence`, :func:`gray_test` and :func:`cox` take it.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per course (or subject).
+    time : str
+        Column of the time from the origin to the ending or to censoring (non-negative, in ``time_unit``).
+    event : str
+        Column of the ending: 0 (or ``False``) for censored, otherwise a cause code or label (``1``, ``2``,
+        ``"dropout"`` ...).
+    entry : str, optional
+        Delayed entry (left truncation): not supported yet, and refused rather than ignored.
+    cluster : str, optional
+        Column identifying clusters of rows (e.g. the patient of repeat courses); kept as ``.cluster``.
+    causes : sequence or dict, optional
+        The cause values in order (cause 1 first), or a dict ``{event value: cause name}``. Default: every
+        non-zero value of ``event``, sorted, named by its text. A cause called ``"dropout"`` is the default
+        cause of :func:`gray_test` and the ``event="dropout"`` of :func:`cox`.
+    by : str, optional
+        Default group column of the curves and tests when they are given no ``by=``.
+    time_unit : {"days", "weeks", "months", "years"}
+        Unit of ``time`` (labels and the default horizon of one year).
+
+    Returns
+    -------
+    TimeToEvent
+        ``.table`` holds every column of ``df`` plus ``duration``, ``event`` (1 ended, 0 censored), ``cause``
+        (name, ``"censored"``), ``cause_code`` (0 censored, 1.. in the order of ``causes``) and ``course_id``
+        (the row's index label when ``df`` has none); ``.exclusions`` the rows left out with their reason.
+
+    Raises
+    ------
+    AnalysisError
+        Missing columns, event values that are not among ``causes``, an unknown time unit, or ``entry=``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({"t": [2.0, 3.0, 3.0, 5.0, None], "status": [1, 0, 2, 1, 1]})
+    >>> tte = from_frame(df, time="t", event="status", causes={1: "dropout", 2: "completed"})
+    >>> tte.table[["duration", "cause", "cause_code"]].values.tolist()
+    [[2.0, 'dropout', 1], [3.0, 'censored', 0], [3.0, 'completed', 2], [5.0, 'dropout', 1]]
+    >>> tte.exclusions.values.tolist()
+    [['missing time', 1]]
+    """
+    if entry is not None:
+        raise AnalysisError(
+            f"entry={entry!r}: delayed entry (left truncation) is not supported yet (issue 15); "
+            "the curves would count rows at risk before they entered"
+        )
+    if not isinstance(df, pd.DataFrame):
+        raise AnalysisError(f"from_frame takes a DataFrame, not {type(df).__name__}")
+    if time_unit not in TIME_UNITS:
+        raise AnalysisError(f"time_unit {time_unit!r} is not one of {list(TIME_UNITS)}")
+    needed = [c for c in (time, event, cluster, by) if c is not None]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise AnalysisError(f"from_frame: no column(s) {missing}; available: {sorted(map(str, df.columns))}")
+    dur = pd.to_numeric(df[time], errors="coerce")
+    ev, values, names = _cause_values(df[event].reset_index(drop=True), causes)
+    dur_v = dur.to_numpy(dtype=float)
+    reasons = [
+        ("missing time", ~np.isfinite(dur_v)),
+        ("missing event", ev.isna().to_numpy()),
+        ("negative time", np.isfinite(dur_v) & (dur_v < 0)),
+    ]
+    keep, exclusions = _excluded(reasons, len(df))
+    out = df.loc[keep].copy()
+    if "course_id" not in out.columns:
+        out.insert(0, "course_id", out.index.to_numpy())
+    out = out.reset_index(drop=True)
+    kept = ev[keep].reset_index(drop=True)
+    code_of = {v: i + 1 for i, v in enumerate(values)}
+    code = kept.map(lambda v: 0 if v == 0 and not isinstance(v, str) else code_of[v]).astype(np.int16)
+    name = np.array(["censored", *names], dtype=object)[code.to_numpy()]
+    out["duration"] = dur_v[keep]
+    out["cause"] = name
+    out["ending_type"] = np.where(code.to_numpy() > 0, name, "active")
+    out["event"] = (code.to_numpy() > 0).astype(np.int8)
+    out["cause_code"] = code.to_numpy()
+    return TimeToEvent(
+        table=out,
+        exclusions=exclusions,
+        dropout=(DROPOUT,) if DROPOUT in names else (),
+        causes=tuple(names),
+        extract_date=None,
+        time_unit=time_unit,
+        n_input=len(df),
+        source="frame",
+        by=by,
+        cluster=cluster,
     )
 
 

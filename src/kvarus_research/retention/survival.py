@@ -43,7 +43,10 @@ class SurvivalResult(Result):
         Per group (and cause): courses, events, median with CI (Kaplan–Meier), restricted mean time in
         treatment with CI at ``horizon``, or cumulative incidence at ``horizon`` with CI (Aalen–Johansen).
     tests : DataFrame
-        Log-rank tests between groups (empty without ``by``).
+        Tests between groups (empty without ``by``): ``cause, groups, test, statistic, df, p_value``, the
+        ``test`` column naming the method. Kaplan–Meier: the log-rank test. Cumulative incidence: Gray's test of
+        each cause's cumulative incidence (the curves drawn) and the cause-specific log-rank test of each cause
+        (its hazard, the other endings censored); they answer different questions.
     """
 
     count_columns = ("n_at_risk", "n_events", "cum_events")
@@ -216,6 +219,7 @@ def _fit(
     min_at_risk: int,
 ) -> SurvivalResult:
     tte = as_time_to_event(data, dropout=dropout, extract_date=extract_date, time_unit=time_unit)
+    by = by if by is not None else tte.by
     t = tte.table
     if len(t) == 0:
         raise AnalysisError("no courses left to analyse after exclusions: " + tte.definition.population)
@@ -344,7 +348,12 @@ def _logrank(tte: TimeToEvent, by: str, causes: Sequence[str], kind: str, alpha:
                 "p_value": float(chi2.sf(stat, df)),
             }
         )
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if kind != "km":  # the test of the curves themselves, beside the cause-specific tests of hazards
+        from kvarus_research.retention.competing import gray_rows
+
+        out = pd.concat([gray_rows(tte, by, causes), out], ignore_index=True)
+    return out
 
 
 def kaplan_meier(
@@ -444,7 +453,8 @@ def cumulative_incidence(
     -------
     SurvivalResult
         ``.table`` (one curve per group and cause), ``.summary`` (incidence at ``horizon``), ``.tests``
-        (cause-specific log-rank tests across groups).
+        (Gray's test of each cause's cumulative incidence across groups, and the cause-specific log-rank tests,
+        named in the ``test`` column; see :func:`kvarus_research.retention.gray_test`).
 
     Examples
     --------
