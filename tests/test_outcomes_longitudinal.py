@@ -97,13 +97,14 @@ def test_gee_and_categorical_covariate_match_statsmodels() -> None:
 @pytest.mark.filterwarnings("ignore:The MLE may be on the boundary")
 def test_continuous_time_random_slope_matches_statsmodels(artifacts) -> None:
     df = panel(n=120, seed=2)
-    res = longitudinal(df, "dager_rus_30", time="continuous", random_slope=True)
-    d = df.assign(t=df["days_since_start"] / 365.25)
+    res = longitudinal(df, "dager_rus_30", time="continuous", random_slope=True)  # time in months by default
+    d = df.assign(t=df["days_since_start"] / (365.25 / 12))
     direct = smf.mixedlm("dager_rus_30 ~ t", d, groups=d["course_id"], re_formula="~t").fit(
         reml=True, method=["lbfgs"]
     )
     np.testing.assert_allclose(res.model.fe_params.to_numpy(), direct.fe_params.to_numpy(), rtol=1e-3)
-    # the EMM at each timepoint is intercept + slope * mean years at that timepoint
+    assert res.definition.details["time unit"] == "months"
+    # the EMM at each timepoint is intercept + slope * mean months at that timepoint
     mean_t = d.groupby("timepoint")["t"].mean().reindex(TPS).to_numpy()
     expected = direct.fe_params["Intercept"] + direct.fe_params["t"] * mean_t
     np.testing.assert_allclose(res.table["emm"], expected, rtol=1e-3)

@@ -2,13 +2,20 @@
 
 Every registered value of the outcome at the chosen timepoints enters (no complete-case restriction: the mixed
 model is valid when values are missing at random given the observed ones). Time is a category (one mean per
-timepoint, the first as reference) or continuous (years since course start, ``days_since_start / 365.25``).
+timepoint, the first as reference) or continuous (time since course start in the unit chosen by ``time_unit``:
+days, weeks, months (default, ``days_since_start / 30.4375``) or years (``/ 365.25``)); random slopes are on the
+same scale.
 Baseline covariates are course-level values taken at the first timepoint (or from the course table).
 
 Estimated marginal means (EMMs) per timepoint are ``L beta`` with ``L`` the design row of that timepoint and every
 covariate column at its mean over the analysed observations (so categorical covariates are averaged over their
 observed distribution); their variance is ``L V L'`` with ``V`` the fixed effects' covariance (model-based for
 MixedLM, robust sandwich for GEE), and the CI is normal (Wald).
+
+Mixed-model standard errors are by default the standard model-based ones that lme4, nlme and SAS report:
+``Cov(beta) = (X' V^-1 X)^-1`` with ``V`` block-diagonal, ``V_i = Z_i G Z_i' + sigma^2 I`` at the (RE)ML estimates
+(computed per course by the Woodbury identity). ``se="hessian"`` gives statsmodels' inverse of the full observed
+information including the variance parameters, as before.
 """
 
 from __future__ import annotations
@@ -23,7 +30,6 @@ import pandas as pd
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import stats
-from statsmodels.regression.mixed_linear_model import MixedLMParams
 
 from kvarus_research.codebook import Codebook
 from kvarus_research.errors import AnalysisError
@@ -36,7 +42,10 @@ from kvarus_research.outcomes._data import (
     numeric,
     resolve_codebook,
 )
+from kvarus_research.outcomes._mixed import _start_params, model_based_cov
 from kvarus_research.results import Definition, Result, draw_marker, hidden
+
+TIME_UNITS: dict[str, float] = {"days": 1.0, "weeks": 7.0, "months": 365.25 / 12, "years": 365.25}
 
 
 class LongitudinalResult(Result):
@@ -45,8 +54,8 @@ class LongitudinalResult(Result):
     Attributes
     ----------
     table : DataFrame
-        ``timepoint, time_years, n_obs, emm, se, ci_low, ci_high, diff, diff_ci_low, diff_ci_high`` (``diff`` =
-        EMM minus the first timepoint's EMM).
+        ``timepoint, time, time_years, n_obs, emm, se, ci_low, ci_high, diff, diff_ci_low, diff_ci_high``
+        (``time`` = mean time since start in ``time_unit``, ``diff`` = EMM minus the first timepoint's EMM).
     coefficients : DataFrame
         Fixed effects: ``term, estimate, se, ci_low, ci_high, p_value``.
     model : statsmodels results
@@ -103,7 +112,8 @@ class LongitudinalResult(Result):
             _, ax = plt.subplots(figsize=(7, 4.5))
         tab = protected.table.reset_index(drop=True)
         continuous = definition.details.get("time") == "continuous"
-        xpos = tab["time_years"].astype(float).to_numpy() if continuous else np.arange(len(tab), dtype=float)
+        tcol = "time" if "time" in tab.columns else "time_years"
+        xpos = tab[tcol].astype(float).to_numpy() if continuous else np.arange(len(tab), dtype=float)
         gone = hidden(protected, "n_obs") | hidden(protected, "emm")
         emm = tab["emm"].astype(float).to_numpy()
         lo, hi = tab["ci_low"].astype(float).to_numpy(), tab["ci_high"].astype(float).to_numpy()
@@ -117,7 +127,8 @@ class LongitudinalResult(Result):
             for x in xpos[gone]:
                 draw_marker(ax, x, y_mid, protected)
         if continuous:
-            ax.set_xlabel("Years since course start")
+            unit = definition.details.get("time unit", "years") if tcol == "time" else "years"
+            ax.set_xlabel(f"{str(unit).capitalize()} since course start")
             for x, name in zip(xpos, tab["timepoint"], strict=True):
                 ax.annotate(str(name), (x, ax.get_ylim()[0]), fontsize=8, ha="center", va="bottom")
         else:
@@ -137,6 +148,7 @@ def _design(
     covariates: Sequence[str],
     cb: Codebook,
     courses: pd.DataFrame | None,
+    days_per_unit: float = TIME_UNITS["months"],
 ) -> tuple[pd.DataFrame, list[str], dict[str, int]]:
     rows = long[long["timepoint"].astype(str).isin(timepoints)]
     y = numeric(rows[outcome])
@@ -149,7 +161,8 @@ def _design(
         {
             "course_id": rows["course_id"].to_numpy(),
             "tp": pd.Categorical(rows["timepoint"].astype(str), categories=timepoints),
-            "t": days / 365.25,
+            "t": days / days_per_unit,
+            "t_years": days / 365.25,
             "y": y,
         }
     )
@@ -179,45 +192,6 @@ def _design(
     return frame.reset_index(drop=True), terms, excl
 
 
-def _start_params(model: Any, groups: np.ndarray, reml: bool) -> MixedLMParams:
-    """Start values for a random-intercept model at the (RE)ML optimum, found by a fast vectorised search.
-
-    With ``V_i = sigma^2 (I + g J)`` for a course with ``n_i`` values, ``V_i^-1 = (I - g/(1 + n_i g) J) / sigma^2``,
-    so ``X'V^-1 X``, ``X'V^-1 y`` and ``y'V^-1 y`` need only per-course column sums. The profile log-likelihood in
-    ``g`` (REML: ``-(N-p)/2 log r'Wr - 1/2 sum log(1 + n_i g) - 1/2 log|X'WX|``) is maximised over ``log g``;
-    statsmodels then starts at the optimum, so its optimiser only confirms it (one or two likelihood passes over
-    the courses instead of many) before computing the Hessian for the standard errors.
-    """
-    y = np.asarray(model.endog, dtype=float)
-    X = np.asarray(model.exog, dtype=float)
-    codes, _ = pd.factorize(groups)
-    n_g = np.bincount(codes).astype(float)
-    sx = np.zeros((len(n_g), X.shape[1]))
-    np.add.at(sx, codes, X)
-    sy = np.bincount(codes, weights=y)
-    xtx, xty, yty = X.T @ X, X.T @ y, y @ y
-    n, p = X.shape
-    dof = n - p if reml else n
-
-    def parts(g: float) -> tuple[float, np.ndarray]:
-        c = g / (1 + n_g * g)
-        a = xtx - (sx * c[:, None]).T @ sx
-        b = xty - (sx * c[:, None]).T @ sy
-        beta = np.linalg.solve(a, b)
-        rss = yty - np.sum(c * sy**2) - beta @ b
-        ll = -0.5 * dof * np.log(rss) - 0.5 * np.sum(np.log1p(n_g * g))
-        if reml:
-            ll -= 0.5 * np.linalg.slogdet(a)[1]
-        return float(ll), beta
-
-    from scipy.optimize import minimize_scalar
-
-    opt = minimize_scalar(lambda lg: -parts(float(np.exp(lg)))[0], bounds=(-12, 8), method="bounded",
-                          options={"xatol": 1e-9})  # fmt: skip
-    g = float(np.exp(opt.x))
-    return MixedLMParams.from_components(fe_params=parts(g)[1], cov_re=np.array([[g]]))
-
-
 def longitudinal(
     data: Any,
     outcome: str,
@@ -229,6 +203,8 @@ def longitudinal(
     method: str = "mixed",
     ci: float = 0.95,
     reml: bool = True,
+    time_unit: str = "months",
+    se: str = "model",
     courses: pd.DataFrame | None = None,
     codebook: Codebook | None = None,
     language: str = "en",
@@ -242,7 +218,7 @@ def longitudinal(
     outcome : str
         A continuous outcome of the codebook.
     time : {"category", "continuous"}
-        Time as one mean per timepoint, or linear in years since course start.
+        Time as one mean per timepoint, or linear in time since course start (in ``time_unit``).
     timepoints : sequence of str, optional
         Timepoints to model, in order; by default all, ordered by ``timepoint_order``.
     covariates : sequence of str
@@ -250,11 +226,17 @@ def longitudinal(
         columns such as ``age_at_start``); codebook enums enter as categories. Courses missing one are counted
         and left out.
     random_slope : bool
-        MixedLM only: a random slope on years since start, correlated with the intercept.
+        MixedLM only: a random slope on time since start (in ``time_unit``), correlated with the intercept.
     method : {"mixed", "gee"}
         statsmodels MixedLM (REML by default) or GEE with exchangeable working correlation and robust SEs.
     ci : float
     reml : bool
+    time_unit : {"days", "weeks", "months", "years"}
+        Unit of continuous time and of random slopes: the slope is the change per unit (a month is
+        365.25 / 12 days).
+    se : {"model", "hessian"}
+        MixedLM fixed-effect covariance: model-based ``(X' V^-1 X)^-1`` as lme4 reports it (default), or
+        statsmodels' inverse of the full Hessian including the variance parameters.
     courses : DataFrame, optional
         Course table for course-level covariates.
     codebook : Codebook, optional
@@ -283,6 +265,10 @@ def longitudinal(
         raise AnalysisError(f"time must be 'category' or 'continuous', got {time!r}")
     if method not in ("mixed", "gee"):
         raise AnalysisError(f"method must be 'mixed' or 'gee', got {method!r}")
+    if time_unit not in TIME_UNITS:
+        raise AnalysisError(f"time_unit must be one of {sorted(TIME_UNITS)}, got {time_unit!r}")
+    if se not in ("model", "hessian"):
+        raise AnalysisError(f"se must be 'model' or 'hessian', got {se!r}")
     long = long_frame(data)
     check_columns(long, [outcome])
     cb = resolve_codebook(data, codebook)
@@ -301,7 +287,9 @@ def longitudinal(
     check_timepoints(long, timepoints)
     if (time == "continuous" or random_slope) and "days_since_start" not in long.columns:
         raise AnalysisError("continuous time and random slopes need the column 'days_since_start'")
-    frame, terms, excl = _design(data, long, outcome, timepoints, covariates, cb, courses)
+    frame, terms, excl = _design(
+        data, long, outcome, timepoints, covariates, cb, courses, TIME_UNITS[time_unit]
+    )
     if time == "continuous" or random_slope:
         bad = frame["t"].isna()
         excl["observations_missing_days_since_start"] = int(bad.sum())
@@ -323,7 +311,7 @@ def longitudinal(
             fit = model.fit(reml=reml, method=["lbfgs"], start_params=start)
             fe = fit.fe_params
             desc = f"linear mixed model (statsmodels MixedLM, {'REML' if reml else 'ML'}), random intercept per course"
-            desc += " and random slope on years since start" if random_slope else ""
+            desc += f" and random slope on {time_unit} since start" if random_slope else ""
         else:
             model = smf.gee(formula, groups="course_id", data=frame, cov_struct=sm.cov_struct.Exchangeable())
             fit = model.fit()
@@ -331,7 +319,17 @@ def longitudinal(
             desc = "GEE (statsmodels), Gaussian, exchangeable working correlation, robust sandwich SEs"
         caught = sorted({str(x.message).splitlines()[0] for x in w})
     names = list(fe.index)
-    vcov = fit.cov_params().loc[names, names].to_numpy()
+    if method == "mixed" and se == "model":
+        vcov = model_based_cov(model, fit)
+        se_desc = "model-based SEs (X'V^-1 X)^-1 as in lme4"
+    elif method == "mixed":
+        vcov = fit.cov_params().loc[names, names].to_numpy()
+        se_desc = "SEs from statsmodels' full-Hessian inverse (including the variance parameters)"
+    else:
+        vcov = fit.cov_params().loc[names, names].to_numpy()
+        se_desc = "robust sandwich SEs"
+    if method == "mixed":
+        desc += "; " + se_desc
     beta = fe.to_numpy()
     table, coefs = _emms(model, frame, beta, vcov, names, timepoints, time, ci)
     cov_names = {f"c{i}": name for i, name in enumerate(covariates)}
@@ -344,6 +342,8 @@ def longitudinal(
             "formula": _readable(formula, covariates),
             "covariates": ", ".join(covariates) or "none",
             "time": time,
+            "time unit": time_unit if (time == "continuous" or random_slope) else "none",
+            "standard errors": se_desc,
             "model": "MixedLM" if method == "mixed" else "GEE",
             "ci": f"{ci:.0%}",
             "courses": int(frame["course_id"].nunique()),
@@ -382,6 +382,7 @@ def _emms(
         )
     z = stats.norm.ppf((1 + ci) / 2)
     mean_t = frame.groupby("tp", observed=False)["t"].mean()
+    mean_years = frame.groupby("tp", observed=False)["t_years"].mean()
     n_obs = frame["tp"].value_counts().reindex(timepoints, fill_value=0)
     rows, ls = [], []
     for tp in timepoints:
@@ -391,7 +392,8 @@ def _emms(
         L = np.where(time_cols, row, xbar)
         ls.append(L)
         est, se = float(L @ beta), float(np.sqrt(L @ vcov @ L))
-        rows.append({"timepoint": tp, "time_years": float(mean_t.get(tp, np.nan)), "n_obs": int(n_obs[tp]),
+        rows.append({"timepoint": tp, "time": float(mean_t.get(tp, np.nan)),
+                     "time_years": float(mean_years.get(tp, np.nan)), "n_obs": int(n_obs[tp]),
                      "emm": est, "se": se, "ci_low": est - z * se, "ci_high": est + z * se})  # fmt: skip
     for r, L in zip(rows, ls):
         D = L - ls[0]
