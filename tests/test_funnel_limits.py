@@ -194,3 +194,41 @@ def test_indicator_result_funnel_uses_the_published_table() -> None:
         assert row["upper_998"] == pytest.approx(min(ref_hi, 1.0)) and row["lower_998"] == pytest.approx(
             max(ref_lo, 0)
         )
+
+
+def test_coverage_beside_the_funnel_from_the_published_coverage_table() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import kvarus_research as kr
+    from kvarus_research.indicators import MUTUAL_AGREEMENT, coverage
+    from kvarus_research.indicators.limits import published_coverage
+
+    reg = kr.synthetic.generate(n_courses=1500, seed=5)
+    res, cov = MUTUAL_AGREEMENT.compute(reg), coverage(reg)
+    f = res.funnel(2023, coverage=cov)
+    pub = cov.published().table
+    pub = pub[(pub["level"] == "unit").to_numpy() & pub["year"].eq(2023).fillna(False).to_numpy(dtype=bool)]
+    by_name = dict(
+        zip(pub["group"], pub["registered"].astype(float) / pub["expected"].astype(float), strict=True)
+    )
+    units = f.table[f.table["level"] == "unit"]
+    for _, row in units.iterrows():
+        expect = by_name.get(row["group"], np.nan)
+        assert (np.isnan(row["coverage"]) and np.isnan(expect)) or row["coverage"] == pytest.approx(expect)
+        assert row["low_coverage"] == (row["coverage"] < 0.6)
+    assert "coverage" in f.definition.details
+    ax = res.plot(kind="funnel", year=2023, coverage=cov)
+    ringed = [c for c in ax.collections if c.get_label() == "coverage < 60 %"]
+    assert units["low_coverage"].any()  # the synthetic registry has under-registering units
+    assert len(ringed[0].get_offsets()) == int(f.table["low_coverage"].sum())
+    # all years: Σ registered / Σ expected over the published years; none for a unit with a hidden cell
+    all_years = published_coverage(cov)
+    pub = cov.published().table
+    pub = pub[(pub["level"] == "unit").to_numpy() & pub["year"].notna().to_numpy(dtype=bool)]
+    for name, part in pub.groupby("group"):
+        e, r = part["expected"].astype(float), part["registered"].astype(float)
+        if e.isna().any() or r.isna().any():
+            assert np.isnan(all_years[name])
+        else:
+            assert all_years[name] == pytest.approx(r.sum() / e.sum())

@@ -325,6 +325,7 @@ def funnel_table(
     overdispersion: OverdispersionMethod = "none",
     levels: tuple[float, ...] = DEFAULT_LEVELS,
     winsorise: float = 0.1,
+    coverage: Any = None,
 ) -> Funnel:
     """Limits and flags for the units of a (protected) indicator table of one year.
 
@@ -347,6 +348,9 @@ def funnel_table(
         Levels of the limits (default 95 % and 99.8 %).
     winsorise : float
         Share winsorised in each tail when estimating φ.
+    coverage : Series, optional
+        Coverage by unit name (:func:`published_coverage`): adds ``coverage`` and ``low_coverage`` (below
+        :data:`LOW_COVERAGE`, 60 %) per unit.
 
     Examples
     --------
@@ -394,6 +398,9 @@ def funnel_table(
         out[f"lower_{key}"], out[f"upper_{key}"] = lo, hi
         # compared in counts, so a count on a limit is inside
         out[f"flag_{key}"] = np.where(x > hi * n + 1e-9, "high", np.where(x < lo * n - 1e-9, "low", ""))
+    if coverage is not None:
+        out["coverage"] = out["group"].map(coverage).astype(float).to_numpy()
+        out["low_coverage"] = (out["coverage"] < LOW_COVERAGE).to_numpy()
     details = {
         "target p0": f"{p0 * 100:.2f} %",
         "units": f"{len(out)} unit(s) with published counts; {int(hidden.sum())} unit(s) hidden by disclosure"
@@ -404,6 +411,11 @@ def funnel_table(
         "flag": "a unit is flagged when its count lies outside the limits (a count on a limit is inside)",
         "default": "exact binomial limits without overdispersion adjustment",
     }
+    if coverage is not None:
+        details["coverage"] = (
+            f"coverage (dekningsgrad) of the same period beside each unit; below {LOW_COVERAGE:.0%} flagged as not"
+            " comparable (missing where a coverage cell is hidden)"
+        )
     definition = Definition(
         population="units and pooled small units of the indicator table",
         method=describe_limits(method, overdispersion, None, levels),
@@ -412,3 +424,53 @@ def funnel_table(
     return Funnel(
         table=out, definition=definition, p0=p0, overdispersion=estimate, n_hidden=int(hidden.sum())
     )
+
+
+#: Coverage (dekningsgrad) below which a unit's share is flagged as not comparable (as other Norwegian registers do).
+LOW_COVERAGE = 0.6
+
+
+def published_coverage(coverage: Any, year: int | None = None, *, rules: Any = "norway") -> Any:
+    """Each unit's coverage (dekningsgrad) for ``year`` from a coverage result's *published* table.
+
+    For all years (``year=None``): Σ registered / Σ expected over the unit's years, missing when any of those
+    cells is hidden (a ratio over hidden cells could be solved for them).
+
+    Parameters
+    ----------
+    coverage : CoverageResult or DataFrame
+        :func:`kvarus_research.indicators.coverage`'s result (published under ``rules``), or a table with
+        ``level, group, year, expected, registered``.
+
+    Returns
+    -------
+    Series
+        Coverage share by unit name (``group``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"level": "unit", "group": ["A", "A", "B", "B"], "year": [2022, 2023] * 2,
+    ...     "expected": [20, 20, 10, pd.NA], "registered": [18, 10, 5, pd.NA]})
+    >>> published_coverage(t).round(2).to_dict()
+    {'A': 0.7, 'B': nan}
+    >>> published_coverage(t, 2022).to_dict()
+    {'A': 0.9, 'B': 0.5}
+    """
+    import pandas as pd
+
+    t = coverage if isinstance(coverage, pd.DataFrame) else coverage.published(rules).table
+    t = t[(t["level"] == "unit").to_numpy(dtype=bool)]
+    if year is not None:
+        t = t[t["year"].eq(year).fillna(False).to_numpy(dtype=bool)]
+    else:
+        t = t[t["year"].notna().to_numpy(dtype=bool)]
+    e = pd.to_numeric(t["expected"], errors="coerce").astype(float)
+    r = pd.to_numeric(t["registered"], errors="coerce").astype(float)
+    g = pd.DataFrame({"group": t["group"].to_numpy(), "e": e.to_numpy(), "r": r.to_numpy()}).groupby("group")
+    # a unit with any hidden cell gets no coverage
+    hidden = g["e"].apply(lambda s: s.isna().any()) | g["r"].apply(lambda s: s.isna().any())
+    out = g["r"].sum() / g["e"].sum()
+    out[hidden] = np.nan
+    out.index.name = None
+    return out

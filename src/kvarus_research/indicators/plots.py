@@ -145,6 +145,7 @@ def funnel_plot(
     method: LimitMethod = "exact",
     overdispersion: OverdispersionMethod = "none",
     levels: tuple[float, ...] = DEFAULT_LEVELS,
+    coverage: Any = None,
 ) -> Any:
     """Funnel plot: each unit's proportion against its denominator, with limits around the national rate (the
     ``national`` row); see :func:`kvarus_research.indicators.limits.funnel_table`.
@@ -152,7 +153,9 @@ def funnel_plot(
     The limits are exact binomial by default (``method="normal"`` for the normal approximation,
     ``overdispersion="multiplicative"`` or ``"additive"`` to widen them by φ or τ² estimated from the shown units).
     Units outside the outermost limits are drawn in red and named. Suppressed units are not drawn; the legend says
-    how many, with the rules' marker. The method (with φ/τ²) is written under the axes.
+    how many, with the rules' marker. The method (with φ/τ²) is written under the axes. With ``coverage`` (by
+    unit name, see :func:`~kvarus_research.indicators.limits.published_coverage`), units whose coverage is below
+    60 % are ringed in orange.
 
     Examples
     --------
@@ -163,7 +166,9 @@ def funnel_plot(
     >>> ax.collections[0].get_offsets().tolist()
     [[40.0, 75.0], [20.0, 50.0]]
     """
-    funnel = funnel_table(table, method=method, overdispersion=overdispersion, levels=levels)
+    funnel = funnel_table(
+        table, method=method, overdispersion=overdispersion, levels=levels, coverage=coverage
+    )
     p0, shown = funnel.p0, funnel.table
     own = ax is None
     ax = _axes(ax, n_rows=10)
@@ -172,6 +177,10 @@ def funnel_plot(
     outer = f"flag_{_level_key(max(levels))}"
     flagged = (shown[outer] != "").to_numpy(dtype=bool) if len(shown) else np.zeros(0, dtype=bool)
     ax.scatter(n, p * 100, color=np.where(flagged, "#cb181d", "#2171b5"), zorder=3, s=18, label="unit")
+    if "low_coverage" in shown and shown["low_coverage"].any():
+        low_cov = shown["low_coverage"].to_numpy(dtype=bool)
+        ax.scatter(n[low_cov], p[low_cov] * 100, facecolors="none", edgecolors="#fd8d3c", s=60, lw=1.4, zorder=4,
+                   label="coverage < 60 %")  # fmt: skip
     top = max(10.0, n.max() * 1.1 if len(n) else 10.0)
     grid = np.unique(np.rint(np.geomspace(1, top, 400)))  # whole denominators: the exact limits are per count
     styles = ("--", ":", "-.")

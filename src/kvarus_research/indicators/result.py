@@ -208,12 +208,15 @@ class IndicatorResult(Result):
         method: Literal["exact", "normal"] = "exact",
         overdispersion: Literal["none", "multiplicative", "additive"] = "none",
         levels: tuple[float, ...] = (0.95, 0.998),
+        coverage: Any = None,
     ) -> Any:
         """Funnel limits and flags per unit against the national rate, from the published (protected) table.
 
         The same numbers as ``plot(kind="funnel")``: units hidden by disclosure control are neither shown nor used
         to estimate overdispersion. Default: exact binomial limits at 95 % and 99.8 % without overdispersion
-        adjustment (φ and τ² are estimated and stated in the definition either way).
+        adjustment (φ and τ² are estimated and stated in the definition either way). With ``coverage`` (a
+        :class:`~kvarus_research.indicators.coverage.CoverageResult`), each unit's published coverage for the same
+        period is added, flagged below 60 %.
 
         Returns
         -------
@@ -235,7 +238,10 @@ class IndicatorResult(Result):
         t = self.published(rules).table
         mask = t["year"].isna() if year is None else t["year"].eq(year).fillna(False)
         shown = t[mask.to_numpy(dtype=bool)].reset_index(drop=True)
-        return funnel_table(shown, method=method, overdispersion=overdispersion, levels=levels)
+        from kvarus_research.indicators.limits import published_coverage
+
+        cov = None if coverage is None else published_coverage(coverage, year, rules=rules)
+        return funnel_table(shown, method=method, overdispersion=overdispersion, levels=levels, coverage=cov)
 
     # -- plots -------------------------------------------------------------------------------------------
     def _draw_context(self) -> dict[str, Any]:
@@ -264,6 +270,7 @@ class IndicatorResult(Result):
         levels: tuple[float, ...] = (0.95, 0.998),
         change_points: tuple[str, ...] = (),
         years: tuple[int, ...] | None = None,
+        coverage: Any = None,
         **kwargs: Any,
     ) -> Any:
         """Draw the indicator from its protected table (suppressed bars blank, labelled with the rules' marker).
@@ -282,6 +289,8 @@ class IndicatorResult(Result):
         method, overdispersion, levels
             Funnel limits (default exact binomial at 95 % and 99.8 %, no overdispersion adjustment); see
             :func:`kvarus_research.indicators.limits.funnel_table`.
+        coverage : CoverageResult, optional
+            Funnel: ring the units whose published coverage for the same period is below 60 %.
         """
         from kvarus_research.indicators import plots
 
@@ -304,9 +313,12 @@ class IndicatorResult(Result):
         if kind == "bar":
             return plots.indicator_bars(shown, ax=ax, target=target, title=title, rules=protected)
         if kind == "funnel":
+            from kvarus_research.indicators.limits import published_coverage
+
+            cov = None if coverage is None else published_coverage(coverage, year, rules=protected.rules)
             return plots.funnel_plot(
                 shown, ax=ax, title=title, rules=protected, method=method, overdispersion=overdispersion,
-                levels=levels,
+                levels=levels, coverage=cov,
             )  # fmt: skip
         raise AnalysisError(f"plot kind {kind!r} is not one of 'bar', 'funnel', 'pchart', 'years'")
 
