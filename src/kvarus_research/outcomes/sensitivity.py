@@ -40,7 +40,9 @@ class TippingPointResult(Result):
 
     count_columns = ("n", "n_due")
     complement_columns = {"n": "n_due"}
-    derived_columns = {c: "n" for c in ("estimate", "se", "ci_low", "ci_high", "improvement", "fmi")}
+    derived_columns = {
+        c: "n" for c in ("estimate", "se", "ci_low", "ci_high", "improvement", "fmi", "excludes_null")
+    }
 
     def __init__(self, table: pd.DataFrame, tipping_point: float | None, null: float, definition: Definition,
                  label: str) -> None:  # fmt: skip
@@ -183,6 +185,7 @@ def tipping_point(
                      "improvement": mi["improvement"], "fmi": mi["fmi"],
                      "excludes_null": bool(not mi["ci_low"] <= null <= mi["ci_high"])})  # fmt: skip
     table = pd.DataFrame(rows)
+    table["excludes_null"] = table["excludes_null"].astype(object)  # disclosure control may blank it
     at_mar = table.iloc[int(np.argmin(np.abs(deltas)))]
     tip = None
     if at_mar["excludes_null"]:
