@@ -44,7 +44,7 @@ def test_tipping_point_is_where_the_ci_reaches_the_null() -> None:
     tip = res.tipping_point
     # MAR (delta = 0) excludes no change; the tipping point lies between the last grid delta that still excludes
     # it and the first that does not
-    first_in = tab.index[~tab["excludes_null"]][0]
+    first_in = tab.index[~tab["excludes_null"].astype(bool)][0]
     assert tab["excludes_null"].iloc[0] and tip is not None
     assert tab["delta"].iloc[first_in - 1] < tip <= tab["delta"].iloc[first_in]
     # refit at the tipping delta: the upper CI bound is at the null (up to the grid's linear interpolation)
@@ -79,6 +79,6 @@ def test_synthetic_registry_tipping_point(artifacts) -> None:
     assert tab["estimate"].iloc[0] < truth < tab["estimate"].iloc[-1]
     # ... and a larger one the tipping point, where the CI first contains no change
     assert tab["excludes_null"].iloc[0] and not tab["excludes_null"].all()
-    first_in = tab.index[~tab["excludes_null"]][0]
+    first_in = tab.index[~tab["excludes_null"].astype(bool)][0]
     assert tab["delta"].iloc[first_in - 1] < res.tipping_point <= tab["delta"].iloc[first_in]
     res.plot().figure.savefig(artifacts / "outcomes_tipping_point_synthetic.png")
