@@ -232,3 +232,15 @@ def test_coverage_beside_the_funnel_from_the_published_coverage_table() -> None:
             assert np.isnan(all_years[name])
         else:
             assert all_years[name] == pytest.approx(r.sum() / e.sum())
+
+
+def test_indicator_definition_states_the_funnel_and_spc_methods() -> None:
+    import kvarus_research as kr
+    from kvarus_research.indicators import TREATMENT_PLAN
+
+    d = TREATMENT_PLAN.compute(kr.synthetic.generate(n_courses=200, seed=1)).definition
+    assert (
+        d.details["funnel limits"].startswith("exact binomial") and "by default" in d.details["funnel limits"]
+    )
+    assert "Anhøj" in d.details["p-chart"]
+    assert d.details["confidence interval"]  # the indicator's own details kept

@@ -13,6 +13,15 @@ from kvarus_research.results import Definition, Result
 
 PlotKind = Literal["bar", "funnel", "pchart", "years"]
 
+#: How the funnel and the p-chart are made, stated in every indicator's definition.
+FIGURE_METHODS = {
+    "funnel limits": "exact binomial (interpolated quantiles, Spiegelhalter 2005) at 95 % and 99.8 % by default;"
+    " normal approximation or overdispersion-adjusted (multiplicative φ, additive τ²) on request, φ and τ² stated"
+    " in funnel().definition",
+    "p-chart": "centre p̄ = Σx/Σn and 3-sigma limits per phase (recomputed after declared change points);"
+    " signals: 3-sigma, Anhøj's longest run and crossings",
+}
+
 
 class IndicatorResult(Result):
     """One indicator computed per unit (small units pooled), region and nation, per year and over all years.
@@ -55,7 +64,11 @@ class IndicatorResult(Result):
         # the pooled units' own counts: used by disclosure control only, never shown
         self._pooled_parts = pooled_parts
         self.table = table
-        self.definition = definition
+        self.definition = Definition(
+            population=definition.population,
+            method=definition.method,
+            details={**dict(definition.details), **FIGURE_METHODS},
+        )
         self.exclusions = exclusions
         self.target = target
         self.codebook = codebook
