@@ -18,7 +18,14 @@ import pandas as pd
 import pytest
 
 from kvarus_research.errors import AnalysisError
-from kvarus_research.retention import TimeToEvent, cox, cumulative_incidence, from_frame, kaplan_meier
+from kvarus_research.retention import (
+    TimeToEvent,
+    cox,
+    cumulative_incidence,
+    from_frame,
+    gray_test,
+    kaplan_meier,
+)
 
 T = [2, 3, 3, 5, 6, 8, 8, 9]
 E = [1, 0, 2, 1, 0, 1, 2, 0]
@@ -134,11 +141,92 @@ def test_labels_booleans_and_cause_order() -> None:
 
 def test_refuses_what_it_cannot_do() -> None:
     df = _frame()
+    delayed = from_frame(df.assign(e=0), time="t", event="status", entry="e")
     with pytest.raises(AnalysisError, match="delayed entry"):
-        from_frame(df.assign(e=0), time="t", event="status", entry="e")
+        cox(delayed, covariates=["x"], ph_test=False)
+    with pytest.raises(AnalysisError, match="delayed entry"):
+        gray_test(delayed, by="arm")
+    assert kaplan_meier(delayed, by="arm").tests.empty  # log-rank with delayed entry: not computed (yet)
     with pytest.raises(AnalysisError, match=r"neither 0 \(censored\) nor one of the causes"):
         from_frame(df, time="t", event="status", causes=[1])
     with pytest.raises(AnalysisError, match="no column"):
         from_frame(df, time="time", event="status")
     with pytest.raises(AnalysisError, match="time_unit"):
         from_frame(df, time="t", event="status", time_unit="fortnights")
+
+
+def test_delayed_entry_by_hand() -> None:
+    """Times 2, 3, 5 (all end); the third enters at 2.5: at risk at 3 and 5 only. S(2) = 1 - 1/2 (two at risk),
+    S(3) = 0.5 * (1 - 1/2) (rows 2 and 3 at risk), S(5) = 0.25 * (1 - 1/1) = 0."""
+    df = pd.DataFrame({"t": [2, 3, 5], "e": [0, 0, 2.5], "s": [1, 1, 1]})
+    km = kaplan_meier(from_frame(df, time="t", event="s", entry="e"), protect=False)
+    assert km.table["n_at_risk"].tolist() == [2, 2, 1]
+    assert km.table["estimate"].tolist() == pytest.approx([0.5, 0.25, 0.0])
+
+
+#: R 4.2.2 Patched (2022-11-10 r83330), survival 3.5.3, on tests/data/delayed_entry_sim.csv (the 300 simulated rows
+#: with an entry time drawn once for 40 % of them): ``f <- survfit(Surv(entry, time, status > 0) ~ 1, data = d,
+#: conf.type = "log-log")``; ``summary(f)`` rows 1, 5, 10, 20, 30, 40: time, n.risk, surv, lower, upper.
+R_KM_ENTRY = [
+    (7, 219, 0.9132420091324200406, 0.8673585468992838221, 0.943764079972991610),
+    (35, 186, 0.6430864396582577358, 0.5799022597179469551, 0.699293120072517427),
+    (70, 136, 0.4403544944635279235, 0.3797041584973616102, 0.499241880113264647),
+    (140, 56, 0.2172387168319135364, 0.1695698513954597975, 0.268847288701235088),
+    (231, 19, 0.0963977816543291760, 0.0618208557884786930, 0.140025639987968797),
+    (406, 2, 0.0084348058947538041, 0.0008028808867853568, 0.040779578863612324),
+]
+#: ``d$cause <- factor(d$status, 0:3, c("censor", "c1", "c2", "c3")); d$id <- seq_len(nrow(d))``;
+#: ``a <- survfit(Surv(entry, time, cause) ~ 1, data = d, id = id)``; ``summary(a, times = c(50, 150, 300))$pstate``
+#: columns c1, c2, c3 (Aalen–Johansen with delayed entry).
+R_AJ_ENTRY = {
+    50: (0.21812911462089557, 0.20386384995987478, 0.052513544727053232),
+    150: (0.38066232599764177, 0.33747556225117636, 0.085921308334161645),
+    300: (0.42986906735007463, 0.40144737064287045, 0.101205114849024363),
+}
+#: ``summary(survfit(Surv(entry, time, status > 0) ~ group, data = d, conf.type = "log-log"), times = c(100, 200))``
+R_KM_ENTRY_GROUP = {("A", 100): (55, 0.463674692865697791, 0.370288189772112253, 0.55179236224763384),
+                    ("A", 200): (13, 0.153797530492837842, 0.092665036835891640, 0.22914931325843862),
+                    ("B", 100): (25, 0.295472691353153016, 0.201286340763036226, 0.39564257290403393),
+                    ("C", 200): (4, 0.089057218122352996, 0.034702540887041569, 0.17546883841361910)}  # fmt: skip
+
+
+def _entry_data() -> TimeToEvent:
+    d = pd.read_csv(Path(__file__).parent / "data" / "delayed_entry_sim.csv")
+    return from_frame(d, time="time", event="status", entry="entry", causes={1: "c1", 2: "c2", 3: "c3"})
+
+
+def _at(table: pd.DataFrame, t: float) -> pd.Series:
+    """The step function's row in effect at time t."""
+    return table.loc[table["time"] <= t].iloc[-1]
+
+
+def test_delayed_entry_matches_r_survfit() -> None:
+    tte = _entry_data()
+    km = kaplan_meier(tte, protect=False).table.set_index("time")
+    for time, n_risk, surv, lower, upper in R_KM_ENTRY:
+        row = km.loc[time]
+        assert row["n_at_risk"] == n_risk
+        assert row["estimate"] == pytest.approx(surv, rel=1e-6)
+        assert row["ci_lower"] == pytest.approx(lower, rel=1e-6)
+        assert row["ci_upper"] == pytest.approx(upper, rel=1e-6)
+    by = kaplan_meier(tte, by="group", protect=False).table
+    for (group, time), (_n_risk, surv, lower, upper) in R_KM_ENTRY_GROUP.items():
+        row = _at(by.loc[by["group"] == group], time)
+        assert row["estimate"] == pytest.approx(surv, rel=1e-6)
+        assert row["ci_lower"] == pytest.approx(lower, rel=1e-6)
+        assert row["ci_upper"] == pytest.approx(upper, rel=1e-6)
+    ci = cumulative_incidence(tte, protect=False).table
+    for time, expected in R_AJ_ENTRY.items():
+        for cause, value in zip(("c1", "c2", "c3"), expected, strict=True):
+            assert _at(ci.loc[ci["cause"] == cause], time)["estimate"] == pytest.approx(value, rel=1e-6)
+
+
+def test_delayed_entry_protected_curve_is_coarse_and_cut_where_few_at_risk() -> None:
+    tte = _entry_data()
+    prot = kaplan_meier(tte, step=30, round_to=5, min_at_risk=10).table
+    assert (prot["time"] % 30 == 0).all() and (prot["n_at_risk"] % 5 == 0).all()
+    exact = kaplan_meier(tte, protect=False).table
+    # every grid point shown has at least 10 truly at risk: the exact risk set just after the previous grid point
+    for t in prot["time"]:
+        after = exact.loc[(exact["time"] > t - 30) & (exact["time"] <= t), "n_at_risk"]
+        assert after.empty or after.max() >= 10

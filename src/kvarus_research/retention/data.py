@@ -30,6 +30,8 @@ AGE_BINS: tuple[float, ...] = (0, 25, 35, 45, 55, np.inf)
 #: Group columns researchers ask for, when present.
 GROUP_COLUMNS: tuple[str, ...] = ("unit_name", "region", "setting", "hovedrusmiddel", "age_group")
 DROPOUT = "dropout"
+#: Column of ``TimeToEvent.table`` holding delayed-entry times (left truncation), when there are any.
+ENTRY = "entry_time"
 
 
 @dataclass
@@ -58,6 +60,8 @@ class TimeToEvent:
     by: str | None = None
     #: Column identifying the cluster of each row (``from_frame(cluster=)``), e.g. the patient.
     cluster: str | None = None
+    #: Column of the delayed-entry times (``from_frame(entry=)``); their values are in ``table["entry_time"]``.
+    entry: str | None = None
 
     @property
     def definition(self) -> Definition:
@@ -71,6 +75,11 @@ class TimeToEvent:
                     "competing causes": ", ".join(self.causes),
                     "time unit": self.time_unit,
                     **({"cluster": self.cluster} if self.cluster else {}),
+                    **(
+                        {"delayed entry": f"at risk from {self.entry} (exclusive) to the time (inclusive)"}
+                        if self.entry
+                        else {}
+                    ),
                 },
             )
         return Definition(
@@ -354,7 +363,10 @@ def from_frame(
         Column of the ending: 0 (or ``False``) for censored, otherwise a cause code or label (``1``, ``2``,
         ``"dropout"`` ...).
     entry : str, optional
-        Delayed entry (left truncation): not supported yet, and refused rather than ignored.
+        Column of delayed-entry times (left truncation): a row is at risk at ``t`` only when
+        ``entry < t <= time``, as ``survival::Surv(entry, time, event)``. Supported by the curves
+        (:func:`kaplan_meier`, :func:`cumulative_incidence`); the tests and :func:`cox` refuse such data for
+        now rather than ignore the entry times.
     cluster : str, optional
         Column identifying clusters of rows (e.g. the patient of repeat courses); kept as ``.cluster``.
     causes : sequence or dict, optional
@@ -376,7 +388,7 @@ def from_frame(
     Raises
     ------
     AnalysisError
-        Missing columns, event values that are not among ``causes``, an unknown time unit, or ``entry=``.
+        Missing columns, event values that are not among ``causes`` or an unknown time unit.
 
     Examples
     --------
@@ -387,17 +399,14 @@ def from_frame(
     [[2.0, 'dropout', 1], [3.0, 'censored', 0], [3.0, 'completed', 2], [5.0, 'dropout', 1]]
     >>> tte.exclusions.values.tolist()
     [['missing time', 1]]
+    >>> from_frame(df.assign(e=[0, 0, 3, 1, 0]), time="t", event="status", entry="e").exclusions.values.tolist()
+    [['missing time', 1], ['entry not before time', 1]]
     """
-    if entry is not None:
-        raise AnalysisError(
-            f"entry={entry!r}: delayed entry (left truncation) is not supported yet (issue 15); "
-            "the curves would count rows at risk before they entered"
-        )
     if not isinstance(df, pd.DataFrame):
         raise AnalysisError(f"from_frame takes a DataFrame, not {type(df).__name__}")
     if time_unit not in TIME_UNITS:
         raise AnalysisError(f"time_unit {time_unit!r} is not one of {list(TIME_UNITS)}")
-    needed = [c for c in (time, event, cluster, by) if c is not None]
+    needed = [c for c in (time, event, entry, cluster, by) if c is not None]
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise AnalysisError(f"from_frame: no column(s) {missing}; available: {sorted(map(str, df.columns))}")
@@ -409,6 +418,12 @@ def from_frame(
         ("missing event", ev.isna().to_numpy()),
         ("negative time", np.isfinite(dur_v) & (dur_v < 0)),
     ]
+    if entry is not None:
+        ent = pd.to_numeric(df[entry], errors="coerce").to_numpy(dtype=float)
+        reasons += [
+            ("missing entry", ~np.isfinite(ent)),
+            ("entry not before time", np.isfinite(ent) & np.isfinite(dur_v) & (ent >= dur_v)),
+        ]
     keep, exclusions = _excluded(reasons, len(df))
     out = df.loc[keep].copy()
     if "course_id" not in out.columns:
@@ -423,6 +438,8 @@ def from_frame(
     out["ending_type"] = np.where(code.to_numpy() > 0, name, "active")
     out["event"] = (code.to_numpy() > 0).astype(np.int8)
     out["cause_code"] = code.to_numpy()
+    if entry is not None:
+        out[ENTRY] = ent[keep]
     return TimeToEvent(
         table=out,
         exclusions=exclusions,
@@ -434,11 +451,21 @@ def from_frame(
         source="frame",
         by=by,
         cluster=cluster,
+        entry=entry,
     )
 
 
-def as_time_to_event(data: Any, **kwargs: Any) -> TimeToEvent:
-    """``data`` itself when it is already a :class:`TimeToEvent`, else :func:`time_to_event` of it."""
+def as_time_to_event(data: Any, *, delayed_entry: bool = False, **kwargs: Any) -> TimeToEvent:
+    """``data`` itself when it is already a :class:`TimeToEvent`, else :func:`time_to_event` of it.
+
+    Data with delayed entry are refused unless the caller handles it (``delayed_entry=True``): an analysis that
+    ignored the entry times would count courses at risk before they entered.
+    """
     if isinstance(data, TimeToEvent):
+        if data.entry and not delayed_entry:
+            raise AnalysisError(
+                f"this analysis does not support delayed entry yet (entry={data.entry!r}); the curves "
+                "(kaplan_meier, cumulative_incidence) do"
+            )
         return data
     return time_to_event(data, **kwargs)

@@ -23,16 +23,40 @@ import pandas as pd
 from scipy.stats import norm
 
 
-def event_counts(duration: np.ndarray, cause_code: np.ndarray, n_causes: int) -> pd.DataFrame:
+def entered_from(times: np.ndarray, entry: np.ndarray | None) -> np.ndarray:
+    """How many rows enter at or after each of the sorted ``times`` (``#{entry >= t}``; zeros without entry).
+
+    With delayed entry a row is at risk at ``t`` only when ``entry < t <= exit``, so the risk set is
+    ``#{exit >= t} - #{entry >= t}`` (entry is before exit for every row).
+
+    Examples
+    --------
+    >>> entered_from(np.array([1.0, 2.0, 3.0]), np.array([0.0, 2.0, 2.5])).tolist()
+    [2.0, 2.0, 0.0]
+    """
+    if entry is None:
+        return np.zeros(len(times))
+    bins = np.searchsorted(times, np.asarray(entry, dtype=float), side="right")  # entry >= t_j  <=>  j < bin
+    per = np.bincount(bins, minlength=len(times) + 1)[1:].astype(float)  # entries with bin = j + 1
+    return per[::-1].cumsum()[::-1]
+
+
+def event_counts(
+    duration: np.ndarray, cause_code: np.ndarray, n_causes: int, entry: np.ndarray | None = None
+) -> pd.DataFrame:
     """Counts at each distinct time: ``time, n_at_risk, n_censored, d_1 .. d_K``.
 
-    ``cause_code`` is 0 for censored and ``1..n_causes`` for the causes.
+    ``cause_code`` is 0 for censored and ``1..n_causes`` for the causes; ``entry`` (optional) the time each row
+    enters the risk set (delayed entry: at risk at ``t`` when ``entry < t <= duration``).
 
     Examples
     --------
     >>> c = event_counts(np.array([1.0, 1, 2, 3]), np.array([1, 0, 2, 1]), 2)
     >>> c.values.tolist()
     [[1.0, 4.0, 1.0, 1.0, 0.0], [2.0, 2.0, 0.0, 0.0, 1.0], [3.0, 1.0, 0.0, 1.0, 0.0]]
+    >>> event_counts(np.array([1.0, 2, 3]), np.array([1, 1, 1]), 1, entry=np.array([0.0, 1.5, 0]))[
+    ...     "n_at_risk"].tolist()  # the second row enters at 1.5: not at risk at 1
+    [2.0, 2.0, 1.0]
     """
     duration = np.asarray(duration, dtype=float)
     cause_code = np.asarray(cause_code, dtype=np.int64)
@@ -41,7 +65,7 @@ def event_counts(duration: np.ndarray, cause_code: np.ndarray, n_causes: int) ->
     counts = np.bincount(inv * (n_causes + 1) + cause_code, minlength=k * (n_causes + 1))
     counts = counts.reshape(k, n_causes + 1).astype(float)
     removed = counts.sum(axis=1)
-    at_risk = len(duration) - np.concatenate([[0.0], np.cumsum(removed)[:-1]])
+    at_risk = len(duration) - np.concatenate([[0.0], np.cumsum(removed)[:-1]]) - entered_from(times, entry)
     out = pd.DataFrame({"time": times, "n_at_risk": at_risk, "n_censored": counts[:, 0]})
     for c in range(1, n_causes + 1):
         out[f"d_{c}"] = counts[:, c]
@@ -158,8 +182,13 @@ def coarsened_counts(
     step: float,
     round_to: int,
     min_at_risk: int,
+    entry: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Counts on a fixed time grid, rounded, for disclosure-safe curves and at-risk tables.
+
+    With delayed entry (``entry``), entry times are moved *down* to the grid (a course entering on day 45
+    is at risk from the grid point 60 on, with a 30-day step), and no point is dropped: the curve needs every
+    grid point, and the column ``shown`` says which have at least ``min_at_risk`` courses truly at risk.
 
     Every time is moved up to the next multiple of ``step`` (a course ending on day 31 counts at day 60 with a
     30-day step), so each grid point ``t_k`` carries the events in ``(t_{k-1}, t_k]`` and the courses still at
@@ -175,9 +204,13 @@ def coarsened_counts(
     """
     duration = np.asarray(duration, dtype=float)
     grid_time = np.ceil(duration / step) * step
-    counts = event_counts(grid_time, cause_code, n_causes)
+    grid_entry = None if entry is None else np.floor(np.asarray(entry, dtype=float) / step) * step
+    counts = event_counts(grid_time, cause_code, n_causes, grid_entry)
     keep = counts["n_at_risk"].to_numpy() >= min_at_risk
-    counts = counts.loc[keep].reset_index(drop=True)
+    if entry is None:
+        counts = counts.loc[keep].reset_index(drop=True)
+    else:
+        counts["shown"] = keep
     counts["n_at_risk"] = round_to_base(counts["n_at_risk"].to_numpy(), round_to)
     for c in range(1, n_causes + 1):
         cum = round_to_base(np.cumsum(counts[f"d_{c}"].to_numpy()), round_to)

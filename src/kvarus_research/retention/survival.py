@@ -18,7 +18,7 @@ from scipy.stats import chi2, norm
 
 from kvarus_research.errors import AnalysisError
 from kvarus_research.results import Definition, Result
-from kvarus_research.retention.data import TimeToEvent, as_time_to_event
+from kvarus_research.retention.data import ENTRY, TimeToEvent, as_time_to_event
 from kvarus_research.retention.estimators import (
     aalen_johansen_from_counts,
     coarsened_counts,
@@ -218,7 +218,9 @@ def _fit(
     round_to: int,
     min_at_risk: int,
 ) -> SurvivalResult:
-    tte = as_time_to_event(data, dropout=dropout, extract_date=extract_date, time_unit=time_unit)
+    tte = as_time_to_event(
+        data, dropout=dropout, extract_date=extract_date, time_unit=time_unit, delayed_entry=True
+    )
     by = by if by is not None else tte.by
     t = tte.table
     if len(t) == 0:
@@ -226,21 +228,24 @@ def _fit(
     causes = list(tte.causes)
     dur = t["duration"].to_numpy(dtype=float)
     code = t["cause_code"].to_numpy()
+    entry_t = t[ENTRY].to_numpy(dtype=float) if tte.entry else None
     horizon = float(horizon if horizon is not None else 365 / TIME_SCALE[tte.time_unit])
     z = norm.ppf(1 - alpha / 2)
     values, index = _groups(tte, by)
     rows, summary = [], []
     for value, idx in zip(values, index, strict=True):
-        exact = event_counts(dur[idx], code[idx], len(causes))
+        exact = event_counts(dur[idx], code[idx], len(causes), None if entry_t is None else entry_t[idx])
         exact = exact.loc[exact[[f"d_{i + 1}" for i in range(len(causes))]].sum(axis=1) > 0].reset_index(
             drop=True
         )
         exact_rows = _curve_rows(exact, causes, kind, alpha, value)
         if protect:
-            grid = coarsened_counts(
-                dur[idx], code[idx], len(causes), step=step, round_to=round_to, min_at_risk=min_at_risk
-            )
-            rows += _curve_rows(grid, causes, kind, alpha, value)
+            grid = coarsened_counts(dur[idx], code[idx], len(causes), step=step, round_to=round_to,
+                                    min_at_risk=min_at_risk, entry=None if entry_t is None else entry_t[idx])  # fmt: skip
+            curves = _curve_rows(grid, causes, kind, alpha, value)
+            if entry_t is not None:  # curves from every grid point; points with few truly at risk not shown
+                curves = [c.loc[grid["shown"].to_numpy()] for c in curves]
+            rows += curves
         else:
             rows += exact_rows
         n_events = int((code[idx] > 0).sum())
@@ -270,7 +275,7 @@ def _fit(
     table = table[
         ["group", "cause", "time", "n_at_risk", "n_events", "cum_events", "estimate", "ci_lower", "ci_upper"]
     ]
-    tests = _logrank(tte, by, causes, kind, alpha) if by else pd.DataFrame()
+    tests = _logrank(tte, by, causes, kind, alpha) if by and entry_t is None else pd.DataFrame()
     what = (
         "Kaplan–Meier estimate of still being in treatment"
         if kind == "km"
@@ -299,6 +304,8 @@ def _fit(
             "disclosure control": disclosure,
         }
     )
+    if entry_t is not None:
+        details["tests"] = "not computed: tests with delayed entry are not supported yet"
     definition = Definition(population=tte.definition.population, method=what, details=details)
     return SurvivalResult(
         table,
