@@ -256,3 +256,32 @@ def logrank_from_events(
     diff = (observed - expected)[:-1]
     stat = float(diff @ np.linalg.pinv(cov[:-1, :-1]) @ diff)
     return stat, k - 1
+
+
+def _rmst(
+    time: np.ndarray, surv: np.ndarray, n: np.ndarray, d: np.ndarray, horizon: float
+) -> tuple[float, float]:
+    """Restricted mean ∫_0^τ S(u) du of a KM step function and its Greenwood-type standard error.
+
+    Var = sum_{t_j <= τ} A_j^2 d_j / (n_j (n_j - d_j)), A_j = ∫_{t_j}^τ S(u) du (Klein & Moeschberger §4.5).
+    """
+    inside = time <= horizon
+    t, s, nn, dd = time[inside], surv[inside], n[inside], d[inside]
+    knots = np.concatenate([[0.0], t, [horizon]])
+    levels = np.concatenate([[1.0], s])  # S on [knots[i], knots[i+1])
+    pieces = levels * np.diff(knots)
+    rmst = float(pieces.sum())
+    area_after = np.cumsum(pieces[::-1])[::-1][1:]  # A_j: area from t_j to τ
+    with np.errstate(divide="ignore", invalid="ignore"):
+        term = np.where(nn > dd, dd / (nn * (nn - dd)), 0.0)
+    return rmst, float(np.sqrt(np.sum(area_after**2 * term)))
+
+
+def _median(time: np.ndarray, est: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float, float, float]:
+    """First time the curve (and its lower/upper CI) falls to 0.5 or below (NaN when it never does)."""
+
+    def first(curve: np.ndarray) -> float:
+        below = np.flatnonzero(curve <= 0.5)
+        return float(time[below[0]]) if len(below) else float("nan")
+
+    return first(est), first(lo), first(hi)
