@@ -146,7 +146,8 @@ def test_refuses_what_it_cannot_do() -> None:
         cox(delayed, covariates=["x"], ph_test=False)
     with pytest.raises(AnalysisError, match="delayed entry"):
         gray_test(delayed, by="arm")
-    assert kaplan_meier(delayed, by="arm").tests.empty  # log-rank with delayed entry: not computed (yet)
+    ci_tests = cumulative_incidence(delayed, by="arm").tests  # with delayed entry: no Gray rows (yet)
+    assert set(ci_tests["test"]) == {"cause-specific log-rank (other endings censored)"}
     with pytest.raises(AnalysisError, match=r"neither 0 \(censored\) nor one of the causes"):
         from_frame(df, time="t", event="status", causes=[1])
     with pytest.raises(AnalysisError, match="no column"):
@@ -230,3 +231,20 @@ def test_delayed_entry_protected_curve_is_coarse_and_cut_where_few_at_risk() -> 
     for t in prot["time"]:
         after = exact.loc[(exact["time"] > t - 30) & (exact["time"] <= t), "n_at_risk"]
         assert after.empty or after.max() >= 10
+
+
+def test_delayed_entry_logrank_matches_r_coxph_score_test() -> None:
+    """Untied times, so the log-rank test is the Cox score test at beta = 0.
+
+    R 4.2.2, survival 3.5.3, on tests/data/delayed_entry_untied.csv (200 rows simulated once, 40 % entering
+    late): ``summary(coxph(Surv(entry, time, status > 0) ~ factor(group), data = d, ties = "breslow"))$sctest``
+    and the same with ``status == 1`` (cause-specific, cause 2 censored).
+    """
+    d = pd.read_csv(Path(__file__).parent / "data" / "delayed_entry_untied.csv")
+    tte = from_frame(d, time="time", event="status", entry="entry", causes={1: "dropout", 2: "other"})
+    km = kaplan_meier(tte, by="group", protect=False).tests.iloc[0]
+    assert km["statistic"] == pytest.approx(7.92524549978339987, rel=1e-6)
+    assert km["p_value"] == pytest.approx(0.01901318201922176, rel=1e-6) and km["df"] == 2
+    cs = cumulative_incidence(tte, by="group", protect=False).tests.set_index("cause").loc["dropout"]
+    assert cs["statistic"] == pytest.approx(3.79373562735761327, rel=1e-6)
+    assert cs["p_value"] == pytest.approx(0.15003783045073593, rel=1e-6)

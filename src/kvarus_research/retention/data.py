@@ -364,9 +364,9 @@ def from_frame(
         ``"dropout"`` ...).
     entry : str, optional
         Column of delayed-entry times (left truncation): a row is at risk at ``t`` only when
-        ``entry < t <= time``, as ``survival::Surv(entry, time, event)``. Supported by the curves
-        (:func:`kaplan_meier`, :func:`cumulative_incidence`); the tests and :func:`cox` refuse such data for
-        now rather than ignore the entry times.
+        ``entry < t <= time``, as ``survival::Surv(entry, time, event)``. Supported by
+        :func:`kaplan_meier` and :func:`cumulative_incidence` (curves and log-rank tests); :func:`gray_test`
+        and :func:`cox` refuse such data for now rather than ignore the entry times.
     cluster : str, optional
         Column identifying clusters of rows (e.g. the patient of repeat courses); kept as ``.cluster``.
     causes : sequence or dict, optional

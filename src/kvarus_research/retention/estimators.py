@@ -220,14 +220,15 @@ def coarsened_counts(
 
 
 def logrank_from_events(
-    duration: np.ndarray, event: np.ndarray, group_codes: np.ndarray
+    duration: np.ndarray, event: np.ndarray, group_codes: np.ndarray, entry: np.ndarray | None = None
 ) -> tuple[float, int]:
     """K-group log-rank statistic and its degrees of freedom, vectorised over distinct event times.
 
     At each event time ``t`` with ``n_t`` at risk (``n_gt`` in group g) and ``d_t`` events: expected
     ``E_g = sum n_gt d_t / n_t`` and covariance ``V_gh = sum d_t (n_t - d_t) / (n_t - 1) * n_gt / n_t *
     (delta_gh - n_ht / n_t)``; the statistic is ``(O - E)' V^- (O - E)`` over the first K - 1 groups
-    (chi-square with K - 1 df). Used instead of lifelines ``multivariate_logrank_test`` above 100,000 courses.
+    (chi-square with K - 1 df). Used instead of lifelines ``multivariate_logrank_test`` above 100,000 courses
+    and with delayed entry (``entry``: at risk at ``t`` when ``entry < t <= duration``).
 
     Examples
     --------
@@ -244,6 +245,9 @@ def logrank_from_events(
     removed = np.bincount(inv * k + g, minlength=m * k).reshape(m, k).astype(float)
     died = np.bincount(inv[event] * k + g[event], minlength=m * k).reshape(m, k).astype(float)
     at_risk = removed[::-1].cumsum(axis=0)[::-1]  # n_gt: still in follow-up at t
+    if entry is not None:  # delayed entry: not yet at risk at t when entry >= t
+        entry = np.asarray(entry, dtype=float)
+        at_risk -= np.column_stack([entered_from(times, entry[g == i]) for i in range(k)])
     keep = died.sum(axis=1) > 0
     n_gt, d_gt = at_risk[keep], died[keep]
     n_t, d_t = n_gt.sum(axis=1), d_gt.sum(axis=1)

@@ -248,7 +248,7 @@ def _fit(
     table = table[
         ["group", "cause", "time", "n_at_risk", "n_events", "cum_events", "estimate", "ci_lower", "ci_upper"]
     ]
-    tests = _logrank(tte, by, causes, kind, alpha) if by and entry_t is None else pd.DataFrame()
+    tests = _logrank(tte, by, causes, kind, alpha) if by else pd.DataFrame()
     what = (
         "Kaplan–Meier estimate of still being in treatment"
         if kind == "km"
@@ -277,8 +277,8 @@ def _fit(
             "disclosure control": disclosure,
         }
     )
-    if entry_t is not None:
-        details["tests"] = "not computed: tests with delayed entry are not supported yet"
+    if entry_t is not None and kind != "km":
+        details["tests"] = "with delayed entry: cause-specific log-rank only (Gray's test not supported yet)"
     definition = Definition(population=tte.definition.population, method=what, details=details)
     return SurvivalResult(
         table,
@@ -297,7 +297,8 @@ TIME_SCALE = {"days": 1.0, "weeks": 7.0, "months": 365.25 / 12, "years": 365.25}
 
 
 def _logrank(tte: TimeToEvent, by: str, causes: Sequence[str], kind: str, alpha: float) -> pd.DataFrame:
-    """Log-rank test across groups (lifelines); for cumulative incidence one cause-specific test per cause."""
+    """Log-rank test across groups (lifelines; own with delayed entry); for cumulative incidence Gray's test and
+    one cause-specific test per cause (Gray's test not with delayed entry)."""
     from lifelines.statistics import multivariate_logrank_test
 
     t = tte.table.dropna(subset=[by])
@@ -312,8 +313,11 @@ def _logrank(tte: TimeToEvent, by: str, causes: Sequence[str], kind: str, alpha:
     )
     rows = []
     codes = pd.factorize(groups, sort=True)[0]
+    entry = t[ENTRY].to_numpy(dtype=float) if tte.entry else None
     for cause, ev in targets:
-        if len(t) <= LIFELINES_MAX_ROWS:
+        if entry is not None:  # lifelines' test has no delayed entry
+            stat, df = logrank_from_events(dur, ev, codes, entry)
+        elif len(t) <= LIFELINES_MAX_ROWS:
             res = multivariate_logrank_test(dur, groups, ev, alpha=1 - alpha)
             stat, df = float(res.test_statistic), int(res.degrees_of_freedom)
         else:  # lifelines builds per-group survival tables in pandas: too slow for a national registry
@@ -329,7 +333,7 @@ def _logrank(tte: TimeToEvent, by: str, causes: Sequence[str], kind: str, alpha:
             }
         )
     out = pd.DataFrame(rows)
-    if kind != "km":  # the test of the curves themselves, beside the cause-specific tests of hazards
+    if kind != "km" and entry is None:  # the test of the curves, beside the cause-specific tests of hazards
         from kvarus_research.retention.competing import gray_rows
 
         out = pd.concat([gray_rows(tte, by, causes), out], ignore_index=True)
