@@ -427,7 +427,8 @@ def attrition(
         ),
         method=(
             "complete case (t interval); IPW with a logistic response model (GLM Binomial), stabilised weights "
-            f"trimmed at percentiles {lo_p:g}/{hi_p:g}, weighted mean with SE "
+            + ("(untrimmed)" if (lo_p, hi_p) == (0, 100) else f"trimmed at percentiles {lo_p:g}/{hi_p:g}")
+            + ", weighted mean with SE "
             + {
                 "estimated": "by the sandwich accounting for the estimated weights",
                 "known": "by the sandwich with the weights treated as known",
