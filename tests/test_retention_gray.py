@@ -139,3 +139,47 @@ def test_gray_test_refuses_one_group_and_unknown_cause() -> None:
         gray_test(tte, by="g", cause="nope")
     with pytest.raises(AnalysisError, match="by="):
         gray_test(tte)
+
+
+#: R 4.2.2 Patched, survival 3.5.3, cmprsk 2.2.11, on survival::mgus2 written to tests/data/mgus2_competing.csv
+#: (``m$etime <- ifelse(m$pstat == 0, m$futime, m$ptime); m$event <- ifelse(m$pstat == 0, 2 * m$death, 1)``;
+#: columns id, age, sex, etime, event; event 1 progression to plasma-cell malignancy, 2 death):
+#: ``r <- cuminc(etime, event, sex)``; ``$Tests``; ``cuminc(etime, event, agegr)$Tests`` with
+#: ``agegr <- cut(age, c(0, 60, 70, 80, 200), right = FALSE)``; ``cuminc(etime, event, sex, strata = agegr)$Tests``;
+#: ``timepoints(r, c(120, 240))$est``.
+MGUS = Path(__file__).parent / "data" / "mgus2_competing.csv"
+R_MGUS_SEX = {
+    "pcm": (1.1945078250755148, 0.27442215678800419010),
+    "death": (11.6512590121277384, 0.00064159097640792417),
+}
+R_MGUS_AGE = {
+    "pcm": (9.410400693492047, 0.024303900812622348),
+    "death": (307.515597799701823, None),
+}  # R: pv 0
+R_MGUS_SEX_STRATA = {"pcm": (1.8653789262729978, 1.7200527654815945e-01),
+                     "death": (27.0851683726422969, 1.9468591461180296e-07)}  # fmt: skip
+R_MGUS_CIF = {("F", "pcm"): (0.073885664375926224, 0.104940674186136992),
+              ("M", "pcm"): (0.055310240648157052, 0.095650755030977475),
+              ("F", "death"): (0.480490045774695340, 0.695307803031983362),
+              ("M", "death"): (0.575178488879491301, 0.748127889265735257)}  # fmt: skip
+
+
+def test_mgus2_matches_cmprsk() -> None:
+    m = pd.read_csv(MGUS)
+    m["agegr"] = pd.cut(m["age"], [0, 60, 70, 80, 200], right=False).astype(str)
+    tte = from_frame(m, time="etime", event="event", causes={1: "pcm", 2: "death"}, time_unit="months")
+    for by, strata, ref in [
+        ("sex", None, R_MGUS_SEX),
+        ("agegr", None, R_MGUS_AGE),
+        ("sex", "agegr", R_MGUS_SEX_STRATA),
+    ]:
+        table = gray_test(tte, by=by, strata=strata, cause=["pcm", "death"]).table.set_index("cause")
+        for cause, (stat, p) in ref.items():
+            assert table.loc[cause, "statistic"] == pytest.approx(stat, rel=REL)
+            if p is not None:
+                assert table.loc[cause, "p_value"] == pytest.approx(p, rel=REL)
+    curves = cumulative_incidence(tte, by="sex", protect=False).table
+    for (sex, cause), values in R_MGUS_CIF.items():
+        c = curves.loc[(curves["group"] == sex) & (curves["cause"] == cause)]
+        for at, value in zip((120, 240), values, strict=True):
+            assert c.loc[c["time"] <= at, "estimate"].iloc[-1] == pytest.approx(value, rel=REL)
