@@ -248,3 +248,18 @@ def test_delayed_entry_logrank_matches_r_coxph_score_test() -> None:
     cs = cumulative_incidence(tte, by="group", protect=False).tests.set_index("cause").loc["dropout"]
     assert cs["statistic"] == pytest.approx(3.79373562735761327, rel=1e-6)
     assert cs["p_value"] == pytest.approx(0.15003783045073593, rel=1e-6)
+
+
+def test_median_follows_r_survfit_at_a_plateau_of_one_half() -> None:
+    """R 4.2.2, survival 3.5.3, ``summary(survfit(Surv(t, s) ~ 1, conf.type = "log-log"))$table``:
+    t = 1..4 all ending: median 2.5 (S = 0.5 on [2, 3): the midpoint), 0.95LCL 1;
+    t = 1..10 with 6 censored: median 6 (S = 0.5 on [5, 7), 7 the next ending), 0.95LCL 1, 0.95UCL 9."""
+    a = kaplan_meier(
+        from_frame(pd.DataFrame({"t": [1, 2, 3, 4], "s": 1}), time="t", event="s"), protect=False
+    )
+    assert a.summary.loc[0, "median"] == 2.5 and a.summary.loc[0, "median_ci_lower"] == 1
+    s = [1, 1, 1, 1, 1, 0, 1, 1, 1, 1]
+    b = kaplan_meier(
+        from_frame(pd.DataFrame({"t": range(1, 11), "s": s}), time="t", event="s"), protect=False
+    )
+    assert b.summary.loc[0, ["median", "median_ci_lower", "median_ci_upper"]].tolist() == [6, 1, 9]

@@ -282,10 +282,26 @@ def _rmst(
 
 
 def _median(time: np.ndarray, est: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[float, float, float]:
-    """First time the curve (and its lower/upper CI) falls to 0.5 or below (NaN when it never does)."""
+    """Median of a step curve (and of its lower/upper CI curves) by R's ``survfit`` convention.
+
+    The first event time at which the curve falls to 0.5 or below; when it is exactly 0.5 there (within
+    ``sqrt(eps)``) and there is a later event time, the midpoint of that plateau; NaN when it never falls so far.
+
+    Examples
+    --------
+    >>> t = np.array([1.0, 2, 3, 4])
+    >>> _median(t, np.array([0.75, 0.5, 0.25, 0]), np.array([0.6, 0.4, 0.1, 0]), np.ones(4))
+    (2.5, 2.0, nan)
+    """
+    tol = np.sqrt(np.finfo(float).eps)
 
     def first(curve: np.ndarray) -> float:
-        below = np.flatnonzero(curve <= 0.5)
-        return float(time[below[0]]) if len(below) else float("nan")
+        below = np.flatnonzero(curve <= 0.5 + tol)
+        if not len(below):
+            return float("nan")
+        i = below[0]
+        if abs(curve[i] - 0.5) <= tol and i + 1 < len(time):
+            return float((time[i] + time[i + 1]) / 2)
+        return float(time[i])
 
     return first(est), first(lo), first(hi)

@@ -269,7 +269,8 @@ def _fit(
             "CI": f"{100 * (1 - alpha):g} % pointwise, log(-log) scale"
             + (" (Greenwood)" if kind == "km" else " (delta method, Collett 2015)"),
             "summary": (
-                "median: first time S <= 0.5, CI from the pointwise CI; restricted mean time in treatment "
+                "median: first time S <= 0.5 (the midpoint of a plateau at exactly 0.5, as R's survfit), CI from "
+                "the pointwise CI; restricted mean time in treatment "
                 f"(RMST) up to {horizon:g} {tte.time_unit}, Greenwood-type SE"
                 if kind == "km"
                 else f"cumulative incidence at {horizon:g} {tte.time_unit}"
