@@ -25,6 +25,7 @@ from kvarus_research.retention import (
     from_frame,
     gray_test,
     kaplan_meier,
+    time_to_event,
 )
 
 T = [2, 3, 3, 5, 6, 8, 8, 9]
@@ -263,3 +264,35 @@ def test_median_follows_r_survfit_at_a_plateau_of_one_half() -> None:
         from_frame(pd.DataFrame({"t": range(1, 11), "s": s}), time="t", event="s"), protect=False
     )
     assert b.summary.loc[0, ["median", "median_ci_lower", "median_ci_upper"]].tolist() == [6, 1, 9]
+
+
+def test_registry_path_entry_date_by_hand_and_as_from_frame() -> None:
+    """Observation begins 2021-01-11. a (1 Jan - 6 Jan) ended before: excluded. b (1 Jan - 21 Jan, dropout):
+    entry 10, time 20. c (15 Jan - 4 Feb, mutual agreement): from its start, time 20. d (1 Jan, active to the
+    extract date 1 Mar): entry 10, time 59. e (5 Jan - 13 Jan, dropout): entry 6, time 8.
+    t=8: at risk c and e (b, d enter at 10): S = 1 - 1/2 = 0.5. t=20: b, c, d at risk, 2 end: S = 0.5 / 3.
+    (Ignoring entry would give 4 at risk at t=8 and S = 0.75.)"""
+    d = pd.to_datetime
+    courses = pd.DataFrame(
+        {
+            "start_date": d(["2021-01-01", "2021-01-01", "2021-01-15", "2021-01-01", "2021-01-05"]),
+            "end_date": d(["2021-01-06", "2021-01-21", "2021-02-04", None, "2021-01-13"]),
+            "ending_type": ["interrupted", "interrupted", "mutual_agreement", "active", "interrupted"],
+        }
+    )
+    tte = time_to_event(courses, extract_date="2021-03-01", entry_date="2021-01-11")
+    assert tte.exclusions.values.tolist() == [["ended before observation began", 1]]
+    km = kaplan_meier(tte, protect=False)
+    assert km.table["n_at_risk"].tolist() == [2, 3]
+    assert km.table["estimate"].tolist() == pytest.approx([0.5, 0.5 / 3])
+    frame = pd.DataFrame({"t": [20, 20, 59, 8], "e": [10, 0, 10, 6], "s": [1, 2, 0, 1]})
+    own = kaplan_meier(from_frame(frame, time="t", event="s", entry="e"), protect=False)
+    cols = ["time", "n_at_risk", "estimate", "ci_lower", "ci_upper"]
+    pd.testing.assert_frame_equal(own.table[cols], km.table[cols])
+    # a per-course date column works the same way; no course before it: no delayed entry at all
+    same = time_to_event(
+        courses.assign(joined=d("2021-01-11")), extract_date="2021-03-01", entry_date="joined"
+    )
+    assert kaplan_meier(same, protect=False).table["estimate"].tolist() == pytest.approx([0.5, 0.5 / 3])
+    early = time_to_event(courses, extract_date="2021-03-01", entry_date="2020-12-01")
+    assert early.entry is None and "delayed entry" not in early.definition.details

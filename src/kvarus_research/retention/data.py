@@ -95,6 +95,11 @@ class TimeToEvent:
                     if self.opted_out_courses is not None
                     else {}
                 ),
+                **(
+                    {"delayed entry": f"courses started before {self.entry} at risk from then"}
+                    if self.entry
+                    else {}
+                ),
             },
         )
 
@@ -198,6 +203,7 @@ def time_to_event(
     extract_date: pd.Timestamp | str | None = None,
     time_unit: str = "days",
     age_bins: Sequence[float] = AGE_BINS,
+    entry_date: pd.Timestamp | str | None = None,
 ) -> TimeToEvent:
     """Time from course start to ending, with the ending types as competing events.
 
@@ -214,6 +220,11 @@ def time_to_event(
     time_unit : {"days", "weeks", "months", "years"}
     age_bins : sequence of float
         Edges of ``age_group`` from ``age_at_start`` (left-closed).
+    entry_date : Timestamp, str or column name, optional
+        When observation began: one date, or the name of a date column of the courses (e.g. when each unit
+        joined the register). A course that started before it is seen from then on only (delayed entry, left
+        truncation: at risk from ``entry_date - start_date`` in ``time_unit``); a course that ended before it is
+        excluded ("ended before observation began"). Without it every course is observed from its start.
 
     Returns
     -------
@@ -270,10 +281,24 @@ def time_to_event(
         ("end after extract date", (~active) & (end > extract_date).fillna(False).to_numpy()),
         ("end before start", (stop < start).fillna(False).to_numpy()),
     ]
+    seen = None
+    if entry_date is not None:
+        if isinstance(entry_date, str) and entry_date in df.columns:
+            seen = pd.to_datetime(df[entry_date])
+        else:
+            seen = pd.Series(pd.Timestamp(entry_date), index=df.index)
+        reasons.append(("ended before observation began", (~active) & (end <= seen).fillna(False).to_numpy()))
     keep, exclusions = _excluded(reasons, len(df))
     out = df.loc[keep].reset_index(drop=True)
     days = (stop[keep] - start[keep]).dt.days.to_numpy(dtype=float)
     out["duration"] = days / TIME_UNITS[time_unit]
+    entry_column = None
+    if seen is not None:  # days before observation began; -inf (at risk from the start) for courses after it
+        late = (seen[keep] - start[keep]).dt.days.to_numpy(dtype=float)
+        late = np.where(np.isfinite(late) & (late > 0), late / TIME_UNITS[time_unit], -np.inf)
+        if (late > -np.inf).any():
+            out[ENTRY] = late
+            entry_column = f"entry_date={entry_date}"
     ending = etype[keep].to_numpy(dtype=object)
     cause = np.where(np.isin(ending, dropout), DROPOUT, ending)
     cause = np.where(ending == "active", "censored", cause)
@@ -303,6 +328,7 @@ def time_to_event(
         codebook=codebook,
         n_input=len(df),
         opted_out_courses=opted_out,
+        entry=entry_column,
     )
 
 
