@@ -60,7 +60,8 @@ class TimeToEvent:
     by: str | None = None
     #: Column identifying the cluster of each row (``from_frame(cluster=)``), e.g. the patient.
     cluster: str | None = None
-    #: Column of the delayed-entry times (``from_frame(entry=)``); their values are in ``table["entry_time"]``.
+    #: Where delayed entry comes from (``from_frame(entry=)``'s column, or ``time_to_event(entry_date=)``);
+    #: the entry times are in ``table["entry_time"]``.
     entry: str | None = None
 
     @property
