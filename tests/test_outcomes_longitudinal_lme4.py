@@ -7,6 +7,9 @@ lme4 1.1.31, ``coef(summary(m))`` with ``options(digits = 15)`` for
 
 - ``m1 <- lmer(Reaction ~ Days + (1 | Subject), sleepstudy, REML = TRUE)``
 - ``m2 <- lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = TRUE)``
+
+and Satterthwaite df from lmerTest 3.1.3 (same R and lme4), ``coef(summary(m, ddf = "Satterthwaite"))[, "df"]``
+with ``m1``, ``m2`` fitted by ``lmerTest::lmer``.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ LME4 = {
         "fixef": [(251.405104848484, 9.74671626920939), (10.467285959596, 0.80422142894524)],
         "sigma": 30.9912338986441,
         "vc": {"intercept": 1378.178513809047},
+        "df": [22.8101989552553, 161.0000000545923],
     },
     "slope": {
         "fixef": [(251.405104848485, 6.82459669495491), (10.467285959596, 1.54578964390598)],
         "sigma": 25.5917957216753,
         "vc": {"intercept": 612.10015802476880, "slope": 35.07171445093885, "cov": 9.60440895115776},
+        "df": [16.9997262884927, 16.9999837255917],
     },
 }
 
@@ -67,6 +72,15 @@ def test_fixed_effects_and_model_based_se_equal_lme4(sleep, model) -> None:
                             se="hessian")  # fmt: skip
         assert "full-Hessian" in hess.definition.method
     assert "lme4" in res.definition.method
+    # Satterthwaite df: both implementations differentiate numerically (lmerTest by Richardson extrapolation in
+    # lme4's parameterisation, ours by central differences in (G, sigma^2) at statsmodels' optimum), so they
+    # agree to about 2e-5 here, not 1e-8
+    np.testing.assert_allclose(coefs["df"].to_numpy(), ref["df"], rtol=1e-4)
+    # and the t interval uses them
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, coefs["df"].to_numpy()) * se
+    np.testing.assert_allclose(coefs["ci_high"].to_numpy() - est, half, rtol=1e-12)
 
 
 @pytest.mark.filterwarnings("ignore")

@@ -10,7 +10,8 @@ Baseline covariates are course-level values taken at the first timepoint (or fro
 Estimated marginal means (EMMs) per timepoint are ``L beta`` with ``L`` the design row of that timepoint and every
 covariate column at its mean over the analysed observations (so categorical covariates are averaged over their
 observed distribution); their variance is ``L V L'`` with ``V`` the fixed effects' covariance (model-based for
-MixedLM, robust sandwich for GEE), and the CI is normal (Wald).
+MixedLM, robust sandwich for GEE). For REML mixed models the CIs and p-values are t on Satterthwaite degrees of
+freedom (as R's lmerTest; ``ddf="normal"`` for Wald ones); for GEE they are normal (Wald).
 
 Mixed-model standard errors are by default the standard model-based ones that lme4, nlme and SAS report:
 ``Cov(beta) = (X' V^-1 X)^-1`` with ``V`` block-diagonal, ``V_i = Z_i G Z_i' + sigma^2 I`` at the (RE)ML estimates
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ from kvarus_research.outcomes._data import (
     numeric,
     resolve_codebook,
 )
-from kvarus_research.outcomes._mixed import _start_params, model_based_cov
+from kvarus_research.outcomes._mixed import _start_params, model_based_cov, satterthwaite_df
 from kvarus_research.results import Definition, Result, draw_marker, hidden
 
 TIME_UNITS: dict[str, float] = {"days": 1.0, "weeks": 7.0, "months": 365.25 / 12, "years": 365.25}
@@ -57,7 +58,8 @@ class LongitudinalResult(Result):
         ``timepoint, time, time_years, n_obs, emm, se, ci_low, ci_high, diff, diff_ci_low, diff_ci_high``
         (``time`` = mean time since start in ``time_unit``, ``diff`` = EMM minus the first timepoint's EMM).
     coefficients : DataFrame
-        Fixed effects: ``term, estimate, se, ci_low, ci_high, p_value``.
+        Fixed effects: ``term, estimate, se, df, ci_low, ci_high, p_value`` (``df`` Satterthwaite, or ``inf``
+        for normal intervals).
     model : statsmodels results
         The fitted model (MixedLMResults or GEEResults).
     data : DataFrame
@@ -205,6 +207,7 @@ def longitudinal(
     reml: bool = True,
     time_unit: str = "months",
     se: str = "model",
+    ddf: str = "satterthwaite",
     courses: pd.DataFrame | None = None,
     codebook: Codebook | None = None,
     language: str = "en",
@@ -237,6 +240,9 @@ def longitudinal(
     se : {"model", "hessian"}
         MixedLM fixed-effect covariance: model-based ``(X' V^-1 X)^-1`` as lme4 reports it (default), or
         statsmodels' inverse of the full Hessian including the variance parameters.
+    ddf : {"satterthwaite", "normal"}
+        MixedLM (REML) only: t intervals and p-values on Satterthwaite degrees of freedom for every coefficient,
+        EMM and difference (as R's lmerTest), or normal (Wald) ones. GEE is always normal.
     courses : DataFrame, optional
         Course table for course-level covariates.
     codebook : Codebook, optional
@@ -269,6 +275,8 @@ def longitudinal(
         raise AnalysisError(f"time_unit must be one of {sorted(TIME_UNITS)}, got {time_unit!r}")
     if se not in ("model", "hessian"):
         raise AnalysisError(f"se must be 'model' or 'hessian', got {se!r}")
+    if ddf not in ("satterthwaite", "normal"):
+        raise AnalysisError(f"ddf must be 'satterthwaite' or 'normal', got {ddf!r}")
     long = long_frame(data)
     check_columns(long, [outcome])
     cb = resolve_codebook(data, codebook)
@@ -331,13 +339,24 @@ def longitudinal(
     if method == "mixed":
         desc += "; " + se_desc
     beta = fe.to_numpy()
-    table, coefs = _emms(model, frame, beta, vcov, names, timepoints, time, ci)
+    df_fn = None
+    if method == "mixed" and ddf == "satterthwaite":
+        if not reml:
+            raise AnalysisError(
+                "ddf='satterthwaite' is implemented for REML fits: pass reml=True or ddf='normal'"
+            )
+        df_fn = lambda L: satterthwaite_df(model, fit, L)  # noqa: E731
+    table, coefs = _emms(model, frame, beta, vcov, names, timepoints, time, ci, df_fn)
+    if df_fn is not None and not np.isfinite(coefs["df"]).all():
+        caught.append("Satterthwaite df not available (a variance on the boundary): normal quantiles used")
     cov_names = {f"c{i}": name for i, name in enumerate(covariates)}
     coefs["term"] = coefs["term"].str.replace(r"\bc(\d+)\b", lambda m: cov_names[m.group(0)], regex=True)
     meta_label = cb.label(outcome, language)
     definition = Definition(
         population=f"registered values of {outcome!r} at {', '.join(timepoints)} (all observed values, MAR)",
-        method=desc + "; estimated marginal means with covariates at their means, normal (Wald) CIs",
+        method=desc
+        + "; estimated marginal means with covariates at their means, "
+        + ("t CIs on Satterthwaite df" if df_fn is not None else "normal (Wald) CIs"),
         details={
             "formula": _readable(formula, covariates),
             "covariates": ", ".join(covariates) or "none",
@@ -371,6 +390,7 @@ def _emms(
     timepoints: list[str],
     time: str,
     ci: float,
+    df_fn: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     exog = np.asarray(model.exog)[:, : len(names)]
     xbar = exog.mean(axis=0)
@@ -380,34 +400,49 @@ def _emms(
         raise AnalysisError(
             f"internal: expected {len(timepoints) - 1} timepoint columns, found {sorted(dummies)}"
         )
-    z = stats.norm.ppf((1 + ci) / 2)
     mean_t = frame.groupby("tp", observed=False)["t"].mean()
     mean_years = frame.groupby("tp", observed=False)["t_years"].mean()
     n_obs = frame["tp"].value_counts().reindex(timepoints, fill_value=0)
-    rows, ls = [], []
-    for tp in timepoints:
-        row = np.array(
-            [float(dummies.get(n) == tp) if n in dummies else float(mean_t.get(tp, np.nan)) for n in names]
+    ls = np.array([np.where(time_cols, [float(dummies.get(n) == tp) if n in dummies else float(mean_t.get(tp, np.nan))
+                                        for n in names], xbar) for tp in timepoints])  # fmt: skip
+    ds = ls - ls[0]
+    eye = np.eye(len(names))
+    # one df per contrast (EMMs, differences, coefficients); infinite (normal quantile) without df_fn
+    if df_fn is not None:
+        dfs = df_fn(np.vstack([ls, ds[1:], eye]))
+        df_l, df_d, df_b = (
+            dfs[: len(ls)],
+            np.r_[np.inf, dfs[len(ls) : 2 * len(ls) - 1]],
+            dfs[2 * len(ls) - 1 :],
         )
-        L = np.where(time_cols, row, xbar)
-        ls.append(L)
+    else:
+        df_l, df_d, df_b = (np.full(len(ls), np.inf), np.full(len(ls), np.inf), np.full(len(names), np.inf))
+
+    def quantile(df: np.ndarray) -> np.ndarray:
+        df = np.where(np.isfinite(df) & (df > 0), df, np.inf)
+        return stats.t.ppf((1 + ci) / 2, df)
+
+    q_l, q_d, q_b = quantile(df_l), quantile(df_d), quantile(df_b)
+    rows = []
+    for i, (tp, L, D) in enumerate(zip(timepoints, ls, ds, strict=True)):
         est, se = float(L @ beta), float(np.sqrt(L @ vcov @ L))
+        d, se_d = float(D @ beta), float(np.sqrt(max(D @ vcov @ D, 0.0)))
         rows.append({"timepoint": tp, "time": float(mean_t.get(tp, np.nan)),
                      "time_years": float(mean_years.get(tp, np.nan)), "n_obs": int(n_obs[tp]),
-                     "emm": est, "se": se, "ci_low": est - z * se, "ci_high": est + z * se})  # fmt: skip
-    for r, L in zip(rows, ls):
-        D = L - ls[0]
-        d, se = float(D @ beta), float(np.sqrt(max(D @ vcov @ D, 0.0)))
-        r.update(diff=d, diff_ci_low=d - z * se, diff_ci_high=d + z * se)
+                     "emm": est, "se": se, "ci_low": est - q_l[i] * se, "ci_high": est + q_l[i] * se,
+                     "diff": d, "diff_ci_low": d - q_d[i] * se_d, "diff_ci_high": d + q_d[i] * se_d})  # fmt: skip
     se_b = np.sqrt(np.diag(vcov))
+    tstat = beta / se_b
+    df_p = np.where(np.isfinite(df_b) & (df_b > 0), df_b, np.inf)
     coefs = pd.DataFrame(
         {
             "term": [n.replace("C(tp)[T.", "timepoint[").replace("tp", "timepoint") for n in names],
             "estimate": beta,
             "se": se_b,
-            "ci_low": beta - z * se_b,
-            "ci_high": beta + z * se_b,
-            "p_value": 2 * stats.norm.sf(np.abs(beta / se_b)),
+            "df": df_b,
+            "ci_low": beta - q_b * se_b,
+            "ci_high": beta + q_b * se_b,
+            "p_value": 2 * stats.t.sf(np.abs(tstat), df_p),
         }
     )
     return pd.DataFrame(rows), coefs
