@@ -48,21 +48,10 @@ def model_based_cov(model: Any, fit: Any) -> np.ndarray:
     >>> bool(np.isclose(v[0, 0], (fit.cov_re.iloc[0, 0] + fit.scale / 4) / 30))
     True
     """
-    X = np.asarray(model.exog, dtype=float)
-    Z = np.asarray(model.exog_re, dtype=float)
-    codes, _ = pd.factorize(np.asarray(model.groups))
-    k, p, q = int(codes.max()) + 1, X.shape[1], Z.shape[1]
-    sigma2 = float(fit.scale)
+    parts = _pieces(model)
+    q = parts[4].shape[1]
     G = np.asarray(fit.cov_re, dtype=float).reshape(q, q)
-    xz = np.zeros((k, p * q))
-    zz = np.zeros((k, q * q))
-    np.add.at(xz, codes, (X[:, :, None] * Z[:, None, :]).reshape(len(X), p * q))
-    np.add.at(zz, codes, (Z[:, :, None] * Z[:, None, :]).reshape(len(Z), q * q))
-    xz, zz = xz.reshape(k, p, q), zz.reshape(k, q, q)
-    # (sigma^2 G^-1 + Z'Z)^-1 = (sigma^2 I + G Z'Z)^-1 G
-    inner = np.linalg.solve(sigma2 * np.eye(q) + G[None] @ zz, np.broadcast_to(G, (k, q, q)))
-    info = (X.T @ X - np.einsum("gpq,gqr,gsr->ps", xz, inner, xz)) / sigma2
-    return np.linalg.inv(info)
+    return _reml_deviance(np.r_[G[np.tril_indices(q)], float(fit.scale)], parts)[1]
 
 
 def _start_params(model: Any, groups: np.ndarray, reml: bool) -> MixedLMParams:
