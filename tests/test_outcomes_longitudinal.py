@@ -169,3 +169,27 @@ def test_synthetic_trajectory(artifacts) -> None:
     assert res.table.set_index("timepoint").loc["ending", "diff_ci_high"] < 0
     ax = res.plot()
     ax.figure.savefig(artifacts / "outcomes_trajectory_synthetic.png")
+
+
+@pytest.mark.filterwarnings("ignore:The MLE may be on the boundary")
+def test_hessian_ses_and_normal_intervals_on_request() -> None:
+    df = panel(n=150, seed=6, drop=0.3)
+    d = df.dropna(subset=["dager_rus_30"]).assign(t=lambda x: x["days_since_start"] / 365.25)
+    direct = smf.mixedlm("dager_rus_30 ~ t", d, groups=d["course_id"], re_formula="~t").fit(
+        reml=True, method=["lbfgs"]
+    )
+    res = longitudinal(df, "dager_rus_30", time="continuous", random_slope=True, time_unit="years", se="hessian",
+                       ddf="normal")  # fmt: skip
+    coefs = res.coefficients.set_index("term")
+    # statsmodels' own bse is the full-Hessian SE; normal intervals have infinite df and the z quantile
+    np.testing.assert_allclose(coefs["se"].to_numpy(), direct.bse[["Intercept", "t"]].to_numpy(), rtol=1e-3)
+    assert np.isinf(coefs["df"]).all()
+    np.testing.assert_allclose(
+        coefs["ci_high"] - coefs["estimate"], 1.959963984540054 * coefs["se"], rtol=1e-12
+    )
+    with pytest.raises(AnalysisError, match="time_unit"):
+        longitudinal(df, "dager_rus_30", time="continuous", time_unit="fortnights")
+    # ML fits get normal intervals by default; Satterthwaite is asked for REML only
+    assert np.isinf(longitudinal(df, "dager_rus_30", reml=False).coefficients["df"]).all()
+    with pytest.raises(AnalysisError, match="REML"):
+        longitudinal(df, "dager_rus_30", reml=False, ddf="satterthwaite")

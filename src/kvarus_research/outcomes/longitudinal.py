@@ -207,7 +207,7 @@ def longitudinal(
     reml: bool = True,
     time_unit: str = "months",
     se: str = "model",
-    ddf: str = "satterthwaite",
+    ddf: str | None = None,
     courses: pd.DataFrame | None = None,
     codebook: Codebook | None = None,
     language: str = "en",
@@ -240,9 +240,10 @@ def longitudinal(
     se : {"model", "hessian"}
         MixedLM fixed-effect covariance: model-based ``(X' V^-1 X)^-1`` as lme4 reports it (default), or
         statsmodels' inverse of the full Hessian including the variance parameters.
-    ddf : {"satterthwaite", "normal"}
+    ddf : {"satterthwaite", "normal"}, optional
         MixedLM (REML) only: t intervals and p-values on Satterthwaite degrees of freedom for every coefficient,
-        EMM and difference (as R's lmerTest), or normal (Wald) ones. GEE is always normal.
+        EMM and difference (as R's lmerTest), or normal (Wald) ones. By default Satterthwaite for REML mixed
+        models and normal otherwise (ML fits, GEE).
     courses : DataFrame, optional
         Course table for course-level covariates.
     codebook : Codebook, optional
@@ -275,6 +276,8 @@ def longitudinal(
         raise AnalysisError(f"time_unit must be one of {sorted(TIME_UNITS)}, got {time_unit!r}")
     if se not in ("model", "hessian"):
         raise AnalysisError(f"se must be 'model' or 'hessian', got {se!r}")
+    if ddf is None:
+        ddf = "satterthwaite" if method == "mixed" and reml else "normal"
     if ddf not in ("satterthwaite", "normal"):
         raise AnalysisError(f"ddf must be 'satterthwaite' or 'normal', got {ddf!r}")
     long = long_frame(data)
