@@ -130,6 +130,18 @@ def _progress(d: dict) -> Result:
     return patient_progress(reg, reg.without_opt_outs().courses["course_id"].iloc[0])
 
 
+def _tipping(d: dict) -> Result:
+    from kvarus_research.outcomes import tipping_point
+
+    return tipping_point(d["timepoints"], "dager_rus_30", n_imputations=3, deltas=[0, 2, 4])
+
+
+def _gray(d: dict) -> Result:
+    from kvarus_research.retention import gray_test
+
+    return gray_test(d["cohort"], by="setting")
+
+
 def _table1(d: dict) -> Result:
     from kvarus_research.cohort import table1
 
@@ -137,7 +149,7 @@ def _table1(d: dict) -> Result:
 
 
 #: Result subclass name -> (builder, the plot calls to check). A new Result subclass must be added here.
-CASES: dict[str, tuple[Callable[[dict], Result], list[dict[str, Any]]]] = {
+CASES: dict[str, tuple[Callable[[dict], Result], list[dict[str, Any]] | None]] = {
     "TransitionResult": (_transitions, [{}]),
     "ChangeResult": (_change, [{}]),
     "ReliableChangeResult": (_reliable, [{}]),
@@ -163,6 +175,8 @@ CASES: dict[str, tuple[Callable[[dict], Result], list[dict[str, Any]]]] = {
     ),
     "ProgressResult": (_progress, [{}]),
     "Table1Result": (_table1, [{}]),
+    "TippingPointResult": (_tipping, [{}]),
+    "GrayTestResult": (_gray, None),  # a table of test statistics, no figure
 }
 
 
@@ -272,6 +286,13 @@ def test_figure_never_shows_a_hidden_count(name: str, data: dict, artifacts) -> 
     result = built(name, data)
     cls = type(result)
     assert cls.__name__ == name
+    if calls is None:  # no figure: plot says so, and draws nothing
+        from kvarus_research.errors import AnalysisError
+
+        assert "_draw" not in cls.__dict__ and "plot" not in cls.__dict__, name
+        with pytest.raises(AnalysisError, match="has no figure"):
+            result.plot()
+        return
     # one drawing path: plot is the base class's, and the drawing code cannot reach self
     assert "plot" not in cls.__dict__, f"{name} overrides plot"
     draw = inspect.getattr_static(cls, "_draw")

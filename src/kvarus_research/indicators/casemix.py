@@ -350,14 +350,16 @@ def indicator_casemix(
 ) -> CaseMixResult:
     """Case-mix adjust a per-course indicator: its flags on ``data`` joined with :func:`start_characteristics`.
 
+    The unit of each course is the indicator's (e.g. that of the first measurement point), as in its table.
+
     Parameters
     ----------
     result : IndicatorResult
         The indicator (its definition and target are used; the flags are recomputed on ``data``).
     data : Registry or Cohort
         The data the indicator was computed on.
-
-    The unit of each course is the indicator's (e.g. that of the first measurement point), as in its table.
+    covariates, level, ci_level, n_limit
+        As in :func:`casemix_adjust`.
 
     Examples
     --------
