@@ -108,7 +108,8 @@ def pinned_cells(
     reader cannot rule out: a cell whose value in it is a whole number or more away from the true value is not
     pinned, and a cell that reaches 0 or ``small_below`` in it has no small range. A few programs with random
     objectives clear most cells at once; each cell left is solved for, its maximum and, when that does not clear
-    it, its minimum. Only feasible solutions clear a cell, so no pinned cell is missed (a null-space test from an
+    it, its minimum (in between, programs that push every cell left up together, then down, while they clear
+    many). Only feasible solutions clear a cell, so no pinned cell is missed (a null-space test from an
     SVD, used before, declared a cell free that its equations fix: see the tests). Cells marked ``exempt`` are not
     looked at. ``upper`` and ``lower`` are what the reader knows of each cell beyond ``>= 0`` (NaN: nothing), e.g.
     a listed unit's denominator is at least the pooling limit.
@@ -217,6 +218,13 @@ def _pinned_in(
             c = rng.standard_normal(n)
             run(c)
             run(-c)
+        while (~done).sum() > 8:  # push every cell left up together, then down: each program clears many
+            left = int((~done).sum())
+            c = np.where(done, 0.0, 1.0) * rng.uniform(0.5, 1.5, n)
+            run(-c)
+            run(c)
+            if (~done).sum() > 0.8 * left:
+                break
     pinned = []
     for j in range(n):
         if done[j]:
