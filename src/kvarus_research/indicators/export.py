@@ -52,11 +52,13 @@ class PublishedIndicators:
     notes: list[str] = field(default_factory=list)
 
 
-def publish_indicators(data: Any, rules: Any = "norway") -> PublishedIndicators:
+def publish_indicators(data: Any, rules: Any = "norway", *, completeness: bool = True) -> PublishedIndicators:
     """Compute the indicators, completeness, coverage and network work and protect them as one release.
 
     The links between the tables are declared in :func:`release_of_indicators`; each result then publishes
-    the release's cells.
+    the release's cells. ``completeness=False`` leaves the completeness tables out (they are not published: the
+    report), and the indicators asked at the first measurement point are linked through their unseen shared
+    population instead.
 
     Examples
     --------
@@ -68,7 +70,8 @@ def publish_indicators(data: Any, rules: Any = "norway") -> PublishedIndicators:
     True
     """
     from kvarus_research.errors import AnalysisError
-    from kvarus_research.indicators.coverage import completeness, coverage
+    from kvarus_research.indicators.coverage import completeness as completeness_of
+    from kvarus_research.indicators.coverage import coverage
     from kvarus_research.indicators.framework import as_registry
     from kvarus_research.indicators.kvarus import kvarus_indicators
     from kvarus_research.indicators.network import network_work
@@ -76,7 +79,7 @@ def publish_indicators(data: Any, rules: Any = "norway") -> PublishedIndicators:
 
     registry = as_registry(data)
     results = kvarus_indicators(registry)
-    complete = {f"completeness_{k}": v for k, v in completeness(registry).items()}
+    complete = {f"completeness_{k}": v for k, v in completeness_of(registry).items()} if completeness else {}
     notes: list[str] = []
     nw = None
     if registry.network_work is not None and len(registry.network_work):
@@ -249,6 +252,19 @@ def release_of_indicators(
                 release.add_sum(
                     (other, c["denominator"]), [(first[0], cells[first[0]][where]["denominator"])]
                 )
+    if not first:  # no completeness table published: the indicators still share that population, unseen
+        items = [k for k in ANSWERED_BY if k in cells]
+        for where in {w for k in items for w in cells[k]}:
+            have = [k for k in items if where in cells[k]]
+            if len(have) < 2:
+                continue
+            k0 = have[0]
+            value = sum(_value(release.specs[k0], cells[k0][where][c]) for c in ("denominator", "missing"))
+            population = release.add_unseen(value)
+            for k in have:  # a sum the data break is left out (add_sum)
+                release.add_sum(
+                    population, [(k, cells[k][where]["denominator"]), (k, cells[k][where]["missing"])]
+                )
     if network is not None:
         release.add_spec("network_work", network_spec(network.table))
     if coverage is not None:
@@ -268,6 +284,15 @@ def release_of_indicators(
                 release.add_at_least(("coverage", cov["registered"]), [("completeness_ending_registered",
                                                                        due["denominator"])])  # fmt: skip
     return release
+
+
+def _value(spec: Any, ref: tuple[Any, Any]) -> float:
+    """The value of a cell of a linked spec: a table cell ``(row, column)`` or a never-shown ``("extra", j)``."""
+    from kvarus_research.privacy.engine import Linear
+
+    if ref[0] == "extra":
+        return next(s for s in spec.structure if isinstance(s, Linear)).extra[ref[1]]
+    return float(spec.table.iloc[ref[0]][ref[1]])
 
 
 def pooling_limit(result: Any) -> int | None:

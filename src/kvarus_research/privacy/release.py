@@ -25,6 +25,9 @@ from kvarus_research.privacy.rules import DisclosureRules, ProtectedTable, resol
 #: ``("extra", j)`` for the table's ``j``-th never-shown cell (see :class:`~kvarus_research.privacy.engine.Linear`).
 ReleaseCell = tuple[str, tuple[Any, Any]]
 
+#: The table name of the release's own never-shown cells (:meth:`Release.add_unseen`).
+UNSEEN = "(unseen)"
+
 
 @dataclass(frozen=True)
 class Equal:
@@ -74,6 +77,7 @@ class Release:
         self.links: list[Any] = []
         self._extra_sums: list[tuple[ReleaseCell, list[ReleaseCell]]] = []
         self._at_least: list[tuple[ReleaseCell, list[ReleaseCell]]] = []
+        self._unseen: list[float] = []
 
     def add(
         self,
@@ -111,6 +115,27 @@ class Release:
         """Declare that cell ``total`` = the sum of ``parts`` (cells as ``(table, (row, column))`` or
         ``(table, ("extra", j))``)."""
         self._extra_sums.append((total, list(parts)))
+
+    def add_unseen(self, value: float) -> ReleaseCell:
+        """A count the release never shows but a reader knows exists (the population several tables share):
+        a cell for :meth:`add_sum`, audited like a published one (protected when small), never hidden as a partner.
+
+        Examples
+        --------
+        Two tables whose rows split the same population of 20, which neither shows:
+
+        >>> a = pd.DataFrame({"group": ["yes", "no"], "n": [3, 17]})
+        >>> b = pd.DataFrame({"group": ["yes", "no"], "n": [8, 12]})
+        >>> rel = Release(rules=DisclosureRules(unit_min_n=None))
+        >>> rel.add("a", a, counts="n"); rel.add("b", b, counts="n")
+        >>> pop = rel.add_unseen(20)
+        >>> rel.add_sum(pop, [("a", (0, "n")), ("a", (1, "n"))]); rel.add_sum(pop, [("b", (0, "n")), ("b", (1, "n"))])
+        >>> out = rel.protect()  # a's 3 alone = 8 + 12 - 17: its 17 goes too, and b says only that they add to 20
+        >>> out["a"].display()["n"].tolist(), out["b"].display()["n"].tolist()
+        ([':', ':'], [8, 12])
+        """
+        self._unseen.append(float(value))
+        return (UNSEEN, ("extra", len(self._unseen) - 1))
 
     def add_at_least(self, total: ReleaseCell, parts: Sequence[ReleaseCell]) -> None:
         """Declare that cell ``total`` >= the sum of ``parts``: a reader who knows the relation bounds a hidden
@@ -157,6 +182,7 @@ class Release:
             }
         b = Builder()
         pos = {name: add_table(b, spec, r) for name, spec in self.specs.items()}
+        pos[UNSEEN] = {EXTRA: b.add_cells(self._unseen, shown=False)}
         for link in self.links:
             for pa, pb in self._pairs(link, pos):
                 b.add_sum(pa, [pb])

@@ -311,7 +311,7 @@ def step_indicators(ctx: ReportContext) -> None:
     w = ctx.writer
     w.section("Quality indicators")
     # the indicators, completeness, coverage and network work count the same courses: one release
-    ctx.indicators = publish_indicators(ctx.registry, ctx.rules)
+    ctx.indicators = publish_indicators(ctx.registry, ctx.rules, completeness=False)
     for key, res in ctx.indicators.results.items():
         _result(ctx, f"indicator-{key}", res, caption=getattr(res.indicator, "label", key))
     if ctx.indicators.coverage is not None:
