@@ -268,6 +268,14 @@ def step_attrition(ctx: ReportContext) -> None:
         res,
         caption="Complete case, inverse probability weighting and multiple imputation",
     )
+    if hasattr(oc, "tipping_point"):  # how far from missing at random before the conclusion changes
+        tip = oc.tipping_point(ctx.timepoints, outcome, codebook=ctx.registry.codebook, n_imputations=10)
+        _result(
+            ctx,
+            f"tipping-point-{outcome}",
+            tip,
+            caption="Delta-adjusted multiple imputation: the tipping point",
+        )
 
 
 def step_retention(ctx: ReportContext) -> None:
@@ -312,8 +320,20 @@ def step_indicators(ctx: ReportContext) -> None:
     w.section("Quality indicators")
     # the indicators, completeness, coverage and network work count the same courses: one release
     ctx.indicators = publish_indicators(ctx.registry, ctx.rules, completeness=False)
+    from kvarus_research.errors import AnalysisError
+
+    cov = ctx.indicators.coverage
     for key, res in ctx.indicators.results.items():
-        _result(ctx, f"indicator-{key}", res, caption=getattr(res.indicator, "label", key))
+        label = getattr(res.indicator, "label", key)
+        _result(ctx, f"indicator-{key}", res, caption=label)
+        try:  # exact binomial limits around the national share, from the published table
+            funnel = res.funnel(rules=ctx.rules, coverage=cov)
+            ax = res.plot(kind="funnel", rules=ctx.rules, coverage=cov)
+        except AnalysisError as exc:  # e.g. the national share hidden by the release
+            w.text(f"Funnel plot of {label}: not drawn ({exc}).")
+            continue
+        w.definition(funnel.definition)
+        w.figure(f"indicator-{key}-funnel", ax.get_figure(), caption=f"{label}: funnel plot")
     if ctx.indicators.coverage is not None:
         _result(ctx, "coverage", ctx.indicators.coverage, caption="Coverage (dekningsgrad)")
 
