@@ -76,6 +76,7 @@ def publish_indicators(data: Any, rules: Any = "norway", *, completeness: bool =
     from kvarus_research.indicators.kvarus import kvarus_indicators
     from kvarus_research.indicators.network import network_work
     from kvarus_research.privacy import protect
+    from kvarus_research.results import ProtectedResult
 
     registry = as_registry(data)
     results = kvarus_indicators(registry)
@@ -93,7 +94,7 @@ def publish_indicators(data: Any, rules: Any = "norway", *, completeness: bool =
     published = release.protect() if release is not None else {}
     for key, res in [*results.items(), *complete.items()]:
         if key in published:
-            res.adopt(_with_sides(published[key], res.protected(rules)), rules)
+            res.adopt(ProtectedResult.of(published[key], res.side_tables(rules)), rules)
     if nw is not None and "network_work" in published:
         nw.adopt(published["network_work"], rules)
     if cov is not None and "coverage" in published:
@@ -223,7 +224,10 @@ def release_of_indicators(
     for name, res in [*results.items(), *complete.items()]:
         derived = {d: ["numerator", "denominator"] for d in DERIVED if d in res.table.columns}
         spec, cells[name] = linked_spec(
-            res.table, res.__dict__.get("_pooled_parts"), derived=derived, n_limit=pooling_limit(res)
+            res.table,
+            res.__dict__.get("_pooled_parts"),
+            derived=derived,
+            n_limit=getattr(res, "n_limit", None),
         )
         release.add_spec(name, spec)
     for key, res in results.items():
@@ -293,31 +297,6 @@ def _value(spec: Any, ref: tuple[Any, Any]) -> float:
     if ref[0] == "extra":
         return next(s for s in spec.structure if isinstance(s, Linear)).extra[ref[1]]
     return float(spec.table.iloc[ref[0]][ref[1]])
-
-
-def pooling_limit(result: Any) -> int | None:
-    """The pooling limit of an indicator result (units with a denominator below it are pooled), as its definition
-    states it; ``None`` when it does not.
-
-    Examples
-    --------
-    >>> import kvarus_research as kr
-    >>> from kvarus_research.indicators import TREATMENT_PLAN
-    >>> pooling_limit(TREATMENT_PLAN.compute(kr.synthetic.generate(n_courses=200, seed=1), n_limit=15))
-    15
-    """
-    import re
-
-    text = str(getattr(getattr(result, "definition", None), "details", {}).get("small units", ""))
-    m = re.search(r"denominator < (\d+)", text)
-    return int(m.group(1)) if m else None
-
-
-def _with_sides(main: Any, protected: Any) -> Any:
-    """The release's table for ``main``, with the side tables (p-charts) of the result's own protection."""
-    from kvarus_research.results import ProtectedResult
-
-    return ProtectedResult.of(main, getattr(protected, "sides", {}))
 
 
 def add_indicators_command(subparsers: Any) -> argparse.ArgumentParser:

@@ -173,6 +173,7 @@ class Indicator:
             units=registry.units,
             target=target,
             pooled_parts=parts,
+            n_limit=n_limit,
             codebook=registry.codebook,
         )
 

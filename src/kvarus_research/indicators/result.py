@@ -59,8 +59,11 @@ class IndicatorResult(Result):
         target: Target | None,
         codebook: Any = None,
         pooled_parts: pd.DataFrame | None = None,
+        n_limit: int | None = None,
     ) -> None:
         self.indicator = indicator
+        #: units with a denominator below this were pooled (a reader knows it from the pooled row's label)
+        self.n_limit = n_limit
         # the pooled units' own counts: used by disclosure control only, never shown
         self._pooled_parts = pooled_parts
         self.table = table
@@ -86,21 +89,14 @@ class IndicatorResult(Result):
         a hidden numerator).
         """
         from kvarus_research.indicators.protection import protect_indicator_table
-        from kvarus_research.results import ProtectedResult, ProtectedSides
+        from kvarus_research.results import ProtectedResult
 
         cache = self.__dict__.setdefault("_protected_cache", {})
         parts = self.__dict__.get("_pooled_parts")
 
         def build() -> Any:
             main = protect_indicator_table(self.table, rules, enabled=enabled, pooled_parts=parts)
-            sides = ProtectedSides(
-                lambda key: _protect_spc(
-                    self.spc_table(key[1], key[2], change_points=tuple(key[3]) if len(key) > 3 else ()),
-                    rules,
-                    enabled,
-                )
-            )
-            return ProtectedResult.of(main, sides)
+            return ProtectedResult.of(main, self.side_tables(rules, enabled=enabled))
 
         try:
             key = (rules, enabled)
@@ -110,6 +106,29 @@ class IndicatorResult(Result):
         if key not in cache:  # the table never changes after construction: protect it once per rules
             cache[key] = build()
         return cache[key]
+
+    def side_tables(self, rules: Any = "norway", *, enabled: bool = True) -> Any:
+        """The p-chart tables, each protected when first asked for (the ``sides`` of :meth:`protected`; a release
+        that protects the main table adopts them beside its own).
+
+        Examples
+        --------
+        >>> import kvarus_research as kr
+        >>> from kvarus_research.indicators import TREATMENT_PLAN
+        >>> res = TREATMENT_PLAN.compute(kr.synthetic.generate(n_courses=300, seed=1))
+        >>> side = res.side_tables()[("spc", None, "year")]
+        >>> bool(side.suppressed.to_numpy().sum() >= res.spc_table(None, "year")["numerator"].between(1, 4).sum())
+        True
+        """
+        from kvarus_research.results import ProtectedSides
+
+        return ProtectedSides(
+            lambda key: _protect_spc(
+                self.spc_table(key[1], key[2], change_points=tuple(key[3]) if len(key) > 3 else ()),
+                rules,
+                enabled,
+            )
+        )
 
     # -- views -------------------------------------------------------------------------------------------
     def for_year(self, year: int | None = None) -> pd.DataFrame:

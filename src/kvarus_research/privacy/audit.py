@@ -229,8 +229,8 @@ def _pinned_in(
     for j in range(n):
         if done[j]:
             continue
-        if sparse_a is None or not a_eq[:, j].any():  # only its bounds: 0 .. cap
-            lo_j = floor[j]  # only its bounds
+        if sparse_a is None or not a_eq[:, j].any():  # in no equation: only its bounds, floor .. cap
+            lo_j = floor[j]
             if cap[j] - lo_j < 1 - tol or (
                 small_below is not None and lo_j >= 1 - tol and cap[j] < small_below - tol
             ):
