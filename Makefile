@@ -30,9 +30,11 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir .site
+	$(BIN)/python docs/hooks/check_site.py .site
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir .site
+	$(BIN)/python docs/hooks/check_site.py .site
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/run.py --scale $(SCALE)
