@@ -391,3 +391,23 @@ class Result:
         return (
             f"{type(self).__name__}(\n{self.definition.to_text()}\n\n{self.table.to_string(max_rows=20)}\n)"
         )
+
+    def _repr_html_(self) -> str:
+        """How a notebook shows the result: its definition as text, then the table (first 20 rows) as HTML.
+
+        The table is the unprotected one, for the analyst's own screen; what is published goes through
+        :meth:`protected`, :meth:`to_csv` or :meth:`plot`, as the note under the table says.
+        """
+        import html
+
+        definition = html.escape(self.definition.to_text()).replace("\n", "<br>")
+        n = len(self.table)
+        shown = self.table.to_html(max_rows=20, na_rep="", float_format=lambda v: f"{v:.4g}", border=0)
+        more = f" ({n} rows, the first and last 10 shown)" if n > 20 else ""
+        return (
+            f"<div><strong>{html.escape(type(self).__name__)}</strong>{more}"
+            f"<p style='font-size:90%'>{definition}</p>{shown}"
+            "<p style='font-size:85%;color:#555'>Unprotected table, for your screen only: publish through "
+            "<code>.protected()</code>, <code>.to_csv()</code> or <code>.plot()</code> (disclosure control).</p>"
+            "</div>"
+        )

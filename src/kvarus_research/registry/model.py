@@ -348,6 +348,40 @@ class Registry:
         rows.append(("opted-out patients", len(self.reserved_patients())))
         return pd.DataFrame(rows, columns=["table", "rows"])
 
+    def __repr__(self) -> str:
+        """A few lines a notebook can show: counts per table, extract date, codebook, provenance (no identifiers).
+
+        Examples
+        --------
+        >>> import kvarus_research as kr
+        >>> reg = kr.synthetic.generate(n_courses=200, seed=1)
+        >>> print(repr(reg))  # doctest: +ELLIPSIS
+        Registry: 200 courses of 171 patients (6 opted out) in 22 units, 814 registrations; extract date 2026-06-30
+          tables: patients 171, courses 200, registrations 814, units 22, network_work 60, coverage 120
+          codebook: Kvarus ...; source: synthetic (seed 1), ground truth in .truth
+          tables as .patients, .courses, .registrations, .units; counts as .summary()
+        """
+        counts = {name: len(t) for name in TABLES if (t := getattr(self, name)) is not None}
+        n_out = len(self.reserved_patients())
+        extract = self.extract_date.date().isoformat() if pd.notna(self.extract_date) else "not set"
+        source = self.meta.get("source", "tables")
+        if source == "synthetic" and "seed" in self.meta:
+            source = f"synthetic (seed {self.meta['seed']})"
+        lines = [
+            f"{type(self).__name__}: {counts.get('courses', 0)} courses of {counts.get('patients', 0)} patients "
+            f"({n_out} opted out) in {counts.get('units', 0)} units, {counts.get('registrations', 0)} "
+            f"registrations; extract date {extract}",
+            "  tables: " + ", ".join(f"{name} {n}" for name, n in counts.items()),
+            f"  codebook: {self.codebook.name} {self.codebook.version}; source: {source}"
+            + (", ground truth in .truth" if self.truth else ""),
+        ]
+        if self.validation is not None:
+            findings = getattr(self.validation, "findings", None)
+            if findings is not None:
+                lines.append(f"  validation: {len(findings)} finding(s) (.validation)")
+        lines.append("  tables as .patients, .courses, .registrations, .units; counts as .summary()")
+        return "\n".join(lines)
+
     # -- persistence ----------------------------------------------------------------------------------
     def to_parquet(self, directory: str | Path) -> Path:
         """Write every table as parquet plus ``registry.yaml`` (codebook, extract date, truth, meta).
