@@ -2,8 +2,8 @@
 
 - ``reference/data_dictionary.md`` from the bundled codebook (every form, variable, code list and source).
 
-The notebooks reach the docs through the symlink ``docs/notebooks -> ../notebooks`` (rendered by mkdocs-jupyter,
-not executed there: the test suite executes them).
+The notebooks reach the docs through the symlink ``docs/notebooks -> ../notebooks`` (executed and rendered by
+mkdocs-jupyter at every build, so the pages show their tables and figures; the test suite executes them too).
 """
 
 from __future__ import annotations
