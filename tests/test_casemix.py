@@ -37,6 +37,38 @@ def test_oe_ci_is_the_exact_poisson_interval() -> None:
     assert low[0] == 0 and stats.poisson.sf(o[1:] - 1, low[1:] * e[1:]) == pytest.approx([0.025] * 2)
 
 
+def test_oe_ci_binomial_is_clopper_pearson_of_o_over_n_divided_by_e_over_n() -> None:
+    o, n, e = np.array([0, 3, 18, 10]), np.array([12, 20, 20, 10]), np.array([1.5, 4.0, 15.0, 8.0])
+    low, high = oe_ci(o, e, 0.95, method="binomial", n=n)
+    for oi, ni, ei, lo, hi in zip(
+        o, n, e, low, high, strict=True
+    ):  # scipy's exact (Clopper–Pearson) interval
+        ci = stats.binomtest(int(oi), int(ni)).proportion_ci(confidence_level=0.95, method="exact")
+        assert (lo, hi) == pytest.approx((ci.low * ni / ei, ci.high * ni / ei), rel=1e-9)
+    # by hand: O = 0 of 12, upper 1 − 0.025^(1/12) = 0.264648, times 12/1.5; O = n = 10: lower 0.025^(1/10)
+    # = 0.691503 times 10/8 = 0.864379, upper n/E = 1.25
+    assert low[0] == 0 and high[0] == pytest.approx(0.264648 * 8, abs=1e-5)
+    assert low[3] == pytest.approx(0.864379, abs=1e-6) and high[3] == pytest.approx(1.25)
+    # narrower than the Poisson interval when O/n is large (here 18/20)
+    p_low, p_high = oe_ci(o, e, 0.95)
+    assert high[2] - low[2] < p_high[2] - p_low[2]
+    with pytest.raises(AnalysisError, match="needs n"):
+        oe_ci(o, e, method="binomial")
+    with pytest.raises(AnalysisError, match="not one of"):
+        oe_ci(o, e, method="wald")  # type: ignore[arg-type]
+
+
+def test_casemix_adjust_binomial_ci_and_its_definition() -> None:
+    rows = _registry(1)
+    res = casemix_adjust(rows, covariates=["severity", "sex"], ci_method="binomial")
+    t = res.table
+    low, high = oe_ci(t["observed"].to_numpy(float), t["expected"].to_numpy(float), 0.95, method="binomial",
+                      n=t["n"].to_numpy(float))  # fmt: skip
+    assert t["oe_low"].to_numpy() == pytest.approx(low) and t["oe_high"].to_numpy() == pytest.approx(high)
+    assert "Clopper–Pearson CI of O/n divided by E/n" in res.definition.details["O/E CI"]
+    assert "Garwood" in casemix_adjust(rows, covariates=["severity", "sex"]).definition.details["O/E CI"]
+
+
 def _registry(seed: int, *, unit_effect: dict[int, float] | None = None, mixed: bool = True) -> pd.DataFrame:
     """Six units of 1500 courses; severity 0-3 at start. Truth: logit P(indicator) = 1 − 0.9·severity
     (+ a unit effect). ``mixed``: units differ in case mix (unit u's mean severity rises with u)."""

@@ -7,7 +7,8 @@ the nation's are:
 1. a logistic model of the indicator (1/0 per course in the denominator) on patient characteristics at the start
    of the course — without the unit — is fitted on all courses;
 2. the expected count of a unit is the sum of its courses' fitted probabilities, ``E``; the observed is ``O``;
-3. ``O/E`` with an exact Poisson CI (Garwood: χ² quantiles), the indirectly standardised share ``O/E · p̄``
+3. ``O/E`` with an exact CI — Poisson (Garwood: χ² quantiles, the default) or binomial (the Clopper–Pearson CI
+   of ``O/n`` divided by ``E/n``), the user's choice — the indirectly standardised share ``O/E · p̄``
    (``p̄`` the national share), and a funnel of ``O/E`` against ``E`` with exact Poisson limits around 1
    (interpolated as for the binomial limits, :mod:`kvarus_research.indicators.limits`).
 
@@ -18,7 +19,7 @@ the adjustment moves a unit across a target band.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,11 @@ from kvarus_research.errors import AnalysisError
 from kvarus_research.indicators.framework import Target
 from kvarus_research.indicators.limits import _level_key, exact_limits
 from kvarus_research.results import Definition, Result
+from kvarus_research.stats import exact_ci
+
+#: How the O/E CI is computed: ``"poisson"`` (O ~ Poisson(E·θ), Garwood) or ``"binomial"`` (O ~ Binomial(n, p),
+#: Clopper–Pearson CI of O/n divided by E/n).
+OECIMethod = Literal["poisson", "binomial"]
 
 #: Patient characteristics at the start of the course used by default (columns of the start registration).
 DEFAULT_COVARIATES = ("age", "sex", "hovedrusmiddel", "alvorlighet_rus")
@@ -72,18 +78,61 @@ def poisson_ratio_limits(expected: Any, level: float) -> tuple[np.ndarray, np.nd
     return out[0], out[1]
 
 
-def oe_ci(observed: Any, expected: Any, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Exact (Garwood) Poisson CI for O/E: [χ²(a/2; 2O)/2, χ²(1 − a/2; 2O + 2)/2] / E, the lower 0 when O = 0.
+def oe_ci(
+    observed: Any,
+    expected: Any,
+    level: float = 0.95,
+    *,
+    method: OECIMethod = "poisson",
+    n: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact CI for O/E.
+
+    ``method="poisson"`` (default): Garwood's interval for O ~ Poisson(θ·E),
+    [χ²(a/2; 2O)/2, χ²(1 − a/2; 2O + 2)/2] / E, the lower 0 when O = 0.
+    ``method="binomial"``: O ~ Binomial(n, p); the Clopper–Pearson CI of O/n
+    (:func:`kvarus_research.stats.exact_ci`) divided by E/n, i.e. [n·low/E, n·high/E]; needs ``n`` (courses per
+    unit). The binomial interval is narrower when O/n is not small (it knows that O cannot exceed n), and its upper
+    limit is at most n/E.
+
+    Parameters
+    ----------
+    observed, expected : array-like
+        Observed and expected counts per unit.
+    level : float
+        Confidence level.
+    method : {"poisson", "binomial"}
+        The exact interval (see above).
+    n : array-like, optional
+        Courses per unit (the binomial denominator); required for ``method="binomial"``.
+
+    Returns
+    -------
+    low, high : ndarray
+        Lower and upper limits of O/E.
 
     Examples
     --------
     >>> low, high = oe_ci([10], [10.0])
     >>> round(float(low[0]), 3), round(float(high[0]), 3)
     (0.48, 1.839)
+    >>> low, high = oe_ci([10], [10.0], method="binomial", n=[20])
+    >>> round(float(low[0]), 3), round(float(high[0]), 3)
+    (0.544, 1.456)
     """
     o = np.atleast_1d(np.asarray(observed, dtype=float))
     e = np.atleast_1d(np.asarray(expected, dtype=float))
     a = 1 - level
+    if method == "binomial":
+        if n is None:
+            raise AnalysisError("O/E CI: the binomial method needs n, the number of courses per unit")
+        size = np.broadcast_to(np.atleast_1d(np.asarray(n, dtype=float)), o.shape)
+        if np.any(o > size) or np.any(o < 0):
+            raise AnalysisError("O/E CI: an observed count lies outside 0..n for the binomial method")
+        low, high = exact_ci(o, size, a)
+        return low * size / e, high * size / e
+    if method != "poisson":
+        raise AnalysisError(f"O/E CI method {method!r} is not one of 'poisson', 'binomial'")
     low = np.where(o > 0, stats.chi2.ppf(a / 2, 2 * np.maximum(o, 1e-300)) / 2, 0.0) / e
     high = stats.chi2.ppf(1 - a / 2, 2 * o + 2) / 2 / e
     return low, high
@@ -219,6 +268,7 @@ def casemix_adjust(
     categorical: Sequence[str] = DEFAULT_CATEGORICAL,
     level: float = 0.998,
     ci_level: float = 0.95,
+    ci_method: OECIMethod = "poisson",
     target: Target | None = None,
     n_limit: int = 10,
 ) -> CaseMixResult:
@@ -239,6 +289,9 @@ def casemix_adjust(
         Level of the funnel limits used for the crude and adjusted flags (default 99.8 %).
     ci_level : float
         Level of the O/E CI.
+    ci_method : {"poisson", "binomial"}
+        The exact O/E CI (:func:`oe_ci`): ``"poisson"`` (Garwood, the default) or ``"binomial"`` (Clopper–Pearson
+        CI of O/n divided by E/n). The definition names the one used.
     target : Target, optional
         Target bands: the crude and adjusted shares' levels, and whether the adjustment moves a unit across one.
     n_limit : int
@@ -286,7 +339,7 @@ def casemix_adjust(
     p_bar = y.mean()
     t["crude_share"] = o / n
     t["oe"] = o / e
-    t["oe_low"], t["oe_high"] = oe_ci(o, e, ci_level)
+    t["oe_low"], t["oe_high"] = oe_ci(o, e, ci_level, method=ci_method, n=n)
     t["adjusted_share"] = t["oe"] * p_bar
     lo, hi = exact_limits(p_bar, n, level)
     t["crude_flag"] = np.where(o > hi * n + 1e-9, "high", np.where(o < lo * n - 1e-9, "low", ""))
@@ -309,7 +362,12 @@ def casemix_adjust(
             ),
             "national share p̄": f"{p_bar * 100:.2f} %",
             "small units": f"units with fewer than {n_limit} courses pooled into one row",
-            "O/E CI": f"exact Poisson (Garwood), {ci_level * 100:g} %",
+            "O/E CI": (
+                f"exact Poisson (Garwood: O ~ Poisson(θ·E), χ² quantiles), {ci_level * 100:g} %"
+                if ci_method == "poisson"
+                else f"exact binomial (O ~ Binomial(n, p): Clopper–Pearson CI of O/n divided by E/n),"
+                f" {ci_level * 100:g} %"
+            ),
             "adjusted share": "O/E · p̄ (indirectly standardised)",
             "flags": f"crude: exact binomial funnel around p̄; adjusted: exact Poisson funnel of O/E around 1;"
             f" both at {level * 100:g} % (flag_{_level_key(level)})",
@@ -346,6 +404,7 @@ def indicator_casemix(
     covariates: Sequence[str] = DEFAULT_COVARIATES,
     level: float = 0.998,
     ci_level: float = 0.95,
+    ci_method: OECIMethod = "poisson",
     n_limit: int = 10,
 ) -> CaseMixResult:
     """Case-mix adjust a per-course indicator: its flags on ``data`` joined with :func:`start_characteristics`.
@@ -358,7 +417,7 @@ def indicator_casemix(
         The indicator (its definition and target are used; the flags are recomputed on ``data``).
     data : Registry or Cohort
         The data the indicator was computed on.
-    covariates, level, ci_level, n_limit
+    covariates, level, ci_level, ci_method, n_limit
         As in :func:`casemix_adjust`.
 
     Examples
@@ -386,5 +445,5 @@ def indicator_casemix(
     rows = pd.concat([flags.reset_index(drop=True), start_characteristics(registry, covariates)], axis=1)
     rows = rows[rows["denominator"].to_numpy(dtype=bool)]
     return casemix_adjust(rows.assign(numerator=rows["numerator"].astype(bool)), outcome="numerator",
-                          unit="unit_id", covariates=covariates, level=level, ci_level=ci_level, n_limit=n_limit,
-                          target=result.target)  # fmt: skip
+                          unit="unit_id", covariates=covariates, level=level, ci_level=ci_level, ci_method=ci_method,
+                          n_limit=n_limit, target=result.target)  # fmt: skip
