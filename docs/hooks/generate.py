@@ -36,6 +36,30 @@ def data_dictionary() -> str:
         + ".",
         "",
     ]
+    from kvarus_research.registry.schema import STRUCTURE, TABLES
+
+    out += [
+        "## Structural and derived columns",
+        "",
+        "The columns the library gives every table (declared once in `kvarus_research.registry.schema`): "
+        "identifiers (`id`, replaced by keyed pseudonyms, never shown), treatment dates (`date`, shifted per "
+        "patient by `shift_dates`), the unit, the opt-out flag, and the columns derived from the course model, "
+        "which the analyses use by name (`by=\"setting\"`, `ending_type` …).",
+        "",
+    ]
+    for table in TABLES:
+        out += [
+            f"### `{table}`",
+            "",
+            "| column | meaning (en) | betydning (nb) | type | roles | derived from |",
+            "|---|---|---|---|---|---|",
+        ]
+        for c in (c for c in STRUCTURE if c.table == table):
+            out.append(
+                f"| `{c.name}` | {_cell(c.en)} | {_cell(c.nb)} | {c.dtype} | {', '.join(sorted(c.roles))} | "
+                f"{_cell(c.source)} |"
+            )
+        out.append("")
     for form in cb.forms:
         out += [
             f"## {form.name}",

@@ -16,8 +16,10 @@ import pandas as pd
 
 from kvarus_research.errors import PrivacyError
 from kvarus_research.privacy.keys import PseudonymKey, as_key
+from kvarus_research.registry.schema import tables_with
 
-DATE_TABLES: tuple[str, ...] = ("patients", "courses", "registrations", "network_work")
+#: The tables holding dates (declared in :mod:`kvarus_research.registry.schema`).
+DATE_TABLES: tuple[str, ...] = tables_with("date")
 
 
 def age_in_years(birth: Any, at: Any) -> pd.Series:

@@ -33,12 +33,14 @@ from kvarus_research.privacy.dates import age_in_years
 from kvarus_research.privacy.keys import PseudonymKey, as_key, keyed_pseudonyms
 from kvarus_research.privacy.national_id import national_id
 from kvarus_research.privacy.registration_ids import submit_registration_ids
+from kvarus_research.registry.schema import tables_with
 
 #: Columns holding a national identity number (dropped after deriving age).
 NATIONAL_ID_COLUMNS: tuple[str, ...] = ("Fodselsnummer", "fodselsnummer", "national_id", "PasientFnr")
 #: Columns holding a birth date (dropped after deriving age).
 BIRTH_DATE_COLUMNS: tuple[str, ...] = ("birth_date", "Fodselsdato", "FodselsDato")
-ID_TABLES: tuple[str, ...] = ("patients", "courses", "registrations", "network_work")
+#: The tables holding identifiers (declared in :mod:`kvarus_research.registry.schema`).
+ID_TABLES: tuple[str, ...] = tables_with("id")
 
 
 @dataclass

@@ -1,12 +1,14 @@
 """The registry model: patients, courses, registrations, units and optional network-work registrations.
 
 ``Registry`` holds the tables as pandas DataFrames with canonical column names (English, snake_case); codebook
-variables keep their codebook names in ``registrations`` and ``network_work``. Structural columns:
+variables keep their codebook names in ``registrations`` and ``network_work``. Structural columns (declared, with
+their types, roles and meaning, in :mod:`kvarus_research.registry.schema`; a test keeps this table in step):
 
 =================  ==========================================================================================
 table              columns
 =================  ==========================================================================================
 ``patients``       ``patient_id``, ``sex`` (codebook ``PatientGender`` codes), ``reserved`` (opted out)
+                   ``birth_date`` (dropped when pseudonymised)
 ``courses``        ``course_id``, ``patient_id``, ``unit_id``, ``start_date``, ``end_date``, ``ending_type``,
                    ``followup_date``, ``followup_status``, ``age_at_start``, ``n_registrations``
 ``registrations``  ``registration_id``, ``course_id``, ``patient_id``, ``unit_id``, ``kind``, ``date``,
@@ -30,24 +32,10 @@ from kvarus_research.codebook import Codebook, load_codebook
 from kvarus_research.errors import RegistryError
 from kvarus_research.registry.constants import FOLLOWUP_GRACE_DAYS, KIND_ORDER, KINDS
 from kvarus_research.registry.courses import derive_course_ids, summarise_courses
+from kvarus_research.registry.schema import TABLES, required_columns
 
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "patients": ("patient_id", "reserved"),
-    "courses": (
-        "course_id",
-        "patient_id",
-        "unit_id",
-        "start_date",
-        "end_date",
-        "ending_type",
-        "followup_status",
-    ),
-    "registrations": ("course_id", "patient_id", "unit_id", "kind", "date"),
-    "units": ("unit_id",),
-    "network_work": ("patient_id", "unit_id", "date"),
-    "coverage": ("unit_id", "year", "expected_courses"),
-}
-TABLES: tuple[str, ...] = ("patients", "courses", "registrations", "units", "network_work", "coverage")
+#: Table → the columns it must have (declared in :mod:`kvarus_research.registry.schema`).
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = required_columns()
 
 
 @dataclass
