@@ -10,6 +10,7 @@ from scipy import stats
 from kvarus_research.errors import AnalysisError
 from kvarus_research.indicators.casemix import casemix_adjust, oe_ci, poisson_ratio_limits
 from kvarus_research.indicators.framework import Target
+from kvarus_research.registry import Registry
 
 
 @pytest.mark.parametrize("level", [0.95, 0.998])
@@ -194,3 +195,36 @@ def test_units_under_the_n_limit_are_pooled() -> None:
     assert (pooled["n_units"], pooled["n"], pooled["observed"]) == (2, 9, 5)
     assert pooled["oe"] == pytest.approx(5 / pooled["expected"])
     assert "fewer than 10" in res.definition.details["small units"]
+
+
+def _synthetic_rows(reg: Registry) -> pd.DataFrame:
+    """Mutual-agreement flags of the courses in the denominator with their start characteristics and the unit's
+    setting (the synthetic truth makes inpatient units end more courses by mutual agreement)."""
+    from kvarus_research.indicators import MUTUAL_AGREEMENT
+    from kvarus_research.indicators.casemix import start_characteristics
+
+    clean = reg.without_opt_outs()
+    rows = pd.concat(
+        [MUTUAL_AGREEMENT.flags(clean).reset_index(drop=True), start_characteristics(clean)], axis=1
+    )
+    rows["setting"] = rows["unit_id"].map(clean.units.set_index("unit_id")["setting"])
+    rows = rows[rows["denominator"].to_numpy(dtype=bool)]
+    return rows.assign(numerator=rows["numerator"].astype(bool))
+
+
+def test_synthetic_unit_effect_is_flagged_by_adjusted_oe_and_none_without_it() -> None:
+    import kvarus_research as kr
+    from kvarus_research.indicators.casemix import DEFAULT_COVARIATES
+
+    covariates = [*DEFAULT_COVARIATES, "setting"]
+    # truth: log odds of mutual agreement +1 at the unit in position 2, −1 at position 9 (truth["unit_effects"])
+    reg = kr.synthetic.generate(20000, seed=5, unit_effects={2: 1.0, 9: -1.0})
+    up, down = reg.units["unit_id"].iloc[[2, 9]].tolist()
+    assert reg.truth["unit_effects"]["log_odds_shift"] == {up: 1.0, down: -1.0}
+    t = casemix_adjust(_synthetic_rows(reg), covariates=covariates).table.set_index("unit_id")
+    assert t.loc[up, "adjusted_flag"] == "high" and t.loc[down, "adjusted_flag"] == "low"
+    assert (t.drop(index=[up, down])["adjusted_flag"] == "").all()
+    # the same seed without the effect: no unit is flagged after adjustment, though crude shares flag one
+    plain = casemix_adjust(_synthetic_rows(kr.synthetic.generate(20000, seed=5)), covariates=covariates).table
+    assert (plain["adjusted_flag"] == "").all()
+    assert (plain["crude_flag"] != "").sum() == 1

@@ -274,3 +274,42 @@ def test_bad_arguments_are_refused() -> None:
         kr.synthetic.generate(10, opt_out_share=1.0)
     with pytest.raises(kr.KvarusError, match="need start <= end < extract_date"):
         kr.synthetic.generate(10, end="2026-01-01", extract_date="2025-01-01")
+
+
+def test_a_built_in_unit_effect_shifts_the_log_odds_of_mutual_agreement_by_its_value() -> None:
+    reg = kr.synthetic.generate(20000, seed=5, unit_effects={2: 1.0, 9: -1.0})
+    ids = reg.units["unit_id"].iloc[[2, 9]].tolist()
+    assert reg.truth["unit_effects"]["log_odds_shift"] == {ids[0]: 1.0, ids[1]: -1.0}
+    assert reg.truth["units"][ids[0]]["mutual_agreement_log_hr"] == 1.0
+    assert reg.truth["units"][int(reg.units["unit_id"].iloc[0])]["mutual_agreement_log_hr"] == 0.0
+    c = reg.courses[reg.courses["ending_type"].isin(["mutual_agreement", "interrupted"])]
+    inpatient = c["unit_id"].map(reg.units.set_index("unit_id")["setting"]).eq("inpatient").astype(float)
+    x = pd.DataFrame({"const": 1.0, "severity": c["latent_severity"], "age10": (c["age_at_start"] - 35) / 10,
+                      "inpatient": inpatient, "u2": c["unit_id"].eq(ids[0]).astype(float),
+                      "u9": c["unit_id"].eq(ids[1]).astype(float)})  # fmt: skip
+    fit = sm.GLM(
+        c["ending_type"].eq("mutual_agreement").astype(float), x, family=sm.families.Binomial()
+    ).fit()
+    hr = P.ENDING_LOG_HR
+    # P(mutual | ended mutual or interrupted) = h_m / (h_m + h_i): logistic, the differences of the log hazards
+    truth = {
+        "const": np.log(P.ENDING_BASE_HAZARD["mutual_agreement"] / P.ENDING_BASE_HAZARD["interrupted"]),
+        **{k: hr["mutual_agreement"][k] - hr["interrupted"][k] for k in ("severity", "age10", "inpatient")},
+        "u2": 1.0,
+        "u9": -1.0,
+    }
+    for name, value in truth.items():
+        assert abs(fit.params[name] - value) < 3.5 * fit.bse[name], (name, fit.params[name], value)
+
+
+def test_unit_effects_off_leave_the_registry_unchanged_and_bad_keys_are_refused() -> None:
+    a = kr.synthetic.generate(800, seed=3)
+    b = kr.synthetic.generate(800, seed=3, unit_effects=None)
+    c = kr.synthetic.generate(800, seed=3, unit_effects={1: 0.8})
+    for name in ("patients", "courses", "registrations", "units", "network_work", "coverage"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
+    assert a.truth == b.truth and "unit_effects" not in a.truth and a.meta == b.meta
+    assert c.units.equals(a.units)  # the units are drawn before the effect acts
+    assert not c.courses["ending_type"].equals(a.courses["ending_type"])
+    with pytest.raises(kr.KvarusError, match="unit positions 0..19"):
+        kr.synthetic.generate(10, unit_effects={20: 1.0})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,7 @@ def generate(
     opt_out_share: float = P.OPT_OUT_SHARE,
     progress: bool = False,
     codebook: Codebook | None = None,
+    unit_effects: Mapping[int, float] | None = None,
 ) -> Registry:
     """A synthetic Kvarus registry with known ground truth, deterministic per seed.
 
@@ -82,6 +84,14 @@ def generate(
         Show a progress bar (tqdm).
     codebook : Codebook, optional
         The codebook the data follow (the bundled one by default). Code lists and ranges are read from it.
+    unit_effects : mapping of int to float, optional
+        A known unit effect on the mutual-agreement indicator (``gjensidig``), to test case-mix adjustment:
+        ``{position: log_hr}`` multiplies the hazard of ending by mutual agreement at the TSB unit at that
+        0-based position of ``registry.units`` by ``exp(log_hr)``, which shifts the log odds of mutual agreement
+        among courses ended by mutual agreement or interruption by exactly ``log_hr`` (constant cause-specific
+        hazards). Recorded in ``truth["unit_effects"]`` and ``truth["units"]``. Off by default: without it the
+        registry is the same, to the byte, as before the option existed. With it, the endings of every course of
+        the affected units change and, through their durations, the rest of the registry differs too.
 
     Returns
     -------
@@ -113,6 +123,8 @@ def generate(
       latent improvement (``improvement_mean``, ``improvement_sd``), ``p_registered``, ``declined_share``.
     - ``units[unit_id]``: ``p_plan_beh``, ``p_plan_krise``, ``p_eval_utbytte_4_5``, ``improvement_effect``.
     - ``coverage_by_year``: national coverage rate per start year; ``opt_out_share``.
+    - only with ``unit_effects``: ``unit_effects`` (the indicator, the model and the log odds shift per unit id)
+      and ``units[unit_id]["mutual_agreement_log_hr"]`` (0 for the units without an effect).
     - ``network_work[unit_id]``: meeting probability, invited / took-part probabilities given a meeting, place
       shares.
 
@@ -131,6 +143,19 @@ def generate(
         raise KvarusError(f"generate: n_units must be at least 1, got {n_units}")
     if not 0 <= opt_out_share < 1:
         raise KvarusError(f"generate: opt_out_share must lie in [0, 1), got {opt_out_share}")
+    shift = None
+    if unit_effects:
+        bad = [k for k in unit_effects if not (isinstance(k, (int, np.integer)) and 0 <= k < n_units)]
+        if bad:
+            raise KvarusError(
+                f"generate: unit_effects keys are unit positions 0..{n_units - 1} (the order of registry.units),"
+                f" got {bad}"
+            )
+        if not all(np.isfinite(float(v)) for v in unit_effects.values()):
+            raise KvarusError("generate: unit_effects values (log hazard ratios) must be finite numbers")
+        shift = np.zeros(n_units)
+        for k, v in unit_effects.items():
+            shift[int(k)] = float(v)
     cb = codebook or load_codebook()
     rng = np.random.default_rng(seed)
     t0, t1, tx = pd.Timestamp(start), pd.Timestamp(end), pd.Timestamp(extract_date)
@@ -142,7 +167,7 @@ def generate(
     bar = tqdm(total=5, desc="synthetic registry", disable=not progress)
     n = n_courses
     units, network_ids = make_units(rng, n_units)
-    sk = course_skeleton(rng, n, units, span, horizon)
+    sk = course_skeleton(rng, n, units, span, horizon, mutual_log_hr=shift)
     bar.update()
 
     upos = sk["unit_pos"]
@@ -346,6 +371,7 @@ def generate(
         network_truth=network_truth,
         improvement=(imp_mean, imp_sd),
         opt_out_share=opt_out_share,
+        mutual_log_hr=shift,
     )
     bar.update()
     bar.close()
@@ -358,6 +384,8 @@ def generate(
         "n_units": int(n_units),
         "opt_out_share": float(opt_out_share),
     }
+    if shift is not None:
+        meta["unit_effects"] = {int(k): float(v) for k, v in unit_effects.items()}  # type: ignore[union-attr]
     return Registry(
         patients=patients,
         courses=courses,

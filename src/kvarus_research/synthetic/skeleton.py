@@ -22,9 +22,19 @@ def _growing_days(rng: np.random.Generator, n: int, span: int) -> np.ndarray:
 
 
 def course_skeleton(
-    rng: np.random.Generator, n: int, units: pd.DataFrame, span: int, horizon: int
+    rng: np.random.Generator,
+    n: int,
+    units: pd.DataFrame,
+    span: int,
+    horizon: int,
+    mutual_log_hr: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Patients, units, start days, ages, severities and competing ending times for ``n`` courses.
+
+    ``mutual_log_hr`` (one value per unit, optional): a unit effect, the log hazard ratio of ending by mutual
+    agreement at that unit. With constant cause-specific hazards it shifts the log odds of mutual agreement among
+    courses ended by mutual agreement or interruption by exactly that amount. ``None`` (the default) draws the same
+    numbers as before the option existed.
 
     Courses of one patient lie next to each other; the k-th course starts 14 days + an exponential gap after the
     (k-1)-th ends. When the previous course is still active, or the gap would pass the end of the start period,
@@ -90,6 +100,8 @@ def course_skeleton(
         age[idx] = np.floor((start[idx] - birth[patient[idx]]) / 365.25).astype(np.int64)
         x = np.column_stack([z[idx], (age[idx] - 35) / 10.0, inpatient_unit[unit_pos[idx]].astype(float)])
         rates = base[None, :] * np.exp(x @ beta.T)
+        if mutual_log_hr is not None:
+            rates[:, CAUSES.index("mutual_agreement")] *= np.exp(mutual_log_hr[unit_pos[idx]])
         times = rng.exponential(1.0, (len(idx), len(CAUSES))) / rates
         cause[idx] = np.argmin(times, axis=1)
         end[idx] = start[idx] + np.maximum(np.ceil(times.min(axis=1)), 1)

@@ -38,6 +38,7 @@ def build_truth(
     network_truth: dict[int, Any],
     improvement: tuple[float, float],
     opt_out_share: float,
+    mutual_log_hr: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Assemble ``registry.truth`` from the latent values and the parameters that generated the data.
 
@@ -94,6 +95,20 @@ def build_truth(
         }
         for r in units.to_dict("records")
     }
+    extra: dict[str, Any] = {}
+    if mutual_log_hr is not None:  # only with the opt-in unit effect: the default truth is unchanged
+        ids = units["unit_id"].to_numpy()
+        for uid, v in zip(ids, mutual_log_hr, strict=True):
+            unit_truth[int(uid)]["mutual_agreement_log_hr"] = _r(v)
+        extra["unit_effects"] = {
+            "indicator": "gjensidig (ended by mutual agreement among courses ended by mutual agreement or"
+            " interruption)",
+            "model": "log h_mutual_agreement gains log_hr at the unit; with constant cause-specific hazards "
+            "logit P(mutual | ended mutual or interrupted) = log(base_mutual/base_interrupted) "
+            "+ (severity_m - severity_i)*latent_severity + (age10_m - age10_i)*(age - 35)/10 "
+            "+ (inpatient_m - inpatient_i)*[inpatient] + log_hr",
+            "log_odds_shift": {int(u): _r(v) for u, v in zip(ids, mutual_log_hr, strict=True) if v != 0},
+        }
     return {
         "population": "courses of patients who did not opt out (patients.reserved == False)",
         "change": change,
@@ -123,4 +138,5 @@ def build_truth(
         "coverage_by_year": coverage_rates,
         "opt_out_share": float(opt_out_share),
         "network_work": network_truth,
+        **extra,
     }
