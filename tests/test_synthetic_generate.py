@@ -280,6 +280,7 @@ def test_a_built_in_unit_effect_shifts_the_log_odds_of_mutual_agreement_by_its_v
     reg = kr.synthetic.generate(20000, seed=5, unit_effects={2: 1.0, 9: -1.0})
     ids = reg.units["unit_id"].iloc[[2, 9]].tolist()
     assert reg.truth["unit_effects"]["log_odds_shift"] == {ids[0]: 1.0, ids[1]: -1.0}
+    assert reg.meta["unit_effects"] == [{"position": 2, "log_hr": 1.0}, {"position": 9, "log_hr": -1.0}]
     assert reg.truth["units"][ids[0]]["mutual_agreement_log_hr"] == 1.0
     assert reg.truth["units"][int(reg.units["unit_id"].iloc[0])]["mutual_agreement_log_hr"] == 0.0
     c = reg.courses[reg.courses["ending_type"].isin(["mutual_agreement", "interrupted"])]

@@ -385,7 +385,10 @@ def generate(
         "opt_out_share": float(opt_out_share),
     }
     if shift is not None:
-        meta["unit_effects"] = {int(k): float(v) for k, v in unit_effects.items()}  # type: ignore[union-attr]
+        meta["unit_effects"] = [  # a list, so that it survives a JSON round trip (to_parquet) unchanged
+            {"position": int(k), "log_hr": float(v)}
+            for k, v in sorted(unit_effects.items())  # type: ignore[union-attr]
+        ]
     return Registry(
         patients=patients,
         courses=courses,
