@@ -8,6 +8,7 @@ then the codebook data variables (as produced by :func:`kvarus_research.cohort.a
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from functools import lru_cache
@@ -72,6 +73,23 @@ def course_table(data: Any, courses: pd.DataFrame | None = None) -> pd.DataFrame
     return None
 
 
+def suggest(name: str, candidates: Iterable[str], n: int = 3) -> str:
+    """A message tail naming the closest of ``candidates`` to a mistyped ``name`` ("" when none is close).
+
+    Examples
+    --------
+    >>> suggest("dager_rus30", ["dager_rus_30", "dager_alkohol_30", "alder"])
+    "; did you mean 'dager_rus_30'?"
+    >>> suggest("zzz", ["alder"])
+    ''
+    """
+    unique = list(dict.fromkeys(str(c) for c in candidates))
+    close = difflib.get_close_matches(name, unique, n=n, cutoff=0.6)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
 def outcome_meta(
     codebook: Codebook,
     outcome: str,
@@ -82,6 +100,11 @@ def outcome_meta(
 ) -> Outcome:
     """Direction, reliability and cut-off of ``outcome``: the codebook's, overridden by the arguments given."""
     known = codebook.outcomes().get(outcome)
+    if known is None and direction is None and outcome not in codebook:
+        raise AnalysisError(
+            f"{outcome!r} is not a variable in codebook {codebook.name!r}"
+            + suggest(outcome, list(codebook.outcomes()) + [v.name for v in codebook.variables])
+        )
     if known is None and direction is None:
         raise AnalysisError(
             f"variable {outcome!r} is not an outcome measure in codebook {codebook.name!r} (no direction of "
@@ -232,8 +255,10 @@ def course_values(
             continue
         table = table if table is not None else course_table(data, courses)
         if table is None or var not in table.columns:
+            columns = list(ix.long.columns) + ([] if table is None else list(table.columns))
             raise AnalysisError(
-                f"covariate {name!r} is neither a column of the timepoint long format nor of the course table"
+                f"{var!r} is not a column of the timepoint long format or of the course table"
+                + suggest(var, columns)
             )
         out[name] = (
             table.drop_duplicates("course_id").set_index("course_id")[var].reindex(ix.courses).to_numpy()
