@@ -41,7 +41,7 @@ def test_mistyped_by_is_not_a_column_and_the_close_name_is_suggested():
     with pytest.raises(AnalysisError) as err:
         change(tiny_long(), "dager_rus_30", by="hovedrusmidel")
     msg = str(err.value)
-    assert "'hovedrusmidel' is not a column" in msg
+    assert "'hovedrusmidel' is neither a column" in msg
     assert "did you mean 'hovedrusmiddel'" in msg
     assert "covariate" not in msg
 

@@ -257,7 +257,7 @@ def course_values(
         if table is None or var not in table.columns:
             columns = list(ix.long.columns) + ([] if table is None else list(table.columns))
             raise AnalysisError(
-                f"{var!r} is not a column of the timepoint long format or of the course table"
+                f"{var!r} is neither a column of the timepoint long format nor of the course table"
                 + suggest(var, columns)
             )
         out[name] = (
