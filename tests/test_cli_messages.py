@@ -50,3 +50,69 @@ def test_no_suggestion_when_nothing_is_close():
     with pytest.raises(AnalysisError) as err:
         change(tiny_long(), "dager_rus_30", by="zzzz")
     assert "did you mean" not in str(err.value)
+
+
+# -- command line ----------------------------------------------------------------------------------------------
+
+
+def test_version_does_not_import_the_sub_commands(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from kvarus_research.cli import main; rc = main(['--version']); "
+        "print(rc, 'kvarus_research.indicators.export' in sys.modules, 'matplotlib' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["kvarus-research 0.1.0", "0 False False"]
+
+
+def test_report_help_shows_the_defaults(capsys):
+    from kvarus_research.cli import main
+    from kvarus_research.report.build import DEFAULT_COURSES, DEFAULT_SEED
+    from kvarus_research.report.cli import SYNTHETIC_COURSES, SYNTHETIC_SEED
+
+    assert (SYNTHETIC_SEED, SYNTHETIC_COURSES) == (DEFAULT_SEED, DEFAULT_COURSES)
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in (
+        "(default: report)",
+        "(default: 2026)",
+        "(default: 20000)",
+        "(default: norway)",
+        "(default: the synthetic registry)",
+        "(default: every course with a baseline)",
+    ):
+        assert shown in text
+    assert "(default: None)" not in text
+
+
+def test_report_checks_a_missing_cohort_file_before_reading_anything(tmp_path, capsys, monkeypatch):
+    import kvarus_research.report.build as build
+    from kvarus_research.cli import main
+
+    def must_not_run(*a, **k):  # the extract must not be read when the cohort file is missing
+        raise AssertionError("build_report was called")
+
+    monkeypatch.setattr(build, "build_report", must_not_run)
+    rc = main(["report", "--out", str(tmp_path / "r"), "--cohort", str(tmp_path / "cohort.yml")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.strip().endswith("cohort.yml: no such file")
+    assert len(err.strip().splitlines()) == 1
+    rc = main(["report", str(tmp_path / "no-extract"), "--out", str(tmp_path / "r")])
+    assert rc == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_indicators_takes_the_folder_positionally_and_still_accepts_extract():
+    from kvarus_research.cli import build_parser
+
+    parser = build_parser()
+    a = parser.parse_args(["indicators", "extract/", "--out", "o"])
+    b = parser.parse_args(["indicators", "--extract", "extract/", "--out", "o"])
+    assert str(a.extract) == "extract"
+    assert a.extract_option is None
+    assert b.extract is None
+    assert str(b.extract_option) == "extract"

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kvarus-research",
         description="Research workflows for Kvarus, the national quality register for TSB treatment.",
     )
-    parser.add_argument("--version", action="version", version=f"kvarus-research {__version__}")
+    parser.add_argument("-V", "--version", action="version", version=f"kvarus-research {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module, func in COMMANDS:
         getattr(importlib.import_module(module), func)(sub)
@@ -71,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["pseudonymize", "extract", "--key-file", "not-a-file-maybe-the-key-itself", "--out", "o"])
     2
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["--version"], ["-V"]):
+        # answered before the sub-commands (and pandas, matplotlib ... behind them) are imported
+        print(f"kvarus-research {__version__}")
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

@@ -300,7 +300,7 @@ def _value(spec: Any, ref: tuple[Any, Any]) -> float:
 
 
 def add_indicators_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``indicators [--extract DIR] --out DIR [--courses N --seed S]`` to the ``kvarus-research`` parser.
+    """Add ``indicators [DIR] --out DIR [--courses N --seed S]`` (``--extract DIR`` still accepted) to the ``kvarus-research`` parser.
 
     Examples
     --------
@@ -318,8 +318,10 @@ def add_indicators_command(subparsers: Any) -> argparse.ArgumentParser:
         "bundled synthetic registry is used.",
     )
     p.add_argument(
-        "--extract", type=Path, default=None, help="MRS extract folder (default: synthetic registry)"
+        "extract", type=Path, nargs="?", default=None, help="MRS extract folder (default: synthetic registry)"
     )
+    # the old spelling, kept working: `indicators --extract DIR` (deprecated; give the folder first, like the others)
+    p.add_argument("--extract", dest="extract_option", type=Path, default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument(
         "--courses", type=int, default=5000, help="synthetic courses when no extract (default 5000)"
@@ -343,8 +345,9 @@ def run_indicators(args: argparse.Namespace) -> int:
     """
     import kvarus_research as kr
 
-    if args.extract is not None:
-        registry = kr.read_extract(args.extract)
+    extract = args.extract if args.extract is not None else getattr(args, "extract_option", None)
+    if extract is not None:
+        registry = kr.read_extract(extract)
     else:
         registry = kr.synthetic.generate(n_courses=args.courses, seed=args.seed)
     files = write_indicator_outputs(registry, args.out, rules=args.rules)
