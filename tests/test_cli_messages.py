@@ -116,3 +116,37 @@ def test_indicators_takes_the_folder_positionally_and_still_accepts_extract():
     assert a.extract_option is None
     assert b.extract is None
     assert str(b.extract_option) == "extract"
+
+
+def test_impossible_date_in_cohort_yaml_is_one_cohort_error_naming_file_key_value_and_format(tmp_path):
+    import kvarus_research as kr
+    from kvarus_research.errors import CohortError
+
+    # 2021-02-30 matches YAML's date pattern, so PyYAML itself used to raise a bare ValueError
+    path = tmp_path / "cohort.yaml"
+    path.write_text("criteria:\n- criterion: started_between\n  start: 2021-02-30\n  end: 2023-12-31\n")
+    reg = kr.synthetic.generate(n_courses=100, seed=1)
+    with pytest.raises(CohortError) as err:
+        kr.Cohort.from_yaml(path, reg)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: started_between start: '2021-02-30' is not a real date")
+    assert "YYYY-MM-DD" in msg
+    # a valid file still reads its dates: 2021-01-01 .. 2023-12-31 keeps the same courses as the API call
+    path.write_text("criteria:\n- criterion: started_between\n  start: 2021-01-01\n  end: 2023-12-31\n")
+    assert kr.Cohort.from_yaml(path, reg).n == kr.Cohort(reg).started_between("2021-01-01", "2023-12-31").n
+
+
+def test_cli_prints_a_cohort_error_as_one_line(capsys, monkeypatch):
+    import kvarus_research.report.build as build
+    from kvarus_research.cli import main
+    from kvarus_research.errors import CohortError
+
+    def bad_cohort(*a, **k):
+        raise CohortError("cohort.yaml: started_between start: '2021-02-30' is not a real date")
+
+    monkeypatch.setattr(build, "build_report", bad_cohort)
+    assert main(["report", "--out", "r"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "kvarus-research report: cohort.yaml: started_between start: '2021-02-30' is not a real date"
+    ]

@@ -456,9 +456,20 @@ class Cohort:
         """Rebuild a cohort from a YAML file written by :meth:`to_yaml` (see its example)."""
         import yaml
 
+        class _Loader(yaml.SafeLoader):
+            """YAML's own date parsing raises a bare ValueError on "2021-02-30": keep such a value as text, so
+            the criterion reports it with its key and the expected format (a CohortError, one line)."""
+
+        def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+            try:
+                return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+            except ValueError:
+                return loader.construct_scalar(node)
+
+        _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
         path = Path(path)
         try:
-            definition = yaml.safe_load(path.read_text(encoding="utf-8"))
+            definition = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506 (a SafeLoader)
         except (OSError, yaml.YAMLError) as exc:
             raise CohortError(f"{path}: cannot read the cohort definition: {exc}") from None
         if not isinstance(definition, Mapping):
