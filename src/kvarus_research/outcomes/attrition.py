@@ -10,8 +10,10 @@ Three estimates of the mean change (end − start) in that population, side by s
 - **complete case**: responders only, t interval;
 - **IPW**: responders weighted by the inverse of their estimated response probability (logistic regression,
   statsmodels GLM Binomial, on the start value and the covariates), stabilised (marginal response rate /
-  probability) and trimmed at the chosen percentiles; the weighted mean (Hájek) with a robust sandwich
-  variance, SE² = Σ w²(d − μ)² / (Σ w)², treating the weights as known, and a normal CI;
+  probability) and optionally trimmed at chosen percentiles (none by default); the weighted mean (Hájek) with
+  the sandwich variance of the stacked estimating equations (response model and weighted mean), which accounts
+  for the weights being estimated, and a normal CI (``ipw_se`` chooses the known-weights sandwich or a
+  bootstrap instead);
 - **MI**: proper multiple imputation of the end value (parameters drawn before each imputation; Bayesian linear
   regression ``"norm"`` by default, or predictive mean matching ``"pmm"`` with 5 donors) from the start value, the
   covariates and the auxiliary variables, ``m`` imputations pooled by Rubin's rules, t CI on the Barnard–Rubin
