@@ -150,3 +150,25 @@ def test_cli_prints_a_cohort_error_as_one_line(capsys, monkeypatch):
     assert err.splitlines() == [
         "kvarus-research report: cohort.yaml: started_between start: '2021-02-30' is not a real date"
     ]
+
+
+def test_every_readme_command_parses_as_written():
+    import shlex
+    from pathlib import Path
+
+    from kvarus_research.cli import build_parser
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    lines = [ln for ln in readme.splitlines() if ln.startswith(".venv/bin/kvarus-research ")]
+    commands = [shlex.split(ln, comments=True)[1:] for ln in lines]
+    assert [c[0] for c in commands] == ["synth", "validate", "keygen", "pseudonymize", "indicators", "report"]
+    parser = build_parser()
+    for argv in commands:
+        args = parser.parse_args(argv)
+        assert args.handler is not None
+        if argv[0] in ("validate", "pseudonymize", "indicators", "report"):
+            # one argument style: the folder comes first, as a positional argument
+            assert argv[1] == "extract/"
+            assert "extract/" in {str(v) + "/" for v in vars(args).values()} | {
+                str(v) for v in vars(args).values()
+            }
