@@ -172,3 +172,18 @@ def test_every_readme_command_parses_as_written():
             assert "extract/" in {str(v) + "/" for v in vars(args).values()} | {
                 str(v) for v in vars(args).values()
             }
+
+
+def test_deprecated_extract_option_still_reads_the_folder_and_says_so(tmp_path, capsys, monkeypatch):
+    import kvarus_research as kr
+    import kvarus_research.indicators.export as export
+    from kvarus_research.cli import main
+
+    seen = []
+    monkeypatch.setattr(kr, "read_extract", lambda folder: seen.append(str(folder)) or "registry")
+    monkeypatch.setattr(export, "write_indicator_outputs", lambda reg, out, rules: [reg])
+    assert main(["indicators", "--extract", "old/", "--out", str(tmp_path)]) == 0
+    assert main(["indicators", "new/", "--out", str(tmp_path)]) == 0
+    assert seen == ["old", "new"]
+    err = capsys.readouterr().err
+    assert err.count("--extract is deprecated") == 1

@@ -343,9 +343,17 @@ def run_indicators(args: argparse.Namespace) -> int:
     wrote ... files to ...
     0
     """
+    import sys
+
     import kvarus_research as kr
 
     extract = args.extract if args.extract is not None else getattr(args, "extract_option", None)
+    if args.extract is None and extract is not None:
+        print(
+            "kvarus-research indicators: --extract is deprecated; give the folder first: "
+            "kvarus-research indicators DIR --out OUT",
+            file=sys.stderr,
+        )
     if extract is not None:
         registry = kr.read_extract(extract)
     else:
