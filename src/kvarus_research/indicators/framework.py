@@ -26,39 +26,12 @@ import numpy as np
 import pandas as pd
 
 from kvarus_research.errors import AnalysisError
+from kvarus_research.indicators.result import IndicatorResult
+from kvarus_research.indicators.target import Target, unit_names
 from kvarus_research.results import Definition
 from kvarus_research.stats import CIMethod, proportion_ci
 
 FLAG_COLUMNS: tuple[str, ...] = ("unit_id", "date", "denominator", "numerator", "exclusion")
-LEVELS: tuple[str, ...] = ("unit", "region", "national")
-
-
-@dataclass(frozen=True)
-class Target:
-    """Target levels of an indicator (måloppnåelse): high (green) at or above ``high``, moderate (yellow) at or
-    above ``moderate``, low (red) below.
-
-    Examples
-    --------
-    >>> t = Target(high=0.8, moderate=0.6)
-    >>> t.level(0.8), t.level(0.7), t.level(0.59)
-    ('high', 'moderate', 'low')
-    """
-
-    high: float
-    moderate: float
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.moderate <= self.high <= 1:
-            raise AnalysisError(
-                f"target levels must satisfy 0 <= moderate <= high <= 1, got moderate={self.moderate}, high={self.high}"
-            )
-
-    def level(self, p: float) -> str | None:
-        """``"high"``, ``"moderate"`` or ``"low"`` for a proportion (``None`` when it is missing)."""
-        if p is None or pd.isna(p):
-            return None
-        return "high" if p >= self.high else "moderate" if p >= self.moderate else "low"
 
 
 @dataclass(frozen=True)
@@ -155,8 +128,6 @@ class Indicator:
         >>> bool((res.table["numerator"] <= res.table["denominator"]).all())
         True
         """
-        from kvarus_research.indicators.result import IndicatorResult
-
         registry = as_registry(data)
         flags = check_flags(self.flags(registry), self.key)
         target = (targets or {}).get(self.key, self.target)
@@ -240,20 +211,6 @@ def count_exclusions(flags: pd.DataFrame) -> pd.DataFrame:
     rows = [{"reason": "in denominator", "n": kept}]
     rows += [{"reason": r, "n": int(n)} for r, n in counts.items() if n > 0]
     return pd.DataFrame(rows, columns=["reason", "n"])
-
-
-def unit_names(units: pd.DataFrame) -> pd.Series:
-    """unit_id → display name (``unit_name`` when present, else ``"Unit <id>"``).
-
-    Examples
-    --------
-    >>> unit_names(pd.DataFrame({"unit_id": [1, 2], "unit_name": ["A", None]})).tolist()
-    ['A', 'Unit 2']
-    """
-    ids = units["unit_id"]
-    names = units["unit_name"] if "unit_name" in units.columns else pd.Series(pd.NA, index=units.index)
-    fallback = "Unit " + ids.astype(str)
-    return pd.Series(names.astype("string").fillna(fallback).to_numpy(), index=ids.to_numpy())
 
 
 def _sum_by(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kvarus_research.indicators.framework import Target
 from kvarus_research.indicators.limits import (
     DEFAULT_LEVELS,
     LimitMethod,
@@ -22,6 +21,7 @@ from kvarus_research.indicators.limits import (
     funnel_limits,
     funnel_table,
 )
+from kvarus_research.indicators.target import Target
 from kvarus_research.results import SUPPRESSED_GID, draw_marker, marker_of
 
 BAND_COLOURS = {"high": "#2ca25f", "moderate": "#fec44f", "low": "#de2d26"}

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from kvarus_research.errors import AnalysisError
-from kvarus_research.indicators.framework import Indicator, Target, unit_names
+from kvarus_research.indicators.target import Target, unit_names
 from kvarus_research.results import Definition, Result
+
+if TYPE_CHECKING:
+    from kvarus_research.indicators.framework import Indicator
 
 PlotKind = Literal["bar", "funnel", "pchart", "years"]
 
